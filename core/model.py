@@ -1,0 +1,413 @@
+"""A character-level LSTM language model in NumPy: stacked fused-gate layers and a linear readout.
+
+For layer l at step t, with input x_t (a one-hot character for layer 0, the layer below's
+output otherwise) and state (h_{t-1}, c_{t-1}):
+
+    z_t = x_t Wx + h_{t-1} Wh + b        all four gates at once, in GATES order   (B, 4H)
+    i_t = sigmoid(z_t[i])                input gate: how much of the candidate to write
+    f_t = sigmoid(z_t[f])                forget gate: how much of the old cell to keep
+    o_t = sigmoid(z_t[o])                output gate: how much of the cell to show
+    g_t = tanh(z_t[g])                   candidate cell values
+    c_t = f_t * c_{t-1} + i_t * g_t      cell state
+    h_t = o_t * tanh(c_t)                hidden state, the layer's output
+
+    logits_t = h^L_t Wy + by             readout of the top layer                  (B, V)
+
+Layer 0's x_t Wx is the row lookup Wx[id]. Parameters are a dict of arrays named
+Wx{l} (V or H, 4H), Wh{l} (H, 4H), b{l} (4H,), Wy (H, V), by (V,); gradients use the same names.
+
+Speed notes. Arrays are time-major (T, B, ...). Only the recurrence h_{t-1} Wh runs per
+step: input projections are one large product before the time loop, and weight gradients one
+large product after it. The three sigmoids and the tanh are evaluated by a single tanh call,
+using sigmoid(z) = (1 + tanh(z / 2)) / 2: the i, f, o columns of the weights are pre-scaled by
+1/2 (GATE_SCALE) so one tanh of the whole (B, 4H) block gives all four gates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import ConfigError
+
+# The order of the four gate blocks inside every fused (., 4H) matrix.
+GATES = ("i", "f", "o", "g")
+
+Params = dict[str, NDArray]
+# Per layer (h, c), each (B, H).
+State = tuple[tuple[NDArray, NDArray], ...]
+# Steps at which some streams start afresh: t -> indices of the streams whose state is zeroed
+# before step t (a stream that wrapped around the end of the text).
+Resets = dict[int, NDArray]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The shape of the network."""
+
+    vocab_size: int  # V: distinct characters, the size of input and output
+    hidden: int = 128  # H: units per layer
+    layers: int = 1  # L: stacked LSTM layers
+    dropout: float = 0.0  # probability of zeroing a layer output while training (0 = off)
+    dtype: str = "float32"  # float32 to train fast; float64 for gradient checks
+
+    def __post_init__(self) -> None:
+        if self.vocab_size < 2:
+            raise ConfigError(f"vocabulary size must be at least 2, got {self.vocab_size}")
+        if not 1 <= self.hidden <= 8192:
+            raise ConfigError(f"hidden size must be between 1 and 8192, got {self.hidden}")
+        if not 1 <= self.layers <= 16:
+            raise ConfigError(f"layers must be between 1 and 16, got {self.layers}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.dtype not in ("float32", "float64"):
+            raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every parameter's name and shape, in a fixed order."""
+        V, H = self.vocab_size, self.hidden
+        shapes: dict[str, tuple[int, ...]] = {}
+        for layer in range(self.layers):
+            shapes[f"Wx{layer}"] = (V if layer == 0 else H, 4 * H)
+            shapes[f"Wh{layer}"] = (H, 4 * H)
+            shapes[f"b{layer}"] = (4 * H,)
+        shapes["Wy"] = (H, V)
+        shapes["by"] = (V,)
+        return shapes
+
+    def num_params(self) -> int:
+        return sum(int(np.prod(s)) for s in self.param_shapes().values())
+
+
+def gate_scale(hidden: int, dtype: np.dtype | str) -> NDArray:
+    """(4H,) column scale: 1/2 on the sigmoid gates (i, f, o), 1 on the tanh candidate (g)."""
+    s = np.full(4 * hidden, 0.5, dtype=dtype)
+    s[3 * hidden :] = 1.0
+    return s
+
+
+def init_params(config: ModelConfig, rng: np.random.Generator) -> Params:
+    """Uniform(-1/sqrt(H), 1/sqrt(H)) weights as in PyTorch's LSTM, zero biases, forget bias 1."""
+    H = config.hidden
+    k = 1.0 / np.sqrt(H)
+    params: Params = {}
+    for name, shape in config.param_shapes().items():
+        if name.startswith(("b", "by")):
+            params[name] = np.zeros(shape, dtype=config.dtype)
+        else:
+            params[name] = rng.uniform(-k, k, size=shape).astype(config.dtype)
+    for layer in range(config.layers):
+        params[f"b{layer}"][H : 2 * H] = 1.0  # forget gate starts open: remember by default
+    return params
+
+
+def zero_state(config: ModelConfig, batch: int) -> State:
+    """The fresh (all-zero) state for `batch` streams."""
+    H, dt = config.hidden, config.dtype
+    return tuple((np.zeros((batch, H), dt), np.zeros((batch, H), dt)) for _ in range(config.layers))
+
+
+def softmax_cross_entropy(logits: NDArray, targets: NDArray) -> tuple[float, NDArray]:
+    """Mean cross-entropy in nats of `logits` (N, V) against `targets` (N,), and d loss / d logits."""
+    N = logits.shape[0]
+    shifted = logits - logits.max(axis=1, keepdims=True)  # (N, V) stable: max is 0
+    exp = np.exp(shifted)  # (N, V)
+    sums = exp.sum(axis=1, keepdims=True)  # (N, 1)
+    rows = np.arange(N)
+    loss = float(np.mean(np.log(sums[:, 0]) - shifted[rows, targets]))
+    dlogits = exp / sums  # (N, V) softmax
+    dlogits[rows, targets] -= 1.0
+    dlogits /= N
+    return loss, dlogits
+
+
+def log_softmax(logits: NDArray) -> NDArray:
+    """log p for every row of `logits` (..., V), computed stably."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _scatter_rows(ids: NDArray, dz: NDArray, rows: int) -> NDArray:
+    """sum of dz[n] into row ids[n] of a (rows, 4H) matrix: the gradient of the row lookup.
+
+    A one-hot (rows, N) matrix times dz is one BLAS call and far faster than np.add.at;
+    for large vocabularies, where the one-hot matrix would be big, sort and reduceat instead.
+    """
+    N = ids.shape[0]
+    if rows * N <= 1 << 24:
+        onehot = np.zeros((rows, N), dtype=dz.dtype)  # (V, N)
+        onehot[ids, np.arange(N)] = 1.0
+        return onehot @ dz  # (V, 4H)
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+    out = np.zeros((rows, dz.shape[1]), dtype=dz.dtype)
+    out[sorted_ids[starts]] = np.add.reduceat(dz[order], starts, axis=0)
+    return out
+
+
+class LayerCache:
+    """What one layer's backward pass needs from its forward pass."""
+
+    __slots__ = ("x", "A", "Hs", "Hprev", "C", "TC", "mask", "Y")
+
+    def __init__(self) -> None:
+        self.x: NDArray  # (T, B) ids for layer 0, else (T, B, H) the layer below's output
+        self.A: NDArray  # (T, B, 4H) gate activations i, f, o in (0, 1) and g in (-1, 1)
+        self.Hs: NDArray  # (T+1, B, H) hidden states, Hs[0] the initial one
+        self.Hprev: NDArray  # (T, B, H) h_{t-1} as the step saw it (resets zeroed)
+        self.C: NDArray  # (T+1, B, H) cell states, C[t] as step t saw it
+        self.TC: NDArray  # (T, B, H) tanh(c_t)
+        self.mask: NDArray | None  # (T, B, H) scaled dropout mask on the output, or None
+        self.Y: NDArray  # (T, B, H) the layer's output after dropout
+
+
+class Cache:
+    """Everything `backward` needs from `forward`."""
+
+    __slots__ = ("layers", "resets", "top")
+
+    def __init__(self, layers: list[LayerCache], resets: Resets | None, top: NDArray):
+        self.layers = layers
+        self.resets = resets
+        self.top = top  # (T*B, H) readout input
+
+
+class CharLSTM:
+    """The model: a config and a dict of parameters, with forward/backward over a window."""
+
+    def __init__(self, config: ModelConfig, params: Params):
+        shapes = config.param_shapes()
+        if set(params) != set(shapes):
+            raise ConfigError("parameter names do not match the model configuration")
+        for name, shape in shapes.items():
+            if params[name].shape != shape:
+                raise ConfigError(f"parameter {name} has shape {params[name].shape}, expected {shape}")
+        self.config = config
+        self.params = params
+
+    @classmethod
+    def create(cls, config: ModelConfig, rng: np.random.Generator) -> CharLSTM:
+        """A freshly initialised model."""
+        return cls(config, init_params(config, rng))
+
+    def copy(self) -> CharLSTM:
+        """An independent copy of the weights (a snapshot for another thread)."""
+        return CharLSTM(self.config, {k: v.copy() for k, v in self.params.items()})
+
+    def initial_state(self, batch: int = 1) -> State:
+        return zero_state(self.config, batch)
+
+    def dropout_masks(self, T: int, B: int, rng: np.random.Generator) -> list[NDArray] | None:
+        """Inverted-dropout masks (T, B, H) for each layer's output, or None when dropout is 0."""
+        p = self.config.dropout
+        if p == 0.0:
+            return None
+        H, dt = self.config.hidden, self.config.dtype
+        keep = 1.0 - p
+        return [
+            ((rng.random((T, B, H)) < keep) / keep).astype(dt)  # (T, B, H)
+            for _ in range(self.config.layers)
+        ]
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        x: NDArray,
+        state: State,
+        resets: Resets | None = None,
+        masks: list[NDArray] | None = None,
+    ) -> tuple[NDArray, State, Cache]:
+        """Logits (T, B, V) for ids `x` (T, B) from `state`; the final state; the cache for backward."""
+        cfg, P = self.config, self.params
+        T, B = x.shape
+        H, dt = cfg.hidden, cfg.dtype
+        scale = gate_scale(H, dt)  # (4H,)
+        caches: list[LayerCache] = []
+        below: NDArray | None = None  # (T, B, H) output of the layer below
+        new_state = []
+        for layer in range(cfg.layers):
+            Wx, Wh, b = P[f"Wx{layer}"], P[f"Wh{layer}"], P[f"b{layer}"]
+            Wh_s = Wh * scale  # (H, 4H) scaled copies: one tanh gives all gates
+            b_s = b * scale  # (4H,)
+            if layer == 0:
+                A = (Wx * scale)[x]  # (T, B, 4H) row lookup of the input projection
+                A += b_s
+            else:
+                assert below is not None
+                A = below.reshape(T * B, H) @ (Wx * scale)  # (T*B, 4H) one big product
+                A += b_s
+                A = A.reshape(T, B, 4 * H)
+            Hs = np.empty((T + 1, B, H), dt)  # (T+1, B, H)
+            C = np.empty((T + 1, B, H), dt)  # (T+1, B, H)
+            TC = np.empty((T, B, H), dt)  # (T, B, H)
+            Hs[0], C[0] = state[layer]
+            ig = np.empty((B, H), dt)  # (B, H) scratch for i * g
+            hz = np.empty((B, 4 * H), dt)  # (B, 4H) scratch for h_{t-1} Wh
+            for t in range(T):
+                h_prev = Hs[t]
+                if resets and t in resets:  # these streams start afresh at step t
+                    h_prev = h_prev.copy()
+                    h_prev[resets[t]] = 0.0
+                    C[t, resets[t]] = 0.0
+                a = A[t]  # (B, 4H) preactivations, then activations in place
+                np.dot(h_prev, Wh_s, out=hz)
+                a += hz
+                np.tanh(a, out=a)
+                sig = a[:, : 3 * H]  # (B, 3H) tanh(z/2) -> sigmoid(z)
+                sig *= 0.5
+                sig += 0.5
+                c = C[t + 1]
+                np.multiply(a[:, H : 2 * H], C[t], out=c)  # f * c_{t-1}
+                np.multiply(a[:, :H], a[:, 3 * H :], out=ig)  # i * g
+                c += ig
+                np.tanh(c, out=TC[t])
+                np.multiply(a[:, 2 * H : 3 * H], TC[t], out=Hs[t + 1])  # o * tanh(c)
+            Hprev = Hs[:-1]  # (T, B, H) h_{t-1} as each step saw it
+            if resets:
+                Hprev = Hprev.copy()
+                for t, streams in resets.items():
+                    Hprev[t, streams] = 0.0
+            lc = LayerCache()
+            lc.x = x if layer == 0 else below  # type: ignore[assignment]
+            lc.A, lc.Hs, lc.Hprev, lc.C, lc.TC = A, Hs, Hprev, C, TC
+            lc.mask = masks[layer] if masks is not None else None
+            lc.Y = Hs[1:] * lc.mask if lc.mask is not None else Hs[1:]  # (T, B, H)
+            caches.append(lc)
+            new_state.append((Hs[T].copy(), C[T].copy()))
+            below = lc.Y
+        assert below is not None
+        top = below.reshape(T * B, H)  # (T*B, H)
+        logits = top @ P["Wy"] + P["by"]  # (T*B, V)
+        return logits.reshape(T, B, -1), tuple(new_state), Cache(caches, resets, top)
+
+    # ----------------------------------------------------------------- backward
+    def backward(self, dlogits: NDArray, cache: Cache) -> tuple[Params, State]:
+        """Gradients of every parameter and of the initial state, given d loss / d logits (T, B, V)."""
+        cfg, P = self.config, self.params
+        T, B, V = dlogits.shape
+        H = cfg.hidden
+        dl = dlogits.reshape(T * B, V)  # (T*B, V)
+        grads: Params = {"Wy": cache.top.T @ dl, "by": dl.sum(axis=0)}
+        dY = (dl @ P["Wy"].T).reshape(T, B, H)  # (T, B, H) d loss / d top output
+        dstate: list[tuple[NDArray, NDArray]] = [None] * cfg.layers  # type: ignore[list-item]
+        resets = cache.resets
+        for layer in reversed(range(cfg.layers)):
+            lc = cache.layers[layer]
+            dHout = dY * lc.mask if lc.mask is not None else dY  # (T, B, H)
+            A, C, TC = lc.A, lc.C, lc.TC
+            i, f, o, g = A[..., :H], A[..., H : 2 * H], A[..., 2 * H : 3 * H], A[..., 3 * H :]
+            # Local derivatives for the whole window at once, so the loop only chains them.
+            M = np.empty_like(A)  # (T, B, 4H) d z / d (dc or dh), per gate block
+            M[..., :H] = g * i * (1.0 - i)  # dz_i = dc * g * i(1-i)
+            M[..., H : 2 * H] = C[:-1] * f * (1.0 - f)  # dz_f = dc * c_{t-1} * f(1-f)
+            M[..., 2 * H : 3 * H] = TC * o * (1.0 - o)  # dz_o = dh * tanh(c) * o(1-o)
+            M[..., 3 * H :] = i * (1.0 - g * g)  # dz_g = dc * i * (1-g^2)
+            oD = o * (1.0 - TC * TC)  # (T, B, H) d h / d c
+            WhT = np.ascontiguousarray(P[f"Wh{layer}"].T)  # (4H, H)
+            dZ = np.empty_like(A)  # (T, B, 4H) d loss / d z
+            dh = np.empty((B, H), A.dtype)  # (B, H)
+            dc = np.empty((B, H), A.dtype)  # (B, H)
+            dh_next = np.zeros((B, H), A.dtype)  # (B, H) from step t+1
+            dc_next = np.zeros((B, H), A.dtype)  # (B, H)
+            for t in reversed(range(T)):
+                np.add(dHout[t], dh_next, out=dh)
+                np.multiply(dh, oD[t], out=dc)
+                dc += dc_next
+                dz = dZ[t]  # (B, 4H)
+                np.multiply(M[t].reshape(B, 4, H), dc[:, None, :], out=dz.reshape(B, 4, H))
+                np.multiply(M[t, :, 2 * H : 3 * H], dh, out=dz[:, 2 * H : 3 * H])  # o uses dh
+                np.multiply(dc, f[t], out=dc_next)
+                np.dot(dz, WhT, out=dh_next)
+                if resets and t in resets:  # these streams did not see h_{t-1}, c_{t-1}
+                    dh_next[resets[t]] = 0.0
+                    dc_next[resets[t]] = 0.0
+            dstate[layer] = (dh_next, dc_next)
+            dZ2 = dZ.reshape(T * B, 4 * H)  # (T*B, 4H)
+            grads[f"Wh{layer}"] = lc.Hprev.reshape(T * B, H).T @ dZ2  # (H, 4H)
+            grads[f"b{layer}"] = dZ2.sum(axis=0)  # (4H,)
+            if layer == 0:
+                grads["Wx0"] = _scatter_rows(lc.x.reshape(-1), dZ2, P["Wx0"].shape[0])  # (V, 4H)
+            else:
+                grads[f"Wx{layer}"] = lc.x.reshape(T * B, H).T @ dZ2  # (H, 4H)
+                dY = (dZ2 @ P[f"Wx{layer}"].T).reshape(T, B, H)  # (T, B, H) into the layer below
+        return grads, tuple(dstate)
+
+    def loss_and_grads(
+        self,
+        x: NDArray,
+        y: NDArray,
+        state: State,
+        resets: Resets | None = None,
+        masks: list[NDArray] | None = None,
+    ) -> tuple[float, Params, State]:
+        """Mean loss in nats per character of predicting `y` from `x` (both (T, B)), its gradients,
+        and the final state to carry into the next window."""
+        logits, new_state, cache = self.forward(x, state, resets, masks)
+        T, B, V = logits.shape
+        loss, dlogits = softmax_cross_entropy(logits.reshape(T * B, V), y.reshape(-1))
+        grads, _ = self.backward(dlogits.reshape(T, B, V), cache)
+        return loss, grads, new_state
+
+    # ---------------------------------------------------------------- inference
+    def stepper(self) -> Stepper:
+        """One-step inference on a frozen copy of the current weights."""
+        return Stepper(self)
+
+
+class Stepper:
+    """One character at a time, for generation: step(ids, state) -> (logits, state).
+
+    Holds its own pre-scaled copy of the weights, so training may go on changing the model.
+    """
+
+    def __init__(self, model: CharLSTM):
+        cfg = model.config
+        scale = gate_scale(cfg.hidden, cfg.dtype)
+        P = model.params
+        self.config = cfg
+        self._layers = [
+            (P[f"Wx{layer}"] * scale, P[f"Wh{layer}"] * scale, P[f"b{layer}"] * scale)
+            for layer in range(cfg.layers)
+        ]
+        self._Wy = P["Wy"].copy()
+        self._by = P["by"].copy()
+
+    def initial_state(self, batch: int = 1) -> State:
+        return zero_state(self.config, batch)
+
+    def step(self, ids: NDArray, state: State) -> tuple[NDArray, State]:
+        """Logits (B, V) for the next character after `ids` (B,), and the new state."""
+        H = self.config.hidden
+        new_state = []
+        x: NDArray | None = None
+        for layer, (Wx_s, Wh_s, b_s) in enumerate(self._layers):
+            h, c = state[layer]
+            a = Wx_s[ids] if layer == 0 else x @ Wx_s  # (B, 4H)
+            a = a + h @ Wh_s
+            a += b_s
+            np.tanh(a, out=a)
+            a[:, : 3 * H] *= 0.5
+            a[:, : 3 * H] += 0.5
+            c = a[:, H : 2 * H] * c + a[:, :H] * a[:, 3 * H :]  # (B, H)
+            h = a[:, 2 * H : 3 * H] * np.tanh(c)  # (B, H)
+            new_state.append((h, c))
+            x = h
+        assert x is not None
+        return x @ self._Wy + self._by, tuple(new_state)
+
+    def prime(self, ids: NDArray, state: State | None = None) -> tuple[NDArray | None, State]:
+        """Feed the characters `ids` (n,) one after another; the logits after the last one (or None
+        when `ids` is empty) and the state."""
+        if state is None:
+            state = self.initial_state(1)
+        logits = None
+        for i in ids:
+            logits, state = self.step(np.array([i]), state)
+        return (logits[0] if logits is not None else None), state

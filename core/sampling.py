@@ -1,0 +1,108 @@
+"""Turning logits into characters: temperature, top-k, top-p, and streaming generation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import ConfigError
+from .model import CharLSTM, Stepper
+
+
+def check_settings(temperature: float, top_k: int | None = None, top_p: float | None = None) -> None:
+    """Raise ConfigError for a temperature that is negative or not finite, or a bad top-k/top-p."""
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
+        raise ConfigError(f"temperature must be a finite number >= 0, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ConfigError(f"top-k must be at least 1, got {top_k}")
+    if top_p is not None and not (0.0 < top_p <= 1.0):
+        raise ConfigError(f"top-p must be in (0, 1], got {top_p}")
+
+
+def probabilities(
+    logits: NDArray, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+) -> NDArray[np.float64]:
+    """The distribution (V,) that sampling draws from. Temperature 0 puts all mass on the argmax."""
+    check_settings(temperature, top_k, top_p)
+    z = np.asarray(logits, dtype=np.float64)  # (V,)
+    if temperature == 0:
+        p = np.zeros_like(z)
+        p[int(np.argmax(z))] = 1.0
+        return p
+    z = z / temperature  # sharpen (T < 1) or flatten (T > 1)
+    if top_k is not None and top_k < len(z):
+        kth = np.partition(z, -top_k)[-top_k]
+        z = np.where(z >= kth, z, -np.inf)  # keep the k largest (ties at the k-th kept too)
+        if np.count_nonzero(np.isfinite(z)) > top_k:  # break ties by index, so exactly k remain
+            keep = np.argsort(-z, kind="stable")[:top_k]
+            mask = np.full(len(z), -np.inf)
+            mask[keep] = 0.0
+            z = z + mask
+    z = z - np.max(z)  # stable: the largest is exp(0) = 1
+    p = np.exp(z)
+    p /= p.sum()
+    if top_p is not None and top_p < 1.0:
+        order = np.argsort(-p, kind="stable")
+        cum = np.cumsum(p[order])
+        n_keep = int(np.searchsorted(cum, top_p - 1e-12)) + 1  # smallest set with mass >= top_p
+        kept = np.zeros_like(p)
+        kept[order[:n_keep]] = p[order[:n_keep]]
+        p = kept / kept.sum()
+    return p
+
+
+def sample(
+    logits: NDArray,
+    rng: np.random.Generator,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> int:
+    """One index drawn from `probabilities(logits, ...)`; greedy argmax at temperature 0."""
+    if temperature == 0:
+        check_settings(temperature, top_k, top_p)
+        return int(np.argmax(logits))
+    p = probabilities(logits, temperature, top_k, top_p)
+    cdf = np.cumsum(p)
+    return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(p) - 1))
+
+
+def generate(
+    model: CharLSTM | Stepper,
+    prime_ids: NDArray,
+    length: int,
+    rng: np.random.Generator,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> Iterator[int]:
+    """Yield `length` character ids, one at a time, continuing the text `prime_ids`.
+
+    The state is primed by reading `prime_ids` from a fresh state. With an empty prime the first
+    character is drawn uniformly from the vocabulary and yielded as part of the text.
+    """
+    check_settings(temperature, top_k, top_p)
+    if length < 0:
+        raise ConfigError(f"length must be >= 0, got {length}")
+    stepper = model.stepper() if isinstance(model, CharLSTM) else model
+    V = stepper.config.vocab_size
+    logits, state = stepper.prime(np.asarray(prime_ids, dtype=np.int64))
+    emitted = 0
+    if logits is None:
+        if length == 0:
+            return
+        first = int(rng.integers(V))
+        yield first
+        emitted = 1
+        logits, state = stepper.step(np.array([first]), state)
+        logits = logits[0]
+    while emitted < length:
+        nxt = sample(logits, rng, temperature, top_k, top_p)
+        yield nxt
+        emitted += 1
+        if emitted < length:
+            out, state = stepper.step(np.array([nxt]), state)
+            logits = out[0]

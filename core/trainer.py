@@ -1,0 +1,528 @@
+"""The training loop as a generator of small immutable reports, and its thread-safe controls.
+
+The Trainer knows nothing of threads or screens: whoever iterates `run()` owns the weights.
+Other threads talk to it only through `Controls` (pause, resume, stop, learning rate, save
+requests) and read only `Trainer.snapshot`, a copy of the weights published between steps.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import checkpoint as ckpt_io
+from .batches import Batches
+from .corpus import Corpus
+from .errors import CheckpointError, ConfigError, LstmTuiError
+from .evaluate import Evaluation, evaluate
+from .model import CharLSTM, ModelConfig, State
+from .optim import Optimizer, clip_by_global_norm, make_optimizer
+
+# How often (seconds of wall time) a fresh copy of the weights is published for other threads
+# and kept as the point to roll back to if training diverges.
+SNAPSHOT_EVERY_S = 0.25
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run. The defaults learn the bundled soliloquy in seconds."""
+
+    hidden: int = 128  # H: units per LSTM layer
+    layers: int = 1  # L: stacked LSTM layers
+    seq_len: int = 64  # T: steps of backprop through time per window
+    batch: int = 16  # B: parallel streams per step
+    lr: float = 1e-2  # learning rate (Adam's step size)
+    optimizer: str = "adam"  # adam, sgd or adagrad
+    clip: float = 5.0  # max global gradient norm (0 = no clipping)
+    dropout: float = 0.0  # dropout on each layer's output while training
+    steps: int = 0  # optimizer steps to take (0 = until stopped)
+    seed: int = 0  # seeds initial weights, dropout masks and sampling
+    eval_every: int = 50  # steps between evaluations (0 = never)
+    eval_chars: int = 2000  # at most this many characters of the evaluation text are read
+    save_every: int = 0  # steps between automatic saves to the checkpoint (0 = never)
+    dtype: str = "float32"  # float32 trains fast; float64 for exactness
+    smoothing: float = 0.95  # weight of the past in the smoothed training loss
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ConfigError(msg)
+
+        for name in ("hidden", "layers", "seq_len", "batch"):
+            v = getattr(self, name)
+            need(isinstance(v, int) and v >= 1, f"{name.replace('_', '-')} must be a whole number >= 1, got {v}")
+        need(self.hidden <= 8192, f"hidden size {self.hidden} is absurd here (at most 8192)")
+        need(self.layers <= 16, f"{self.layers} layers is absurd here (at most 16)")
+        need(self.seq_len <= 100_000, f"sequence length {self.seq_len} is absurd (at most 100000)")
+        need(self.batch <= 100_000, f"batch {self.batch} is absurd (at most 100000)")
+        need(self.batch * self.seq_len * self.hidden <= 2_000_000_000, "batch x seq-len x hidden is too large to fit in memory")
+        need(math.isfinite(self.lr) and 0 < self.lr <= 100, f"learning rate must be in (0, 100], got {self.lr}")
+        need(math.isfinite(self.clip) and self.clip >= 0, f"clip must be >= 0, got {self.clip}")
+        need(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("steps", "eval_every", "save_every"):
+            v = getattr(self, name)
+            need(isinstance(v, int) and v >= 0, f"{name.replace('_', '-')} must be a whole number >= 0, got {v}")
+        need(self.eval_chars >= 2, f"eval-chars must be >= 2, got {self.eval_chars}")
+        need(self.optimizer in ("adam", "sgd", "adagrad"), f"unknown optimizer {self.optimizer!r}; choose adam, sgd or adagrad")
+        need(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype!r}")
+        need(0 <= self.smoothing < 1, f"smoothing must be in [0, 1), got {self.smoothing}")
+
+    def model_config(self, vocab_size: int) -> ModelConfig:
+        return ModelConfig(vocab_size, self.hidden, self.layers, self.dropout, self.dtype)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+# ----------------------------------------------------------------------------- reports
+@dataclass(frozen=True)
+class StepReport:
+    """After each optimizer step."""
+
+    step: int  # steps taken so far
+    epoch: float  # passes over the training text
+    loss: float  # this window's mean loss, nats per character
+    smooth_loss: float  # exponential moving average of `loss`
+    chars_per_s: float  # training throughput (B x T per step), averaged over recent steps
+    lr: float
+    grad_norm: float  # global gradient norm before clipping
+    elapsed_s: float  # training time so far (pauses excluded)
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """After an evaluation on the evaluation text, read as one sequence from a fresh state."""
+
+    step: int
+    epoch: float
+    train_loss: float  # smoothed training loss at this step
+    val_loss: float  # mean loss on the evaluation text, nats per character
+    accuracy: float  # greedy teacher-forced accuracy on it
+    evaluation: Evaluation  # ground truth against prediction, per character
+    on_validation: bool  # True: held-out text; False: the training text itself
+    best: bool  # lowest evaluation loss so far
+
+
+@dataclass(frozen=True)
+class SaveReport:
+    """After writing (or failing to write) a checkpoint."""
+
+    step: int
+    path: str
+    kind: str  # "checkpoint" or "best"
+    error: str | None = None  # one-line reason when the save failed; the model is still in memory
+
+
+@dataclass(frozen=True)
+class DivergedReport:
+    """The loss or gradient became non-finite: weights rolled back, training paused."""
+
+    step: int
+    message: str
+
+
+@dataclass(frozen=True)
+class DoneReport:
+    """The loop ended."""
+
+    step: int
+    reason: str  # "budget" (step budget reached) or "stopped"
+
+
+Report = StepReport | EvalReport | SaveReport | DivergedReport | DoneReport
+
+
+# ---------------------------------------------------------------------------- controls
+class Controls:
+    """Thread-safe knobs another thread turns while the trainer runs; checked every step."""
+
+    def __init__(self) -> None:
+        self._running = threading.Event()
+        self._running.set()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._lr: float | None = None
+        self._save: list[str | None] = []
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()  # wake a paused loop so it can finish
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def set_lr(self, lr: float) -> None:
+        if not (math.isfinite(lr) and lr > 0):
+            raise ConfigError(f"learning rate must be a positive number, got {lr}")
+        with self._lock:
+            self._lr = lr
+
+    def take_lr(self) -> float | None:
+        with self._lock:
+            lr, self._lr = self._lr, None
+        return lr
+
+    def request_save(self, path: str | None = None) -> None:
+        """Ask for a save at the next step boundary (to `path`, or the run's checkpoint)."""
+        with self._lock:
+            self._save.append(path)
+
+    def take_saves(self) -> list[str | None]:
+        with self._lock:
+            saves, self._save = self._save, []
+        return saves
+
+    def wait_running(self, timeout: float) -> bool:
+        """Block up to `timeout` seconds while paused; True when running."""
+        return self._running.wait(timeout)
+
+
+# ----------------------------------------------------------------------------- trainer
+def best_path(checkpoint: str | os.PathLike[str]) -> Path:
+    """Where the lowest-validation-loss weights are kept, beside the checkpoint."""
+    p = Path(checkpoint)
+    return p.with_name(p.stem + ".best" + (p.suffix or ".npz"))
+
+
+class Trainer:
+    """Trains a CharLSTM on a corpus. Iterate `run()` in the thread that owns the weights."""
+
+    def __init__(
+        self,
+        corpus: Corpus,
+        config: TrainConfig | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        controls: Controls | None = None,
+    ):
+        self.corpus = corpus
+        self.config = config = config or TrainConfig()
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.controls = controls or Controls()
+        self.rng = np.random.default_rng(config.seed)
+        self.model = CharLSTM.create(config.model_config(corpus.vocab.size), self.rng)
+        self.optimizer: Optimizer = make_optimizer(config.optimizer, self.model.params, config.lr)
+        self.batches = Batches(corpus.train_ids, config.batch, config.seq_len)
+        self.state: State = self.model.initial_state(self.batches.batch)
+        self.step_count = 0
+        self.smooth_loss = math.log(corpus.vocab.size)  # a uniform guess
+        self.elapsed_s = 0.0
+        self.loss_history: list[float] = []  # per step
+        self.val_history: list[tuple[int, float]] = []  # (step, evaluation loss)
+        self.best_val = math.inf
+        self.snapshot: CharLSTM = self.model.copy()  # read-only for other threads
+        self.last_eval: EvalReport | None = None
+        self._rollback: tuple[dict[str, np.ndarray], dict[str, np.ndarray], int] | None = None
+        self._snapshot_time = 0.0
+        self._last_step_time = 0.0
+        self._speed = 0.0  # smoothed seconds per step
+        self._take_rollback()
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def batch(self) -> int:
+        """B actually used (may be smaller than asked for a short text)."""
+        return self.batches.batch
+
+    @property
+    def seq_len(self) -> int:
+        """T actually used (may be smaller than asked for a short text)."""
+        return self.batches.seq_len
+
+    @property
+    def shrunk(self) -> bool:
+        return (self.batch, self.seq_len) != (self.config.batch, self.config.seq_len)
+
+    @property
+    def epoch(self) -> float:
+        return self.batches.epoch
+
+    @property
+    def eval_ids(self) -> np.ndarray:
+        """The evaluation text (validation part, or the whole text), capped at eval_chars."""
+        return self.corpus.val_ids[: self.config.eval_chars + 1]
+
+    # -------------------------------------------------------------------- steps
+    def train_step(self) -> StepReport | DivergedReport:
+        """One optimizer step on the next window."""
+        cfg = self.config
+        lr = self.controls.take_lr()
+        if lr is not None:
+            self.optimizer.lr = lr
+        t0 = time.perf_counter()
+        window = self.batches.next()
+        masks = self.model.dropout_masks(self.seq_len, self.batch, self.rng)
+        loss, grads, state = self.model.loss_and_grads(window.x, window.y, self.state, window.resets, masks)
+        norm = clip_by_global_norm(grads, cfg.clip)
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            return self._diverged(loss)
+        self.optimizer.step(self.model.params, grads)
+        self.state = state
+        self.step_count += 1
+        dt = time.perf_counter() - t0
+        self.elapsed_s += dt
+        a = cfg.smoothing if self.step_count > 1 else 0.0
+        self.smooth_loss = a * self.smooth_loss + (1 - a) * loss
+        self.loss_history.append(loss)
+        self._speed = dt if self.step_count == 1 else 0.9 * self._speed + 0.1 * dt
+        return StepReport(
+            step=self.step_count,
+            epoch=self.epoch,
+            loss=loss,
+            smooth_loss=self.smooth_loss,
+            chars_per_s=self.batch * self.seq_len / max(self._speed, 1e-9),
+            lr=self.optimizer.lr,
+            grad_norm=norm,
+            elapsed_s=self.elapsed_s,
+        )
+
+    def _diverged(self, loss: float) -> DivergedReport:
+        """Roll back to the last published (finite) weights, reset the carried state, pause."""
+        assert self._rollback is not None
+        params, opt_state, t = self._rollback
+        for k, v in params.items():
+            self.model.params[k][...] = v
+        self.optimizer.load_state_arrays(opt_state, t)
+        self.state = self.model.initial_state(self.batch)
+        self.controls.pause()
+        what = "loss" if not math.isfinite(loss) else "gradient"
+        return DivergedReport(
+            step=self.step_count,
+            message=(
+                f"training diverged at step {self.step_count} (the {what} became {loss if what == 'loss' else 'non-finite'}); "
+                f"weights restored to the last finite ones and training paused. "
+                f"Try a lower learning rate (now {self.optimizer.lr:g})."
+            ),
+        )
+
+    def _take_rollback(self) -> None:
+        self._rollback = (
+            {k: v.copy() for k, v in self.model.params.items()},
+            {k: v.copy() for k, v in self.optimizer.state_arrays().items()},
+            self.optimizer.t,
+        )
+
+    def publish(self) -> None:
+        """Publish a copy of the weights for other threads (and keep it as the rollback point)."""
+        self.snapshot = self.model.copy()
+        self._take_rollback()
+        self._snapshot_time = time.perf_counter()
+
+    def evaluate(self, sample_rng: np.random.Generator | None = None) -> EvalReport:
+        """Read the evaluation text from a fresh state; remember the best loss."""
+        ev = evaluate(self.model, self.eval_ids, self.corpus.vocab, rng=sample_rng)
+        best = ev.loss < self.best_val
+        if best:
+            self.best_val = ev.loss
+        self.val_history.append((self.step_count, ev.loss))
+        report = EvalReport(
+            step=self.step_count,
+            epoch=self.epoch,
+            train_loss=self.smooth_loss,
+            val_loss=ev.loss,
+            accuracy=ev.accuracy,
+            evaluation=ev,
+            on_validation=self.corpus.split,
+            best=best,
+        )
+        self.last_eval = report
+        return report
+
+    # --------------------------------------------------------------------- loop
+    def run(self) -> Iterator[Report]:
+        """Train until the step budget is reached or `controls.stop()`; yield a report per event.
+
+        While paused the loop idles (waking every 0.1 s) but still answers save requests.
+        """
+        cfg, controls = self.config, self.controls
+        self.publish()
+        if self.step_count == 0 and cfg.eval_every:
+            yield self.evaluate()
+        while True:
+            for path in controls.take_saves():
+                yield from self._save_reports(path)
+            if controls.stopped:
+                yield DoneReport(self.step_count, "stopped")
+                return
+            if cfg.steps and self.step_count >= cfg.steps:
+                yield DoneReport(self.step_count, "budget")
+                return
+            if controls.paused:
+                if self._snapshot_time < self._last_step_time:
+                    self.publish()
+                controls.wait_running(0.1)
+                continue
+            report = self.train_step()
+            yield report
+            if isinstance(report, DivergedReport):
+                continue
+            self._last_step_time = now = time.perf_counter()
+            if now - self._snapshot_time >= SNAPSHOT_EVERY_S:
+                self.publish()
+            step = self.step_count
+            if cfg.eval_every and step % cfg.eval_every == 0:
+                ev = self.evaluate()
+                yield ev
+                if ev.best and ev.on_validation and self.checkpoint is not None:
+                    yield from self._save_reports(str(best_path(self.checkpoint)), kind="best")
+            if cfg.save_every and step % cfg.save_every == 0 and self.checkpoint is not None:
+                yield from self._save_reports(None)
+
+    def _save_reports(self, path: str | None, kind: str = "checkpoint") -> Iterator[SaveReport]:
+        target = path or (str(self.checkpoint) if self.checkpoint is not None else None)
+        if target is None:
+            yield SaveReport(self.step_count, "", kind, "no checkpoint path was given")
+            return
+        try:
+            saved = self.save(target)
+            yield SaveReport(self.step_count, str(saved), kind)
+        except LstmTuiError as e:
+            yield SaveReport(self.step_count, target, kind, str(e))
+
+    # -------------------------------------------------------------- checkpoints
+    def to_checkpoint(self) -> ckpt_io.Checkpoint:
+        """Everything needed to resume this run exactly."""
+        arrays: dict[str, np.ndarray] = {f"opt/{k}": v for k, v in self.optimizer.state_arrays().items()}
+        for layer, (h, c) in enumerate(self.state):
+            arrays[f"state/h{layer}"] = h
+            arrays[f"state/c{layer}"] = c
+        arrays["data/positions"] = self.batches.positions
+        arrays["history/loss"] = np.asarray(self.loss_history, dtype=np.float32)
+        vh = np.asarray(self.val_history, dtype=np.float64).reshape(-1, 2)
+        arrays["history/val_step"] = vh[:, 0].astype(np.int64)
+        arrays["history/val_loss"] = vh[:, 1]
+        meta = {
+            "train": self.config.to_dict(),
+            "corpus": {"name": self.corpus.name, "size": self.corpus.size, "split": self.corpus.split},
+            "step": self.step_count,
+            "chars_seen": self.batches.chars_seen,
+            "batch_used": self.batch,
+            "seq_len_used": self.seq_len,
+            "optimizer_t": self.optimizer.t,
+            "optimizer_lr": self.optimizer.lr,
+            "smooth_loss": self.smooth_loss,
+            "elapsed_s": self.elapsed_s,
+            "best_val": self.best_val if math.isfinite(self.best_val) else None,
+            "rng": _jsonable_rng(self.rng),
+        }
+        return ckpt_io.Checkpoint(model=self.model, vocab=self.corpus.vocab, meta=meta, arrays=arrays)
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Save atomically to `path` (default: the run's checkpoint)."""
+        target = path if path is not None else self.checkpoint
+        if target is None:
+            raise CheckpointError("no checkpoint path was given")
+        return ckpt_io.save(target, self.to_checkpoint())
+
+    @classmethod
+    def resume(
+        cls,
+        path: str | os.PathLike[str],
+        corpus: Corpus,
+        checkpoint: str | os.PathLike[str] | None = None,
+        controls: Controls | None = None,
+        **overrides: Any,
+    ) -> Trainer:
+        """Continue the run saved at `path` on `corpus` (which must have the same vocabulary).
+
+        `overrides` may change settings that do not alter the model's shape (steps, lr, ...).
+        """
+        ck = ckpt_io.load(path)
+        if ck.vocab != corpus.vocab:
+            extra = sorted(set(corpus.vocab.chars) - set(ck.vocab.chars))
+            detail = f" (the text has {len(extra)} characters the model never saw, e.g. {''.join(extra[:5])!r})" if extra else ""
+            raise CheckpointError(
+                f"{path} was trained on a different vocabulary ({ck.vocab.size} characters) than "
+                f"{corpus.name} ({corpus.vocab.size}){detail}"
+            )
+        try:
+            saved = TrainConfig.from_dict(ck.meta["train"])
+        except (KeyError, TypeError, ConfigError) as e:
+            raise CheckpointError(f"{path} has an unreadable training configuration ({e})") from None
+        shape_keys = {"hidden", "layers", "dtype"}
+        for k, v in overrides.items():
+            if k in shape_keys and v != getattr(saved, k):
+                raise CheckpointError(f"--{k} {v} does not match the checkpoint's {k} {getattr(saved, k)}")
+        config = replace(saved, **{k: v for k, v in overrides.items() if v is not None})
+        trainer = cls(corpus, config, checkpoint=checkpoint if checkpoint is not None else path, controls=controls)
+        try:
+            trainer._restore(ck)
+        except (KeyError, ValueError, ConfigError) as e:
+            raise CheckpointError(f"{path} cannot be resumed on {corpus.name}: {e}") from None
+        return trainer
+
+    def _restore(self, ck: ckpt_io.Checkpoint) -> None:
+        meta = ck.meta
+        if ck.model.config != self.model.config:
+            raise ConfigError("the model's shape differs from the checkpoint's")
+        for k, v in ck.model.params.items():
+            self.model.params[k][...] = v
+        self.optimizer.load_state_arrays(ck.group("opt"), int(meta["optimizer_t"]))
+        if "optimizer_lr" in meta and self.config.lr == TrainConfig.from_dict(meta["train"]).lr:
+            self.optimizer.lr = float(meta["optimizer_lr"])
+        positions = ck.arrays["data/positions"]
+        same_shape = (int(meta["batch_used"]), int(meta["seq_len_used"])) == (self.batch, self.seq_len)
+        if same_shape:
+            try:
+                self.batches = Batches(self.corpus.train_ids, self.batch, self.seq_len, positions)
+                self.batches.chars_seen = int(meta["chars_seen"])
+                st = ck.group("state")
+                self.state = tuple((st[f"h{layer}"], st[f"c{layer}"]) for layer in range(self.model.config.layers))
+            except ConfigError:
+                pass  # another text of the same vocabulary: start its streams afresh
+        self.step_count = int(meta["step"])
+        self.smooth_loss = float(meta["smooth_loss"])
+        self.elapsed_s = float(meta.get("elapsed_s", 0.0))
+        self.best_val = float(meta["best_val"]) if meta.get("best_val") is not None else math.inf
+        self.loss_history = [float(v) for v in ck.arrays.get("history/loss", np.zeros(0))]
+        steps = ck.arrays.get("history/val_step", np.zeros(0, np.int64))
+        losses = ck.arrays.get("history/val_loss", np.zeros(0))
+        self.val_history = [(int(s), float(v)) for s, v in zip(steps, losses)]
+        self.rng.bit_generator.state = _rng_from_json(meta["rng"])
+        self._speed = 0.0
+        self.publish()
+
+
+def _jsonable_rng(rng: np.random.Generator) -> dict[str, Any]:
+    """The generator's state with its 128-bit integers as strings (JSON-safe everywhere)."""
+    st = rng.bit_generator.state
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, int) and not isinstance(v, bool):
+            return {"int": str(v)}
+        return v
+
+    return conv(st)
+
+
+def _rng_from_json(d: Any) -> Any:
+    if isinstance(d, dict):
+        if set(d) == {"int"}:
+            return int(d["int"])
+        return {k: _rng_from_json(v) for k, v in d.items()}
+    return d
