@@ -94,8 +94,7 @@ def from_text(
     codes = np.flatnonzero(counts)
     if len(codes) < 2:
         raise CorpusError(
-            f"{name} has only 1 distinct character ({chr(int(codes[0]))!r}); "
-            "a language model needs at least 2"
+            f"{name} has only 1 distinct character ({chr(int(codes[0]))!r}); a language model needs at least 2"
         )
     vocab = Vocab(chr(int(c)) for c in codes)
     ids = vocab.encode(text)

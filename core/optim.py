@@ -39,9 +39,7 @@ class Optimizer:
             raise ConfigError(f"learning rate must be a positive number, got {lr}")
         self.lr = lr
         self.t = 0  # steps taken
-        self.state: dict[str, Params] = {
-            slot: {k: np.zeros_like(p) for k, p in params.items()} for slot in self.slots
-        }
+        self.state: dict[str, Params] = {slot: {k: np.zeros_like(p) for k, p in params.items()} for slot in self.slots}
 
     def step(self, params: Params, grads: Params) -> None:
         raise NotImplementedError

@@ -63,7 +63,10 @@ class TrainConfig:
         need(self.layers <= 16, f"{self.layers} layers is absurd here (at most 16)")
         need(self.seq_len <= 100_000, f"sequence length {self.seq_len} is absurd (at most 100000)")
         need(self.batch <= 100_000, f"batch {self.batch} is absurd (at most 100000)")
-        need(self.batch * self.seq_len * self.hidden <= 2_000_000_000, "batch x seq-len x hidden is too large to fit in memory")
+        need(
+            self.batch * self.seq_len * self.hidden <= 2_000_000_000,
+            "batch x seq-len x hidden is too large to fit in memory",
+        )
         need(math.isfinite(self.lr) and 0 < self.lr <= 100, f"learning rate must be in (0, 100], got {self.lr}")
         need(math.isfinite(self.clip) and self.clip >= 0, f"clip must be >= 0, got {self.clip}")
         need(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
@@ -71,7 +74,10 @@ class TrainConfig:
             v = getattr(self, name)
             need(isinstance(v, int) and v >= 0, f"{name.replace('_', '-')} must be a whole number >= 0, got {v}")
         need(self.eval_chars >= 2, f"eval-chars must be >= 2, got {self.eval_chars}")
-        need(self.optimizer in ("adam", "sgd", "adagrad"), f"unknown optimizer {self.optimizer!r}; choose adam, sgd or adagrad")
+        need(
+            self.optimizer in ("adam", "sgd", "adagrad"),
+            f"unknown optimizer {self.optimizer!r}; choose adam, sgd or adagrad",
+        )
         need(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype!r}")
         need(0 <= self.smoothing < 1, f"smoothing must be in [0, 1), got {self.smoothing}")
 
@@ -308,12 +314,12 @@ class Trainer:
         self.optimizer.load_state_arrays(opt_state, t)
         self.state = self.model.initial_state(self.batch)
         self.controls.pause()
-        what = "loss" if not math.isfinite(loss) else "gradient"
+        what = f"loss became {loss}" if not math.isfinite(loss) else "gradient became non-finite"
         return DivergedReport(
             step=self.step_count,
             message=(
-                f"training diverged at step {self.step_count} (the {what} became {loss if what == 'loss' else 'non-finite'}); "
-                f"weights restored to the last finite ones and training paused. "
+                f"training diverged at step {self.step_count + 1} (the {what}); "
+                "weights restored to the last finite ones and training paused. "
                 f"Try a lower learning rate (now {self.optimizer.lr:g})."
             ),
         )
@@ -453,7 +459,9 @@ class Trainer:
         ck = ckpt_io.load(path)
         if ck.vocab != corpus.vocab:
             extra = sorted(set(corpus.vocab.chars) - set(ck.vocab.chars))
-            detail = f" (the text has {len(extra)} characters the model never saw, e.g. {''.join(extra[:5])!r})" if extra else ""
+            detail = ""
+            if extra:
+                detail = f" (the text has {len(extra)} characters the model never saw, e.g. {''.join(extra[:5])!r})"
             raise CheckpointError(
                 f"{path} was trained on a different vocabulary ({ck.vocab.size} characters) than "
                 f"{corpus.name} ({corpus.vocab.size}){detail}"
@@ -500,7 +508,7 @@ class Trainer:
         self.loss_history = [float(v) for v in ck.arrays.get("history/loss", np.zeros(0))]
         steps = ck.arrays.get("history/val_step", np.zeros(0, np.int64))
         losses = ck.arrays.get("history/val_loss", np.zeros(0))
-        self.val_history = [(int(s), float(v)) for s, v in zip(steps, losses)]
+        self.val_history = [(int(s), float(v)) for s, v in zip(steps, losses, strict=True)]
         self.rng.bit_generator.state = _rng_from_json(meta["rng"])
         self._speed = 0.0
         self.publish()

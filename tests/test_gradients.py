@@ -66,7 +66,7 @@ def test_every_parameter_matches_finite_differences(seed, dropout, resets):
 @pytest.mark.parametrize("seed", [3, 4])
 def test_initial_state_gradients_match_finite_differences(seed):
     _, state, loss, _, dstate = make_problem(seed, layers=2, dropout=0.0, resets=False)
-    for layer, ((h0, c0), (dh0, dc0)) in enumerate(zip(state, dstate)):
+    for layer, ((h0, c0), (dh0, dc0)) in enumerate(zip(state, dstate, strict=True)):
         assert rel_error(dh0, numeric_grad(loss, h0)) < TOL, f"h0 of layer {layer}"
         assert rel_error(dc0, numeric_grad(loss, c0)) < TOL, f"c0 of layer {layer}"
 
