@@ -26,8 +26,8 @@ from .evaluate import Evaluation, evaluate
 from .model import CharLSTM, ModelConfig, State
 from .optim import Optimizer, clip_by_global_norm, make_optimizer
 
-# How often (seconds of wall time) a fresh copy of the weights is published for other threads
-# and kept as the point to roll back to if training diverges.
+# How often (seconds of wall time) a fresh copy of the weights is published for other threads,
+# and how often weights that just gave a finite loss are kept to roll back to on divergence.
 SNAPSHOT_EVERY_S = 0.25
 
 
@@ -37,7 +37,7 @@ class TrainConfig:
 
     hidden: int = 128  # H: units per LSTM layer
     layers: int = 1  # L: stacked LSTM layers
-    seq_len: int = 64  # T: steps of backprop through time per window
+    seq_len: int = 48  # T: steps of backprop through time per window
     batch: int = 16  # B: parallel streams per step
     lr: float = 1e-2  # learning rate (Adam's step size)
     optimizer: str = "adam"  # adam, sgd or adagrad
@@ -285,6 +285,8 @@ class Trainer:
         norm = clip_by_global_norm(grads, cfg.clip)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             return self._diverged(loss)
+        if t0 - self._rollback_time >= SNAPSHOT_EVERY_S:
+            self._take_rollback()  # these weights just gave a finite loss: safe to return to
         self.optimizer.step(self.model.params, grads)
         self.state = state
         self.step_count += 1
@@ -313,6 +315,7 @@ class Trainer:
             self.model.params[k][...] = v
         self.optimizer.load_state_arrays(opt_state, t)
         self.state = self.model.initial_state(self.batch)
+        self.publish()
         self.controls.pause()
         what = f"loss became {loss}" if not math.isfinite(loss) else "gradient became non-finite"
         return DivergedReport(
@@ -325,6 +328,7 @@ class Trainer:
         )
 
     def _take_rollback(self) -> None:
+        self._rollback_time = time.perf_counter()
         self._rollback = (
             {k: v.copy() for k, v in self.model.params.items()},
             {k: v.copy() for k, v in self.optimizer.state_arrays().items()},
@@ -332,9 +336,8 @@ class Trainer:
         )
 
     def publish(self) -> None:
-        """Publish a copy of the weights for other threads (and keep it as the rollback point)."""
+        """Publish a copy of the weights for other threads to read (generation, inspection)."""
         self.snapshot = self.model.copy()
-        self._take_rollback()
         self._snapshot_time = time.perf_counter()
 
     def evaluate(self, sample_rng: np.random.Generator | None = None) -> EvalReport:
@@ -511,6 +514,7 @@ class Trainer:
         self.val_history = [(int(s), float(v)) for s, v in zip(steps, losses, strict=True)]
         self.rng.bit_generator.state = _rng_from_json(meta["rng"])
         self._speed = 0.0
+        self._take_rollback()
         self.publish()
 
 
