@@ -32,6 +32,7 @@ def probabilities(
         p = np.zeros_like(z)
         p[int(np.argmax(z))] = 1.0
         return p
+    z = z - np.max(z)  # the largest becomes 0, so huge logits cannot overflow below
     z = z / temperature  # sharpen (T < 1) or flatten (T > 1)
     if top_k is not None and top_k < len(z):
         kth = np.partition(z, -top_k)[-top_k]
@@ -41,8 +42,7 @@ def probabilities(
             mask = np.full(len(z), -np.inf)
             mask[keep] = 0.0
             z = z + mask
-    z = z - np.max(z)  # stable: the largest is exp(0) = 1
-    p = np.exp(z)
+    p = np.exp(z - np.max(z))  # stable: the largest is exp(0) = 1
     p /= p.sum()
     if top_p is not None and top_p < 1.0:
         order = np.argsort(-p, kind="stable")
