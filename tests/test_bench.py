@@ -1,0 +1,159 @@
+"""The benchmark's own logic on its tiny configuration. No test here asserts a time."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tui import bench
+from tui.notebook_lstm import NotebookLSTM
+
+
+def run_bench(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    code = bench.run(parser.parse_args(list(argv)))
+    return code, capsys.readouterr().out
+
+
+def positive(v: object) -> bool:
+    return isinstance(v, float) and math.isfinite(v) and v > 0
+
+
+@pytest.mark.slow
+def test_quick_json_has_every_section_and_field(capsys):
+    code, out = run_bench(capsys, "--quick", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["profile"] == "quick"
+    assert report["torch"] == {"requested": False, "available": False, "version": None, "reason": None}
+    machine = report["machine"]
+    assert machine["cpus"] >= 1
+    assert "architecture" in machine["blas"] or not machine["blas"]["available"]
+    assert set(machine["env"]) >= {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
+
+    rows = {r["name"]: r for r in report["training"]}
+    assert set(rows) == {c.name for c in bench.QUICK.cases}
+    for r in rows.values():
+        assert positive(r["ours_chars_per_s"])
+        assert r["torch_chars_per_s"] is None and r["ours_over_torch"] is None
+    nb_row = rows["tiny-notebook"]
+    assert nb_row["batch"] == 1 and nb_row["seq_len"] == 865  # the whole soliloquy in one window
+    assert positive(nb_row["notebook_chars_per_s"])
+    assert nb_row["ours_over_notebook"] == pytest.approx(nb_row["ours_chars_per_s"] / nb_row["notebook_chars_per_s"])
+    assert rows["tiny-b4"]["notebook_chars_per_s"] is None  # the notebook has no batched setting
+
+    gen = report["generation"]
+    assert positive(gen["ours_chars_per_s"]) and positive(gen["ours_first_char_ms"])
+    assert gen["seed_chars"] == 50 and gen["torch_chars_per_s"] is None
+
+    learn = report["learn"]
+    assert learn["target_nats"] == 0.1
+    assert 1 <= learn["ours"]["steps"] <= bench.QUICK.learn_max_steps
+    assert learn["ours"]["reached"] == (learn["ours"]["loss"] < 0.1)
+    assert learn["notebook"]["epochs"] <= bench.QUICK.learn_max_epochs
+    assert learn["notebook"]["loss"] > 0
+
+    mem = report["memory"]
+    assert "error" not in mem, mem.get("error")
+    assert mem["peak_rss_mib"] >= mem["baseline_rss_mib"] > 0
+
+
+def test_missing_torch_is_reported_and_the_rest_still_runs(capsys, monkeypatch):
+    monkeypatch.setattr(bench, "load_torch", lambda: (None, "PyTorch is not installed; pip install 'lstm-tui[torch]'"))
+    code, out = run_bench(capsys, "--quick", "--compare", "torch", "--only", "training", "--case", "tiny-b4")
+    assert code == 0
+    assert "PyTorch comparison skipped: PyTorch is not installed" in out
+    assert "| H=16 L=2 B=4 T=12 |" in out  # our column was still measured
+
+    code, out = run_bench(capsys, "--quick", "--compare", "torch", "--only", "generation", "--json")
+    report = json.loads(out)
+    assert report["torch"]["requested"] and not report["torch"]["available"]
+    assert "pip install" in report["torch"]["reason"]
+    assert report["generation"]["torch_chars_per_s"] is None
+
+
+@pytest.mark.slow
+def test_torch_comparison_fills_its_columns(capsys):
+    pytest.importorskip("torch")
+    code, out = run_bench(
+        capsys, "--quick", "--compare", "torch", "--only", "training", "--only", "generation", "--json"
+    )
+    assert code == 0
+    report = json.loads(out)
+    assert report["torch"]["available"] and report["torch"]["version"]
+    for r in report["training"]:
+        assert positive(r["torch_chars_per_s"])
+        assert r["ours_over_torch"] == pytest.approx(r["ours_chars_per_s"] / r["torch_chars_per_s"])
+    assert positive(report["generation"]["torch_chars_per_s"])
+    assert positive(report["generation"]["torch_first_char_ms"])
+
+
+def test_markdown_table_renders_every_row(capsys):
+    code, out = run_bench(capsys, "--quick", "--only", "training", "--no-notebook")
+    assert code == 0
+    assert "| training (chars/s, median) | ours | PyTorch | notebook |" in out
+    assert out.count("| H=") == len(bench.QUICK.cases)
+    assert "kernel" in out or "threadpoolctl" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--case", "nonesuch"], ["--repeats", "0"], ["--threads", "0"]],
+)
+def test_bad_arguments_exit_2(capsys, argv):
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    assert bench.run(parser.parse_args(["--quick", *argv])) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_importing_the_benchmark_does_not_import_torch_or_the_ui():
+    code = "import sys, tui.bench; print(sorted(m for m in ('torch', 'textual', 'rich') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_notebook_update_is_clipped_gradient_descent_on_the_summed_cross_entropy():
+    """The re-implemented notebook's fixed backward pass against finite differences: one epoch with
+    learning rate 1 must move every weight by clip(-d loss / d w, -1, 1)."""
+    rng = np.random.default_rng(0)
+    V, T = 4, 6
+    nb = NotebookLSTM(V, hidden_size=3, learning_rate=1.0, seed=1)
+    names = ("wf", "bf", "wi", "bi", "wc", "bc", "wo", "bo", "wy", "by")
+    for n in names:  # move off the zero biases so every path matters
+        getattr(nb, n)[...] += rng.normal(0, 0.3, getattr(nb, n).shape)
+    ids = rng.integers(0, V, T + 1)
+    inputs, labels = nb.one_hot(ids[:-1]), ids[1:]
+
+    def total_loss() -> float:
+        logits = nb.forward(inputs)
+        out = 0.0
+        for q, z in enumerate(logits):
+            z = z[:, 0] - z.max()
+            out -= z[labels[q]] - math.log(np.exp(z).sum())
+        return out
+
+    eps = 1e-6
+    expected = {}
+    for n in names:
+        w = getattr(nb, n)
+        g = np.zeros_like(w)
+        for idx in np.ndindex(w.shape):
+            old = w[idx]
+            w[idx] = old + eps
+            up = total_loss()
+            w[idx] = old - eps
+            down = total_loss()
+            w[idx] = old
+            g[idx] = (up - down) / (2 * eps)
+        expected[n] = w + np.clip(-g, -1, 1)
+    nb.epoch(inputs, labels)
+    for n in names:
+        np.testing.assert_allclose(getattr(nb, n), expected[n], atol=1e-6, err_msg=n)

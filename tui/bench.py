@@ -1,0 +1,634 @@
+"""`lstm-tui bench`: how fast the engine trains and generates, against PyTorch and the notebook.
+
+Every figure is the median of several timed repetitions after a warm-up, measured in this one
+process. With `--compare torch` each configuration alternates ours and PyTorch repetition by
+repetition (the order flipping each time, with a short pause between runs so one library's
+spinning worker threads do not eat into the other's time), at the same B, T, H, L, in float32,
+with the same number of threads. The original notebook's algorithm (tui/notebook_lstm.py) is the
+third column wherever its setting applies.
+
+Sections:
+  training    characters/second of optimizer steps (forward + backward + clip + Adam), B x T each
+  generation  characters/second of one stream sampled at temperature 1, and the latency of the
+              first character after a 50-character seed (weights copy + priming + first draw)
+  learn       steps and seconds until the whole soliloquy's teacher-forced loss, read from a fresh
+              state, is under 0.1 nats/char: ours with the default TrainConfig, the notebook's SGD
+  memory      peak resident set of a training run, measured in a fresh child process
+
+The notebook's setting (B=1, T=865) is limited by Python and NumPy call overhead per time step,
+not arithmetic; see benchmarks/README.md. Throughput figures depend on the BLAS kernel that ran,
+which the report names (OPENBLAS_CORETYPE can force an older one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from core import corpus as corpus_io
+from core.corpus import Corpus
+from core.evaluate import evaluate
+from core.model import CharLSTM, ModelConfig
+from core.sampling import generate
+from core.trainer import TrainConfig, Trainer
+
+SECTIONS = ("training", "generation", "learn", "memory")
+LEARN_TARGET = 0.1  # nats/char on the whole soliloquy, read from a fresh state
+SEED_CHARS = 50  # generation's seed length for the first-character latency
+BENCH_LR = 2e-3  # Adam step size for the throughput runs (both sides; it does not change the speed)
+BENCH_CLIP = 5.0  # global-norm clip for the throughput runs (both sides)
+PAUSE_S = 0.1  # between alternating runs: lets the other library's spinning threads go to sleep
+
+
+@dataclass(frozen=True)
+class Case:
+    """One training configuration."""
+
+    name: str
+    hidden: int  # H
+    layers: int  # L
+    batch: int  # B
+    seq_len: int  # T
+    notebook: bool = False  # the notebook's setting: the soliloquy itself, read whole; adds its column
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much work each section does."""
+
+    cases: tuple[Case, ...]
+    repeats: int  # timed repetitions per measurement (the median is reported)
+    rep_seconds: float  # target length of one timed repetition
+    gen_hidden: int
+    gen_layers: int
+    gen_chars: int  # characters per timed generation repetition
+    learn: TrainConfig  # the configuration that learns the soliloquy
+    learn_max_steps: int  # give up after this many optimizer steps (ours)
+    learn_max_epochs: int  # give up after this many epochs (notebook)
+    memory_case: Case
+    memory_steps: int
+
+
+FULL = Profile(
+    cases=(
+        Case("notebook", 25, 1, 1, 865, notebook=True),
+        Case("h128", 128, 1, 32, 64),
+        Case("h256x2", 256, 2, 32, 100),
+        Case("h512", 512, 1, 64, 100),
+    ),
+    repeats=7,
+    rep_seconds=0.4,
+    gen_hidden=256,
+    gen_layers=2,
+    gen_chars=2000,
+    learn=TrainConfig(eval_every=0),  # the defaults; evaluation is done here, every step, untimed
+    learn_max_steps=3000,
+    learn_max_epochs=1000,
+    memory_case=Case("h256x2", 256, 2, 32, 100),
+    memory_steps=20,
+)
+
+# A tiny configuration that exercises every code path in a second or two (used by the tests).
+QUICK = Profile(
+    cases=(Case("tiny-notebook", 8, 1, 1, 865, notebook=True), Case("tiny-b4", 16, 2, 4, 12)),
+    repeats=2,
+    rep_seconds=0.01,
+    gen_hidden=16,
+    gen_layers=2,
+    gen_chars=20,
+    learn=TrainConfig(hidden=16, seq_len=16, batch=4, eval_every=0),
+    learn_max_steps=3,
+    learn_max_epochs=2,
+    memory_case=Case("tiny-b4", 16, 2, 4, 12),
+    memory_steps=2,
+)
+
+
+# ------------------------------------------------------------------------------ environment
+def _threadpoolctl() -> Any | None:
+    try:
+        import threadpoolctl
+    except ImportError:
+        return None
+    return threadpoolctl
+
+
+def blas_info() -> dict[str, Any]:
+    """Which BLAS NumPy uses, its kernel (architecture) and thread count, if threadpoolctl can tell."""
+    tpc = _threadpoolctl()
+    if tpc is None:
+        return {"available": False, "note": "install threadpoolctl to see the BLAS kernel"}
+    for pool in tpc.threadpool_info():
+        if pool.get("user_api") == "blas":
+            return {
+                "available": True,
+                "library": pool.get("internal_api"),
+                "version": pool.get("version"),
+                "architecture": pool.get("architecture"),
+                "num_threads": pool.get("num_threads"),
+            }
+    return {"available": False, "note": "no BLAS found by threadpoolctl"}
+
+
+@contextmanager
+def blas_threads(n: int | None) -> Iterator[None]:
+    """Limit NumPy's BLAS to `n` threads for the duration (no-op without threadpoolctl or n)."""
+    tpc = _threadpoolctl()
+    if n is None or tpc is None:
+        yield
+        return
+    with tpc.threadpool_limits(limits=n, user_api="blas"):
+        yield
+
+
+def load_torch() -> tuple[Any | None, str | None]:
+    """The PyTorch reference module, or None and the reason it is unavailable."""
+    try:
+        from . import bench_torch
+    except ImportError as e:
+        return None, f"PyTorch is not installed ({e}); install it with: pip install 'lstm-tui[torch]'"
+    return bench_torch, None
+
+
+def machine_info(threads: int | None) -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "threads": threads,
+        "blas": blas_info(),
+        "env": {
+            k: os.environ.get(k)
+            for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+        },
+    }
+
+
+# -------------------------------------------------------------------------------- helpers
+def soliloquy() -> Corpus:
+    return corpus_io.load(corpus_io.bundled_path())
+
+
+def tiled_corpus(min_chars: int) -> Corpus:
+    """The soliloquy repeated until it has at least `min_chars` characters, all for training."""
+    text = soliloquy().text()
+    return corpus_io.from_text(
+        text * max(1, math.ceil(min_chars / len(text))), name="soliloquy (tiled)", val_fraction=0.0
+    )
+
+
+def case_corpus(case: Case) -> Corpus:
+    """The soliloquy itself in the notebook's setting (one window is the whole text, the state
+    starts fresh each step), else the soliloquy tiled so B streams read on without wrapping often."""
+    if case.notebook:
+        return soliloquy()
+    return tiled_corpus(4 * case.batch * case.seq_len + 1)
+
+
+def time_it(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def calibrate(step: Callable[[], Any], rep_seconds: float, warmup: int = 2) -> int:
+    """Warm up, then how many calls of `step` make one repetition of about `rep_seconds`."""
+    for _ in range(warmup):
+        step()
+    one = min(time_it(step) for _ in range(2))
+    return max(1, round(rep_seconds / max(one, 1e-9)))
+
+
+def alternate(runners: dict[str, tuple[Callable[[], Any], int]], repeats: int) -> dict[str, float]:
+    """Median seconds per call for each named (step, calls per repetition), run in turns whose order
+    flips every repetition so neither side always goes first."""
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    names = list(runners)
+    for rep in range(repeats):
+        for name in names if rep % 2 == 0 else reversed(names):
+            step, n = runners[name]
+            if len(runners) > 1:
+                time.sleep(PAUSE_S)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                step()
+            times[name].append((time.perf_counter() - t0) / n)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b is not None and b > 0 else None
+
+
+# ------------------------------------------------------------------------------- sections
+def bench_training(
+    profile: Profile, torch_mod: Any | None, notebook: bool, cases: list[str] | None, log: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """Characters per second of full optimizer steps, per configuration."""
+    rows = []
+    for case in profile.cases:
+        if cases and case.name not in cases:
+            continue
+        log(f"training {case.name}: H={case.hidden} L={case.layers} B={case.batch} T={case.seq_len}")
+        corpus = case_corpus(case)
+        cfg = TrainConfig(
+            hidden=case.hidden,
+            layers=case.layers,
+            seq_len=case.seq_len,
+            batch=case.batch,
+            lr=BENCH_LR,
+            clip=BENCH_CLIP,
+            eval_every=0,
+        )
+        trainer = Trainer(corpus, cfg)
+        B, T = trainer.batch, trainer.seq_len
+        runners: dict[str, tuple[Callable[[], Any], int]] = {}
+        runners["ours"] = (trainer.train_step, calibrate(trainer.train_step, profile.rep_seconds))
+        if torch_mod is not None:
+            from core.batches import Batches
+
+            tt = torch_mod.TorchTrainer(corpus.vocab.size, case.hidden, case.layers, BENCH_LR, BENCH_CLIP)
+            windows = Batches(corpus.train_ids, B, T)
+
+            def torch_step(tt: Any = tt, windows: Batches = windows) -> float:
+                w = windows.next()
+                return tt.step(w.x, w.y)
+
+            runners["torch"] = (torch_step, calibrate(torch_step, profile.rep_seconds))
+        if notebook and case.notebook:
+            from .notebook_lstm import NotebookLSTM
+
+            nb = NotebookLSTM(corpus.vocab.size, case.hidden)
+            inputs, labels = nb.one_hot(corpus.ids[:-1]), corpus.ids[1:]
+
+            def notebook_epoch(nb: NotebookLSTM = nb, inputs: list = inputs, labels: np.ndarray = labels) -> float:
+                return nb.epoch(inputs, labels)
+
+            runners["notebook"] = (notebook_epoch, calibrate(notebook_epoch, profile.rep_seconds, warmup=1))
+        secs = alternate(runners, profile.repeats)
+        cps = {name: B * T / s for name, s in secs.items()}
+        rows.append(
+            {
+                **asdict(case),
+                "batch": B,
+                "seq_len": T,
+                "vocab": corpus.vocab.size,
+                "ours_chars_per_s": cps["ours"],
+                "torch_chars_per_s": cps.get("torch"),
+                "notebook_chars_per_s": cps.get("notebook"),
+                "ours_over_torch": ratio(cps["ours"], cps.get("torch")),
+                "ours_over_notebook": ratio(cps["ours"], cps.get("notebook")),
+                "steps_per_repeat": {name: n for name, (_, n) in runners.items()},
+            }
+        )
+    return rows
+
+
+def bench_generation(profile: Profile, torch_mod: Any | None, log: Callable[[str], None]) -> dict[str, Any]:
+    """One stream at temperature 1: characters per second, and the first character's latency."""
+    H, L = profile.gen_hidden, profile.gen_layers
+    log(f"generation: H={H} L={L}, one stream, temperature 1")
+    text = soliloquy()
+    V = text.vocab.size
+    seed_ids = text.ids[:SEED_CHARS]
+    model = CharLSTM.create(ModelConfig(V, H, L), np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    stepper = model.stepper()
+    n = profile.gen_chars
+
+    def ours_stream() -> None:
+        for _ in generate(stepper, seed_ids, n, rng, temperature=1.0):
+            pass
+
+    def ours_first() -> None:
+        next(iter(generate(model, seed_ids, 1, rng, temperature=1.0)))  # copies weights, primes, draws
+
+    runners: dict[str, tuple[Callable[[], Any], int]] = {"ours": (ours_stream, 1)}
+    first: dict[str, tuple[Callable[[], Any], int]] = {"ours": (ours_first, 1)}
+    if torch_mod is not None:
+        tg = torch_mod.TorchGenerator(V, H, L)
+
+        def torch_stream() -> None:
+            tg.generate(seed_ids, n)
+
+        def torch_first() -> None:
+            tg.generate(seed_ids, 1)
+
+        runners["torch"] = (torch_stream, 1)
+        first["torch"] = (torch_first, 1)
+    for fn, _ in list(runners.values()) + list(first.values()):
+        fn()  # warm-up
+    secs = alternate(runners, profile.repeats)
+    # The stream times include priming the seed once; subtract nothing: at 2000 chars it is ~2%.
+    cps = {name: n / s for name, s in secs.items()}
+    lat = alternate(first, max(profile.repeats, 5))
+    return {
+        "hidden": H,
+        "layers": L,
+        "vocab": V,
+        "chars": n,
+        "seed_chars": SEED_CHARS,
+        "ours_chars_per_s": cps["ours"],
+        "torch_chars_per_s": cps.get("torch"),
+        "ours_over_torch": ratio(cps["ours"], cps.get("torch")),
+        "ours_first_char_ms": lat["ours"] * 1e3,
+        "torch_first_char_ms": lat["torch"] * 1e3 if "torch" in lat else None,
+    }
+
+
+def bench_learn(profile: Profile, notebook: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    """Time (training only; the checks are not timed) until the whole-text loss is under 0.1."""
+    text = soliloquy()
+    cfg = profile.learn
+    log(f"learn the soliloquy: ours with H={cfg.hidden} B={cfg.batch} T={cfg.seq_len} {cfg.optimizer} lr={cfg.lr}")
+    trainer = Trainer(text, cfg)
+    loss = evaluate(trainer.model, text.ids, text.vocab).loss
+    seconds = 0.0
+    while loss >= LEARN_TARGET and trainer.step_count < profile.learn_max_steps:
+        seconds += time_it(trainer.train_step)
+        loss = evaluate(trainer.model, text.ids, text.vocab).loss
+    ours = {
+        "reached": loss < LEARN_TARGET,
+        "steps": trainer.step_count,
+        "seconds": seconds,
+        "loss": loss,
+        "config": {k: getattr(cfg, k) for k in ("hidden", "layers", "seq_len", "batch", "optimizer", "lr", "clip")},
+        "batch_used": trainer.batch,
+        "seq_len_used": trainer.seq_len,
+    }
+    result: dict[str, Any] = {"target_nats": LEARN_TARGET, "chars": text.size, "ours": ours, "notebook": None}
+    if notebook:
+        from .notebook_lstm import NotebookLSTM
+
+        log("learn the soliloquy: the notebook's algorithm (H=25, SGD lr 0.05, one character at a time)")
+        nb = NotebookLSTM(text.vocab.size)
+        inputs, labels = nb.one_hot(text.ids[:-1]), text.ids[1:]
+        # An epoch's forward pass reads the whole text from a fresh state with the weights of
+        # the epoch before, so the check is free: stop at the first epoch whose loss is < 0.1
+        # and count the time of the updates before it (its own forward pass is not counted).
+        elapsed, updates, nb_loss = 0.0, 0, math.inf
+        while updates < profile.learn_max_epochs:
+            t0 = time.perf_counter()
+            nb_loss = nb.epoch(inputs, labels)
+            dt = time.perf_counter() - t0
+            if nb_loss < LEARN_TARGET:
+                break
+            elapsed += dt
+            updates += 1
+        result["notebook"] = {"reached": nb_loss < LEARN_TARGET, "epochs": updates, "seconds": elapsed, "loss": nb_loss}
+        if ours["reached"] and nb_loss < LEARN_TARGET:
+            result["notebook_over_ours"] = elapsed / max(seconds, 1e-9)
+    return result
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident set in KiB.
+
+    /proc/self/status VmHWM belongs to the current address space; getrusage's ru_maxrss (the
+    fallback) survives exec on Linux, so a child started from a big parent would report the
+    parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS, KiB on Linux
+
+
+def _memory_child(spec: str) -> None:
+    """Run in a fresh interpreter: train `steps` steps of a case and print peak RSS (KiB) as JSON."""
+    d = json.loads(spec)
+    case = Case(**d["case"])
+    rss = peak_rss_kib
+    corpus = case_corpus(case)
+    before = rss()
+    cfg = TrainConfig(hidden=case.hidden, layers=case.layers, seq_len=case.seq_len, batch=case.batch, eval_every=0)
+    trainer = Trainer(corpus, cfg)
+    for _ in range(d["steps"]):
+        trainer.train_step()
+    print(json.dumps({"baseline_kib": before, "peak_kib": rss()}))
+
+
+def bench_memory(profile: Profile, log: Callable[[str], None]) -> dict[str, Any]:
+    """Peak resident set of a training run in a fresh process, and the same process before training."""
+    case = profile.memory_case
+    log(f"memory: {profile.memory_steps} steps of {case.name} in a child process")
+    spec = json.dumps({"case": asdict(case), "steps": profile.memory_steps})
+    code = f"from tui.bench import _memory_child; _memory_child({spec!r})"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    result: dict[str, Any] = {**asdict(case), "steps": profile.memory_steps}
+    if out.returncode != 0:
+        result["error"] = (out.stderr.strip().splitlines() or ["child process failed"])[-1]
+        return result
+    d = json.loads(out.stdout.strip().splitlines()[-1])
+    result["peak_rss_mib"] = d["peak_kib"] / 1024
+    result["baseline_rss_mib"] = d["baseline_kib"] / 1024  # interpreter + NumPy + the text
+    result["training_rss_mib"] = (d["peak_kib"] - d["baseline_kib"]) / 1024
+    return result
+
+
+# ---------------------------------------------------------------------------------- report
+def _fmt(v: float | None, digits: int = 0) -> str:
+    if v is None:
+        return "—"
+    return f"{v:,.{digits}f}"
+
+
+def _x(v: float | None) -> str:
+    return "—" if v is None else f"{v:.2f}x"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as markdown tables, as the README carries them."""
+    lines: list[str] = []
+    m = report["machine"]
+    blas = m["blas"]
+    kernel = (
+        f"{blas.get('library')} {blas.get('version')}, kernel {blas.get('architecture')}"
+        if blas.get("available")
+        else blas.get("note")
+    )
+    lines.append(
+        f"Machine: {m['cpus']} CPUs, Python {m['python']}, NumPy {m['numpy']} ({kernel}), "
+        f"{m['threads']} BLAS thread(s); PyTorch {report['torch']['version'] or 'not run'}."
+    )
+    if not report["torch"]["available"] and report["torch"]["requested"]:
+        lines.append(f"PyTorch comparison skipped: {report['torch']['reason']}")
+    lines.append("")
+    if report.get("training"):
+        lines += [
+            "| training (chars/s, median) | ours | PyTorch | notebook | ours / PyTorch | ours / notebook |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in report["training"]:
+            lines.append(
+                f"| H={r['hidden']} L={r['layers']} B={r['batch']} T={r['seq_len']} | {_fmt(r['ours_chars_per_s'])} "
+                f"| {_fmt(r['torch_chars_per_s'])} | {_fmt(r['notebook_chars_per_s'])} "
+                f"| {_x(r['ours_over_torch'])} | {_x(r['ours_over_notebook'])} |"
+            )
+        lines.append("")
+    g = report.get("generation")
+    if g:
+        lines += [
+            f"| generation, H={g['hidden']} L={g['layers']}, one stream, temperature 1 "
+            "| ours | PyTorch | ours / PyTorch |",
+            "|---|---:|---:|---:|",
+            f"| chars/s | {_fmt(g['ours_chars_per_s'])} | {_fmt(g['torch_chars_per_s'])} "
+            f"| {_x(g['ours_over_torch'])} |",
+            f"| first char after a {g['seed_chars']}-char seed (ms) | {_fmt(g['ours_first_char_ms'], 2)} "
+            f"| {_fmt(g['torch_first_char_ms'], 2)} | "
+            f"{_x(ratio(g['torch_first_char_ms'], g['ours_first_char_ms']))} faster |",
+            "",
+        ]
+    learn = report.get("learn")
+    if learn:
+        o, nb = learn["ours"], learn["notebook"]
+        c = o["config"]
+
+        def reached(d: dict[str, Any], unit: str, n: int) -> str:
+            return f"{n} {unit}" if d["reached"] else f"not reached in {n} {unit} (loss {d['loss']:.3f})"
+
+        lines += [
+            f"| learn the soliloquy (whole-text loss < {learn['target_nats']} nats/char, fresh state) "
+            "| steps | seconds |",
+            "|---|---:|---:|",
+            f"| ours: defaults (H={c['hidden']} B={o['batch_used']} T={o['seq_len_used']}, "
+            f"{c['optimizer']} lr {c['lr']:g}) | {reached(o, 'steps', o['steps'])} | {o['seconds']:.2f} |",
+        ]
+        if nb:
+            lines.append(
+                f"| notebook (H=25, SGD lr 0.05, one char at a time) "
+                f"| {reached(nb, 'epochs', nb['epochs'])} | {nb['seconds']:.2f} |"
+            )
+            if learn.get("notebook_over_ours"):
+                lines.append(f"| **ours is faster by** | | **{learn['notebook_over_ours']:.0f}x** |")
+        lines.append("")
+    mem = report.get("memory")
+    if mem:
+        if "error" in mem:
+            lines.append(f"Memory: the child process failed: {mem['error']}")
+        else:
+            lines.append(
+                f"Peak RSS training H={mem['hidden']} L={mem['layers']} B={mem['batch']} T={mem['seq_len']} "
+                f"({mem['steps']} steps, fresh process): {mem['peak_rss_mib']:.0f} MiB "
+                f"({mem['baseline_rss_mib']:.0f} MiB before training)."
+            )
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# ------------------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `bench` subcommand's options."""
+    parser.add_argument("--quick", action="store_true", help="a tiny configuration that runs in seconds (for tests)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
+    parser.add_argument(
+        "--compare",
+        choices=("none", "torch"),
+        default="none",
+        help="also run PyTorch CPU (nn.LSTM) on the same configurations, alternating with ours",
+    )
+    parser.add_argument("--no-notebook", action="store_true", help="skip the original notebook's algorithm")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=SECTIONS,
+        metavar="SECTION",
+        help=f"run only this section (repeatable): {', '.join(SECTIONS)}",
+    )
+    parser.add_argument(
+        "--case", action="append", metavar="NAME", help="run only this training configuration (repeatable)"
+    )
+    parser.add_argument("--repeats", type=int, default=None, help="timed repetitions per figure (median reported)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="BLAS (and PyTorch) threads; default: what NumPy's BLAS uses now",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark described by `args`; print tables or JSON; 0 on success."""
+    profile = QUICK if args.quick else FULL
+    if args.repeats is not None:
+        if args.repeats < 1:
+            print("error: --repeats must be at least 1", file=sys.stderr)
+            return 2
+        profile = Profile(**{**profile.__dict__, "repeats": args.repeats})
+    known = {c.name for c in profile.cases}
+    for name in args.case or []:
+        if name not in known:
+            print(f"error: unknown configuration {name!r}; choose from {', '.join(sorted(known))}", file=sys.stderr)
+            return 2
+    if args.threads is not None and args.threads < 1:
+        print("error: --threads must be at least 1", file=sys.stderr)
+        return 2
+    sections = args.only or list(SECTIONS)
+    notebook = not args.no_notebook
+
+    def log(msg: str) -> None:
+        print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+    torch_mod, reason = (None, None)
+    if args.compare == "torch":
+        torch_mod, reason = load_torch()
+        if torch_mod is None:
+            log(reason or "PyTorch is unavailable")
+    threads = args.threads or blas_info().get("num_threads")
+    report: dict[str, Any] = {
+        "profile": "quick" if args.quick else "full",
+        "repeats": profile.repeats,
+        "torch": {
+            "requested": args.compare == "torch",
+            "available": torch_mod is not None,
+            "version": torch_mod.version() if torch_mod is not None else None,
+            "reason": reason,
+        },
+    }
+    with blas_threads(threads):
+        if torch_mod is not None and threads:
+            torch_mod.set_threads(threads)
+        report["machine"] = machine_info(threads)
+        if "training" in sections:
+            report["training"] = bench_training(profile, torch_mod, notebook, args.case, log)
+        if "generation" in sections:
+            report["generation"] = bench_generation(profile, torch_mod, log)
+        if "learn" in sections:
+            report["learn"] = bench_learn(profile, notebook, log)
+    if "memory" in sections:
+        report["memory"] = bench_memory(profile, log)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(markdown(report), end="")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tui.bench`, for use before the CLI registers the subcommand."""
+    parser = argparse.ArgumentParser(prog="lstm-tui bench", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""The PyTorch CPU reference for `lstm-tui bench --compare torch`.
+
+Imported only when the comparison is asked for; PyTorch is an optional extra
+(`pip install 'lstm-tui[torch]'`). The model is the textbook one a PyTorch user would write for
+the same task: `nn.LSTM` over one-hot characters (input size V, so its input weights are exactly
+our Wx), `nn.Linear` readout, `F.cross_entropy`, `torch.optim.Adam`, `clip_grad_norm_`, float32,
+truncated backprop through time with the state carried (detached) from window to window.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from numpy.typing import NDArray
+from torch import nn
+
+
+def version() -> str:
+    return torch.__version__
+
+
+def set_threads(n: int) -> None:
+    """Use `n` intra-op threads, the same count the NumPy side's BLAS gets."""
+    torch.set_num_threads(n)
+
+
+class TorchCharLSTM(nn.Module):
+    def __init__(self, vocab: int, hidden: int, layers: int):
+        super().__init__()
+        self.vocab = vocab
+        self.lstm = nn.LSTM(vocab, hidden, layers)  # time-major (T, B, V) input
+        self.readout = nn.Linear(hidden, vocab)
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None):
+        """Logits (T, B, V) for ids x (T, B), and the final state."""
+        onehot = F.one_hot(x, self.vocab).to(torch.float32)  # (T, B, V)
+        out, state = self.lstm(onehot, state)  # (T, B, H)
+        return self.readout(out), state
+
+
+class TorchTrainer:
+    """One optimizer step per call on a (T, B) window, the same work our Trainer.train_step does."""
+
+    def __init__(self, vocab: int, hidden: int, layers: int, lr: float, clip: float, seed: int = 0):
+        torch.manual_seed(seed)
+        self.model = TorchCharLSTM(vocab, hidden, layers)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.clip = clip
+        self.state: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def step(self, x: NDArray, y: NDArray) -> float:
+        xt = torch.from_numpy(x.astype(np.int64))  # (T, B) ids (ours are uint8)
+        yt = torch.from_numpy(y.astype(np.int64))  # (T, B)
+        logits, state = self.model(xt, self.state)
+        loss = F.cross_entropy(logits.reshape(-1, self.model.vocab), yt.reshape(-1))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        self.opt.step()
+        self.state = (state[0].detach(), state[1].detach())
+        return float(loss.item())  # the trainer reports every step's loss, so both sides sync here
+
+
+class TorchGenerator:
+    """One stream, one character at a time: softmax(logits / temperature), then a multinomial draw."""
+
+    def __init__(self, vocab: int, hidden: int, layers: int, seed: int = 0):
+        torch.manual_seed(seed)
+        self.model = TorchCharLSTM(vocab, hidden, layers).eval()
+        self.gen = torch.Generator().manual_seed(seed)
+
+    @torch.inference_mode()
+    def generate(self, prime: NDArray, length: int, temperature: float = 1.0) -> list[int]:
+        """`length` ids continuing `prime` (n,); the prime is read as one sequence call."""
+        x = torch.from_numpy(np.asarray(prime, dtype=np.int64)).view(-1, 1)  # (n, 1)
+        logits, state = self.model(x, None)
+        last = logits[-1, 0]  # (V,)
+        out = []
+        for _ in range(length):
+            p = torch.softmax(last / temperature, dim=-1)
+            nxt = int(torch.multinomial(p, 1, generator=self.gen))
+            out.append(nxt)
+            logits, state = self.model(torch.tensor([[nxt]]), state)
+            last = logits[0, 0]
+        return out
