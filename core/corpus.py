@@ -86,7 +86,7 @@ def from_text(
         text = text.lower()
     if not text:
         raise CorpusError(f"{name} is empty; give a text with at least 2 distinct characters")
-    if not text.strip():
+    if text.isspace():
         raise CorpusError(f"{name} contains only whitespace; give it some text to learn")
     if "\x00" in text:
         raise CorpusError(f"{name} looks binary (it contains NUL characters); give a text file")

@@ -83,41 +83,38 @@ class Vocab:
         pos = np.minimum(pos, len(self._codes) - 1)
         return np.where(self._codes[pos] == codes, pos, -1)
 
-    def _encode(self, text: str) -> tuple[NDArray, NDArray[np.bool_]]:
-        """Ids of `text` (unknown characters dropped) and a mask of which characters were known."""
-        out = []
-        known_all = []
+    def _chunks(self, text: str):
+        """(start, ids) per chunk of `text`, ids -1 where a character is not in the vocabulary."""
         for start in range(0, len(text), _CHUNK):
             piece = text[start : start + _CHUNK]
             codes = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-            ids = self._lookup(codes)
-            known = ids >= 0
-            out.append(ids[known].astype(self.dtype))
-            known_all.append(known)
-        if not out:
-            return np.zeros(0, dtype=self.dtype), np.zeros(0, dtype=bool)
-        return np.concatenate(out), np.concatenate(known_all)
+            yield start, self._lookup(codes)
 
     def encode(self, text: str) -> NDArray:
-        """Ids of every character of `text`; raises CorpusError on a character not in the vocabulary."""
-        ids, known = self._encode(text)
-        if not known.all():
-            bad = text[int(np.argmin(known))]
-            raise CorpusError(f"character {bad!r} is not in the vocabulary")
-        return ids
+        """Ids of every character of `text`; raises CorpusError on a character not in the vocabulary.
+
+        The result is a compact array (one byte per character for up to 256 symbols), filled
+        chunk by chunk so encoding a large text needs little more memory than the result.
+        """
+        out = np.empty(len(text), dtype=self.dtype)
+        for start, ids in self._chunks(text):
+            if ids.size and ids.min() < 0:
+                bad = text[start + int(np.argmin(ids >= 0))]
+                raise CorpusError(f"character {bad!r} is not in the vocabulary")
+            out[start : start + len(ids)] = ids
+        return out
 
     def encode_known(self, text: str) -> tuple[NDArray, list[str]]:
         """Ids of the known characters of `text`, and the distinct unknown ones that were skipped."""
-        ids, known = self._encode(text)
-        skipped: list[str] = []
-        if not known.all():
-            seen = set()
+        parts: list[NDArray] = []
+        skipped: dict[str, None] = {}  # insertion-ordered set
+        for start, ids in self._chunks(text):
+            known = ids >= 0
+            parts.append(ids[known].astype(self.dtype))
             for i in np.flatnonzero(~known):
-                ch = text[int(i)]
-                if ch not in seen:
-                    seen.add(ch)
-                    skipped.append(ch)
-        return ids, skipped
+                skipped.setdefault(text[start + int(i)])
+        ids = np.concatenate(parts) if parts else np.zeros(0, dtype=self.dtype)
+        return ids, list(skipped)
 
     def decode(self, ids: Sequence[int] | NDArray) -> str:
         """The text spelled by `ids`."""
