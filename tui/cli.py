@@ -517,6 +517,13 @@ class Progress:
             self.stream.flush()
             self.drawn = False
 
+    def finish(self) -> None:
+        """Leave the live line on screen as the last word on progress."""
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.drawn = False
+
     def update(self, text: str, force: bool = False) -> None:
         """Show `text` if enough time has passed since the last update (or when forced)."""
         if self.quiet:
@@ -534,7 +541,7 @@ class Progress:
             print(text, file=self.stream, flush=True)
 
 
-def _bar(done: int, total: int, width: int = 20) -> str:
+def _bar(done: int, total: int, width: int = 12) -> str:
     frac = min(1.0, done / total) if total else 0.0
     filled = int(round(frac * width))
     return f"[{'#' * filled}{'.' * (width - filled)}] {frac:4.0%}"
@@ -590,9 +597,12 @@ def _install_stop_handlers(controls: core.Controls, progress: Progress) -> tuple
         if not seen:
             seen.append(signum)
             controls.stop()
-            name = "Ctrl+C" if signum == signal.SIGINT else signal.Signals(signum).name
+            if signum == signal.SIGINT:
+                why = "Ctrl+C: stopping and saving (Ctrl+C again to quit without saving)"
+            else:
+                why = f"{signal.Signals(signum).name}: stopping and saving"
             try:
-                progress.message(f"{PROG}: {name}: stopping and saving (Ctrl+C again to quit without saving)")
+                progress.message(f"{PROG}: {why}")
             except (OSError, ValueError):
                 pass  # stderr gone (hang-up): still save
 
@@ -623,12 +633,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         for r in trainer.run():
             if isinstance(r, core.StepReport):
                 chars_per_s = r.chars_per_s
-                head = f"{_bar(r.step, cfg.steps)} step {r.step:,}/{cfg.steps:,}" if cfg.steps else f"step {r.step:,}"
+                head = f"{_bar(r.step, cfg.steps)} {r.step:,}/{cfg.steps:,}" if cfg.steps else f"step {r.step:,}"
                 last = trainer.last_eval
                 val = f"  val {last.val_loss:.3f}  acc {last.accuracy:.0%}" if last else ""
                 status = (
-                    f"{head}  epoch {r.epoch:.1f}  loss {r.smooth_loss:.3f}{val}  "
-                    f"{r.chars_per_s:,.0f} chars/s  {_clock(r.elapsed_s)}"
+                    f"{head}  loss {r.smooth_loss:.3f}{val}  {r.chars_per_s:,.0f} chars/s  "
+                    f"{_clock(r.elapsed_s)}  epoch {r.epoch:.1f}"
                 )
                 progress.update(status, force=cfg.steps > 0 and r.step == cfg.steps)
             elif isinstance(r, core.EvalReport):
@@ -655,7 +665,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             elif isinstance(r, core.DivergedReport):
                 diverged = r
                 break
-        progress.clear()
+        progress.finish()
         saved = trainer.save()
     except core.CheckpointError as e:
         progress.clear()
@@ -772,6 +782,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except SystemExit as e:  # --help and --version end parsing this way; return their code instead
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_USAGE)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,420 @@
+"""The `lstm-tui` command line, run as a user runs it: in subprocesses, from a scratch directory.
+
+Every bad input must end with exit code 2 and one line `lstm-tui: error: ...` (no traceback);
+headless training must save a checkpoint that `sample` reads; signals must save before exiting.
+Tests wait on conditions (a line of output, a process ending), never on fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import core
+from core import checkpoint as ckpt_io
+
+SCRIPT = Path(sys.executable).with_name("lstm-tui")
+# The console script when installed (as users run it); `python -m tui` otherwise.
+LSTM_TUI = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "tui"]
+SMALL = ["--hidden", "32", "--seed", "3"]  # a model that trains a step in a few milliseconds
+TIMEOUT = 120  # generous ceiling so a hung process fails instead of blocking CI; never a speed check
+
+
+def run(*args: str, cwd: Path, stdin: str | None = "", timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+    """`lstm-tui ARGS` in `cwd`, capturing text output; stdin is not a terminal."""
+    return subprocess.run(
+        [*LSTM_TUI, *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+    )
+
+
+def assert_usage_error(res: subprocess.CompletedProcess, *needles: str) -> None:
+    """Exit code 2, one line `lstm-tui: error: ...` on stderr mentioning `needles`, no traceback."""
+    err = res.stderr
+    assert res.returncode == 2, f"exit {res.returncode}\nstdout: {res.stdout}\nstderr: {err}"
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{err}"
+    assert lines[0].startswith("lstm-tui: error: "), lines[0]
+    assert len(lines[0]) > len("lstm-tui: error: ") + 10, "the message should say what is wrong"
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
+    assert res.stdout == ""
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def trained(workdir: Path) -> tuple[Path, subprocess.CompletedProcess]:
+    """A short headless run on the bundled corpus with --json, saved to the default checkpoint path."""
+    res = run("train", "--steps", "40", "--eval-every", "10", "--json", *SMALL, cwd=workdir)
+    assert res.returncode == 0, res.stderr
+    return workdir / "hamlet.lstm.npz", res
+
+
+# ------------------------------------------------------------------------ help
+@pytest.mark.parametrize(
+    ("command", "must_mention"),
+    [
+        (
+            [],
+            "--hidden --layers --seq-len --batch --lr --optimizer --clip --dropout --steps --seed "
+            "--val-fraction --lowercase --encoding --checkpoint --save-every --eval-every --resume "
+            "train sample .lstm.npz",
+        ),
+        (["train"], "--hidden --steps --json --checkpoint --resume --save-every --eval-every 130"),
+        (["sample"], "CHECKPOINT --prime --length --temperature --top-k --top-p --seed"),
+    ],
+)
+def test_help_on_every_command(command: list[str], must_mention: str, tmp_path: Path) -> None:
+    res = run(*command, "--help", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("usage: lstm-tui")
+    for word in must_mention.split():
+        assert word in res.stdout, f"{word} missing from `lstm-tui {' '.join(command)} --help`"
+    assert res.stderr == ""
+
+
+def test_bench_help_when_the_benchmark_is_installed(tmp_path: Path) -> None:
+    if not (Path(core.__file__).parent.parent / "tui" / "bench.py").exists():
+        pytest.skip("tui/bench.py is not part of this tree")
+    res = run("bench", "--help", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("usage: lstm-tui bench")
+
+
+def test_version(tmp_path: Path) -> None:
+    res = run("--version", cwd=tmp_path)
+    assert res.returncode == 0
+    assert res.stdout.startswith(f"lstm-tui {core.__version__} ")
+
+
+# --------------------------------------------------------------- train + sample
+def test_train_writes_a_checkpoint_that_loads(trained: tuple[Path, subprocess.CompletedProcess]) -> None:
+    path, res = trained
+    ck = ckpt_io.load(path)
+    assert ck.meta["step"] == 40
+    assert ck.model.config.hidden == 32
+    assert "".join(ck.vocab.chars) == "".join(sorted(set(core.corpus.bundled_path().read_text("utf-8"))))
+    assert f"model saved to {path.name}" in res.stderr
+    # the start-of-run report: corpus, split note, the B x T actually used
+    assert "866 characters, 32 distinct" in res.stderr
+    assert "training and evaluating on the whole text" in res.stderr
+    assert "windows: batch" in res.stderr
+
+
+def test_train_json_lines_have_the_fields(trained: tuple[Path, subprocess.CompletedProcess]) -> None:
+    _, res = trained
+    records = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [r["step"] for r in records] == [0, 10, 20, 30, 40]
+    for r in records:
+        for key in ("step", "epoch", "elapsed_s", "train_loss", "val_loss", "accuracy", "chars_per_s"):
+            assert isinstance(r[key], (int, float)), (key, r)
+        assert 0.0 <= r["accuracy"] <= 1.0
+        assert r["val_loss"] > 0 and r["train_loss"] > 0
+    assert records[0]["val_loss"] == pytest.approx(np.log(32), rel=0.05)  # untrained: about uniform
+    assert records[-1]["val_loss"] < records[0]["val_loss"]
+    assert records[-1]["chars_per_s"] > 0 and records[-1]["elapsed_s"] > 0
+
+
+def test_train_summary_compares_truth_and_predictions(tmp_path: Path) -> None:
+    res = run("train", "--steps", "5", "--checkpoint", "sub/dir/m.npz", *SMALL, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    truth = [line[len("  truth  ") :] for line in out.splitlines() if line.startswith("  truth  ")]
+    model = [line[len("  model  ") :] for line in out.splitlines() if line.startswith("  model  ")]
+    soliloquy = core.corpus.bundled_path().read_text("utf-8")
+    assert "".join(truth) == soliloquy[1:].replace("\n", "↵")  # every next character, in order
+    assert len("".join(model)) == len("".join(truth))
+    assert "Accuracy: " in out
+    assert (tmp_path / "sub" / "dir" / "m.npz").is_file()
+    assert "model saved to sub/dir/m.npz" in res.stderr
+
+
+def test_resume_continues_the_step_count(workdir: Path, trained: tuple[Path, subprocess.CompletedProcess]) -> None:
+    path, _ = trained
+    res = run("train", "--resume", path.name, "--steps", "5", "--checkpoint", "resumed.npz", "-q", cwd=workdir)
+    assert res.returncode == 0, res.stderr
+    assert ckpt_io.load(workdir / "resumed.npz").meta["step"] == 45
+    assert ckpt_io.load(path).meta["step"] == 40  # the original is left alone
+
+
+def test_sample_streams_from_the_trained_model(
+    workdir: Path, trained: tuple[Path, subprocess.CompletedProcess]
+) -> None:
+    path, _ = trained
+    a = run("sample", path.name, "--prime", "to be", "--length", "120", "--seed", "7", cwd=workdir)
+    b = run("sample", path.name, "--prime", "to be", "--length", "120", "--seed", "7", cwd=workdir)
+    c = run("sample", path.name, "--prime", "to be", "--length", "120", "--seed", "8", cwd=workdir)
+    assert a.returncode == b.returncode == c.returncode == 0, a.stderr
+    assert a.stdout.startswith("to be") and len(a.stdout) == len("to be") + 120
+    assert a.stdout == b.stdout, "the same seed must give the same text"
+    assert a.stdout != c.stdout, "another seed should give another text"
+    assert a.stderr == ""
+
+
+def test_sample_temperature_zero_ignores_the_seed(
+    workdir: Path, trained: tuple[Path, subprocess.CompletedProcess]
+) -> None:
+    path, _ = trained
+    texts = {
+        run(
+            "sample", path.name, "--prime", "to", "--temperature", "0", "--length", "80", "--seed", s, cwd=workdir
+        ).stdout
+        for s in ("1", "2", "3")
+    }
+    assert len(texts) == 1 and len(texts.pop()) == 82
+
+
+def test_sample_warns_about_unknown_prime_characters(
+    workdir: Path, trained: tuple[Path, subprocess.CompletedProcess]
+) -> None:
+    path, _ = trained
+    res = run("sample", path.name, "--prime", "TO BE", "--length", "10", "--seed", "1", cwd=workdir)
+    assert res.returncode == 0
+    assert res.stdout.startswith(" ") and len(res.stdout) == 11  # only the space was known
+    assert res.stderr.startswith("lstm-tui: warning: skipped 4 prime characters")
+    assert "'T'" in res.stderr and "'O'" in res.stderr
+
+
+def test_sample_into_a_closed_pipe_is_quiet(workdir: Path, trained: tuple[Path, subprocess.CompletedProcess]) -> None:
+    path, _ = trained
+    proc = subprocess.Popen(
+        [*LSTM_TUI, "sample", path.name, "--length", "1000000"],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert len(proc.stdout.read(10)) == 10
+    proc.stdout.close()  # like `| head -c 10`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=TIMEOUT) == 0
+    assert "Traceback" not in err and "Error" not in err
+
+
+# ------------------------------------------------------------------ bad input
+def _write(folder: Path, name: str, data: bytes) -> str:
+    (folder / name).write_bytes(data)
+    return name
+
+
+@pytest.fixture(scope="module")
+def bad_files(workdir: Path, trained: tuple[Path, subprocess.CompletedProcess]) -> Path:
+    """A folder of unusable corpora and checkpoints."""
+    folder = workdir / "bad"
+    folder.mkdir()
+    _write(folder, "empty.txt", b"")
+    _write(folder, "spaces.txt", b"  \n\t \n")
+    _write(folder, "one.txt", b"aaaaaaaa")
+    _write(folder, "binary.txt", bytes(range(256)) * 4)
+    _write(folder, "latin1.txt", "café au lait, s'il vous plaît. ".encode("latin-1") * 10)
+    _write(folder, "other.txt", b"0123456789 +-*/ " * 10)
+    (folder / "folder").mkdir()
+    good = trained[0].read_bytes()
+    _write(folder, "truncated.npz", good[: len(good) // 2])
+    _write(folder, "garbage.npz", np.random.default_rng(0).bytes(4096))
+    _write(folder, "text.npz", b"this is not a checkpoint\n")
+    _write(folder, "pickle.npz", b"\x80\x04\x95" + b"\x00" * 32)
+    np.savez(folder / "arrays.npz", x=np.arange(3))
+    shutil.copy(trained[0], folder / "good.npz")
+    return folder
+
+
+BAD_INPUTS = [
+    # corpora
+    (["train", "missing.txt"], "no such file"),
+    (["train", "empty.txt"], "empty"),
+    (["train", "spaces.txt"], "whitespace"),
+    (["train", "one.txt"], "distinct"),
+    (["train", "binary.txt"], "binary"),
+    (["train", "latin1.txt"], "--encoding"),
+    (["train", "folder"], "directory"),
+    (["train", "latin1.txt", "--encoding", "klingon"], "encoding"),
+    (["trian"], "did you mean"),
+    (["missing.txt"], "no such file"),  # the interface's command validates before any screen
+    # settings
+    (["train", "--hidden", "0"], "--hidden"),
+    (["train", "--layers", "-1"], "--layers"),
+    (["train", "--seq-len", "0"], "--seq-len"),
+    (["train", "--batch", "abc"], "--batch"),
+    (["train", "--hidden", "2.5"], "--hidden"),
+    (["train", "--hidden", "100000"], "hidden"),
+    (["train", "--lr", "0"], "--lr"),
+    (["train", "--lr", "nan"], "--lr"),
+    (["train", "--clip", "-1"], "--clip"),
+    (["train", "--dropout", "1"], "--dropout"),
+    (["train", "--val-fraction", "1.5"], "--val-fraction"),
+    (["train", "--steps", "-5"], "--steps"),
+    (["train", "--eval-every", "x"], "--eval-every"),
+    (["train", "--save-every", "-1"], "--save-every"),
+    (["train", "--optimizer", "rmsprop"], "--optimizer"),
+    (["train", "--frobnicate"], "--frobnicate"),
+    (["--hidden", "-3"], "--hidden"),
+    # checkpoints to write or resume
+    (["train", "--checkpoint", "folder"], "directory"),
+    (["train", "--resume", "missing.npz"], "missing.npz"),
+    (["train", "--resume", "truncated.npz"], "corrupt"),
+    (["train", "other.txt", "--resume", "good.npz"], "vocabulary"),
+    (["train", "--resume", "good.npz", "--hidden", "64"], "hidden"),
+    # sample
+    (["sample"], "CHECKPOINT"),
+    (["sample", "missing.npz"], "no such checkpoint"),
+    (["sample", "folder"], "directory"),
+    (["sample", "truncated.npz"], "truncated"),
+    (["sample", "garbage.npz"], "not an lstm-tui checkpoint"),
+    (["sample", "text.npz"], "not an lstm-tui checkpoint"),
+    (["sample", "pickle.npz"], "pickle"),
+    (["sample", "arrays.npz"], "not an lstm-tui checkpoint"),
+    (["sample", "good.npz", "--temperature", "-1"], "--temperature"),
+    (["sample", "good.npz", "--temperature", "inf"], "--temperature"),
+    (["sample", "good.npz", "--length", "0"], "--length"),
+    (["sample", "good.npz", "--length", "ten"], "--length"),
+    (["sample", "good.npz", "--top-k", "0"], "--top-k"),
+    (["sample", "good.npz", "--top-p", "0"], "--top-p"),
+    (["sample", "good.npz", "--top-p", "1.5"], "--top-p"),
+    (["sample", "good.npz", "--seed", "-1"], "--seed"),
+]
+
+
+@pytest.mark.parametrize(("args", "needle"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_exits_2_with_one_line(args: list[str], needle: str, bad_files: Path) -> None:
+    res = run(*args, *(SMALL[2:] if args[:1] == ["train"] else []), cwd=bad_files)
+    assert_usage_error(res, needle)
+
+
+def test_interface_needs_a_terminal(tmp_path: Path) -> None:
+    """Good input but no terminal: a clear message instead of a garbled screen."""
+    assert_usage_error(run("--steps", "1", cwd=tmp_path), "terminal", "lstm-tui train")
+
+
+# ------------------------------------------------- headless commands stay headless
+NO_TEXTUAL = """
+import sys
+from tui.cli import main
+code = main(sys.argv[1:])
+ui = sorted(m for m in sys.modules if m.split(".")[0] in ("textual", "rich"))
+print("UI MODULES:", ui, file=sys.stderr)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--steps", "2", "-q", *SMALL],
+        ["--help"],
+        ["train", "--help"],
+        ["missing.txt"],
+    ],
+    ids=["train", "help", "train-help", "app-bad-input"],
+)
+def test_headless_commands_do_not_import_textual(args: list[str], tmp_path: Path) -> None:
+    res = subprocess.run(
+        [sys.executable, "-c", NO_TEXTUAL, *args], cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert res.returncode in (0, 2), res.stderr
+    assert "UI MODULES: []" in res.stderr, res.stderr
+
+
+def test_sample_does_not_import_textual(workdir: Path, trained: tuple[Path, subprocess.CompletedProcess]) -> None:
+    args = ["sample", trained[0].name, "--length", "5"]
+    res = subprocess.run(
+        [sys.executable, "-c", NO_TEXTUAL, *args], cwd=workdir, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert res.returncode == 0, res.stderr
+    assert "UI MODULES: []" in res.stderr, res.stderr
+
+
+# -------------------------------------------------------------------- signals
+def _wait_for_json_line(proc: subprocess.Popen, min_step: int) -> dict:
+    """Read stdout until a JSON record with step >= min_step arrives (or the process ends)."""
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if not sel.select(timeout=1.0):
+            assert proc.poll() is None, "lstm-tui train ended before training"
+            continue
+        line = proc.stdout.readline()
+        assert line, "lstm-tui train closed stdout before training"
+        record = json.loads(line)
+        if record["step"] >= min_step:
+            return record
+    raise AssertionError("no progress from lstm-tui train")
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)])
+def test_signal_saves_then_exits(sig: signal.Signals, code: int, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [*LSTM_TUI, "train", "--steps", "0", "--json", "--eval-every", "5", "--checkpoint", "run.npz", *SMALL],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        reached = _wait_for_json_line(proc, min_step=5)["step"]
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    assert "model saved to run.npz" in err
+    ck = ckpt_io.load(tmp_path / "run.npz")
+    assert ck.meta["step"] >= reached
+    assert not list(tmp_path.glob(".run.npz.*")), "no temporary file left behind"
+
+
+DIVERGE = """
+import math, sys
+import core.model
+calls = 0
+real = core.model.CharLSTM.loss_and_grads
+def flaky(self, *a, **k):
+    global calls
+    calls += 1
+    loss, grads, state = real(self, *a, **k)
+    return (math.nan if calls == 8 else loss), grads, state
+core.model.CharLSTM.loss_and_grads = flaky
+from tui.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_divergence_saves_the_restored_weights_and_fails(tmp_path: Path) -> None:
+    res = subprocess.run(
+        [sys.executable, "-c", DIVERGE, "train", "--steps", "50", "--checkpoint", "d.npz", *SMALL],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    assert "lstm-tui: error: training diverged at step 7" in res.stderr
+    ck = ckpt_io.load(tmp_path / "d.npz")
+    assert ck.meta["step"] == 7
+    assert all(np.isfinite(v).all() for v in ck.model.params.values())
