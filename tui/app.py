@@ -1,0 +1,500 @@
+"""The lstm-tui app: watch a character-level LSTM learn, and talk to it while it does.
+
+`make_app(trainer)` builds the app around a ready `core.Trainer` (new or resumed). Training runs
+in one exclusive thread worker that iterates `trainer.run()`; generation, next-character tables
+and saves made after training ended run in their own thread workers. Workers reach the screen
+only through `post_message`; the UI thread reaches the trainer only through `trainer.controls`
+and the read-only `trainer.snapshot`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.widgets import Footer, Input, Static
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from core import Controls, Trainer, evaluate
+from core.errors import ConfigError
+
+from . import training
+from .commands import TrainingCommands
+from .messages import Compared, Diverged, Evaluated, Finished, Generated, GenerationDone, NextChars, Progress, Saved
+from .widgets.comparison import ComparisonView
+from .widgets.generate_panel import GeneratePanel
+from .widgets.help_screen import HelpScreen
+from .widgets.loss_chart import LossChart
+from .widgets.next_chars import NextCharView
+from .widgets.prompt_screen import PromptScreen
+from .widgets.stats import StatsPanel
+from .widgets.status_line import StatusLine, describe_model
+
+GENERATE_CHARS = 600  # characters per generation run
+NEXT_CHARS = 12  # candidates computed for the next-character view
+REFRESH_NEXT_S = 1.0  # the next-character view follows the training weights this often
+
+
+class LstmApp(App[None]):
+    """Train, watch, generate."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "lstm-tui"
+    COMMANDS = App.COMMANDS | {TrainingCommands}
+    # Below these sizes the screen gets a reduced layout (see app.tcss).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (70, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (20, "-tall")]
+
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("f1", "help", "Help"),
+        Binding("f2", "toggle_pause", "Pause"),
+        Binding("ctrl+s", "save", "Save"),
+        Binding("ctrl+g", "generate", "Generate"),
+        Binding("escape", "stop_generation", "Stop gen", show=False),
+        Binding("f7", "temperature(-1)", "T−"),
+        Binding("f8", "temperature(1)", "T+"),
+        Binding("f3", "focus_seed", "Seed", show=False),
+    ]
+
+    state: reactive[str] = reactive("starting")
+    compare_on_validation: reactive[bool] = reactive(True)
+
+    def __init__(self, trainer: Trainer, corpus_label: str | None = None) -> None:
+        super().__init__()
+        self.trainer = trainer
+        self.corpus_label = corpus_label or trainer.corpus.name
+        self.saved_path: str | None = None  # where the model was saved on quit (read by the CLI)
+        self.last_save: tuple[int, str] | None = None  # (step, path) of the last successful save
+        self.sampling_temperature = 0.8  # read by the generation thread before every character
+        self.generation_temperatures: list[float] = []  # temperatures the sampler used, latest run
+        self.generated = ""  # the text of the latest generation run
+        self.evaluations = 0  # evaluations shown
+        self._quitting = False  # a quit is waiting for the final save
+        self._quit_save_failed = False  # a second ctrl+q then quits without saving
+        self._reset_pending = False
+        self._run_id = 0
+        self._steppers = training.StepperCache()
+        self._next_key: tuple[object, str, float] | None = None
+        # Read the history once, before the training thread owns the trainer.
+        self._curve = self._history_curve()
+
+    def _history_curve(self) -> training.LossCurve:
+        t = self.trainer
+        return training.LossCurve.from_history(
+            list(t.loss_history), list(t.val_history), t.step_count, t.config.smoothing
+        )
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        t = self.trainer
+        corpus = t.corpus
+        corpus_info = f"{self.corpus_label} · {corpus.size:,} chars · V={corpus.vocab.size}"
+        yield StatusLine(corpus_info, describe_model(t.model.config, t.model.config.num_params()), id="status")
+        with Horizontal(id="top"):
+            yield LossChart(corpus.vocab.size, t.config.steps, id="chart")
+            yield StatsPanel(t.config.steps, t.batch * t.seq_len, id="stats")
+        with Vertical(id="compare-panel"):
+            yield ComparisonView(id="compare")
+        with Horizontal(id="bottom"):
+            yield GeneratePanel(seed=_default_seed(corpus.text(0, 200)), id="generate")
+            yield NextCharView(id="next")
+        yield Static("", id="small-note", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Show the history, start training, and keep the next-character view fresh."""
+        self.query_one(LossChart).reset(self._curve.frame() if self.trainer.step_count else None)
+        self.query_one(StatsPanel).reset(self.trainer.step_count)
+        self.query_one("#seed", Input).focus()
+        self.set_interval(REFRESH_NEXT_S, self._refresh_next_chars)
+        if self.trainer.shrunk:
+            self.notify(
+                f"text is short: training with batch {self.trainer.batch} × seq-len {self.trainer.seq_len}",
+                title="shape reduced",
+            )
+        self._start_training()
+        self._refresh_next_chars(force=True)
+
+    def on_resize(self) -> None:
+        """A note for terminals too small for every panel."""
+        w, h = self.size
+        note = self.query_one("#small-note", Static)
+        note.update(f"{w}×{h}: enlarge to 80×24 for the graph and all panels")
+
+    # ---------------------------------------------------------------- training
+    def _start_training(self) -> None:
+        if self.trainer.controls.stopped:  # restarting after a stop: fresh controls
+            self.trainer.controls = Controls()
+        self.state = "running" if not self.trainer.controls.paused else "paused"
+        self.run_worker(self._train, name="training", group="training", exclusive=True, thread=True)
+
+    def _train(self) -> None:
+        """The training thread: iterate the trainer, post progress."""
+        worker = get_current_worker()
+        training.train(self.trainer, self._curve, self.post_message, lambda: worker.is_cancelled)
+
+    @property
+    def training(self) -> bool:
+        """Is the training worker alive?"""
+        return any(w.group == "training" and not w.is_finished for w in self.workers)
+
+    def watch_state(self, state: str) -> None:
+        """Mirror the training state in the header."""
+        self.query_one(StatusLine).state = state
+
+    @on(Progress)
+    def _on_progress(self, message: Progress) -> None:
+        """Training moved on (at most ~10 a second)."""
+        self.query_one(StatsPanel).show_step(message.report)
+        self.query_one(LossChart).show(message.curve)
+
+    @on(Evaluated)
+    def _on_evaluated(self, message: Evaluated) -> None:
+        """An evaluation: stats, and the comparison when it shows the evaluation text."""
+        r = message.report
+        self.evaluations += 1
+        self.query_one(StatsPanel).show_eval(r)
+        if self.compare_on_validation or not r.on_validation:
+            self.query_one(ComparisonView).show(r.evaluation, r.step, r.on_validation)
+        else:
+            self._compare_training_text()
+
+    @on(Saved)
+    def _on_saved(self, message: Saved) -> None:
+        """A save finished or failed; a quit waits for this."""
+        r = message.report
+        if r.error:
+            self.notify(r.error, title="not saved", severity="error", timeout=15)
+            if self._quitting:
+                self._quitting = False
+                self._quit_save_failed = True
+                self.notify(
+                    "Save elsewhere with ctrl+p → Save as…, or press ctrl+q again to quit without saving.",
+                    title="still here",
+                    severity="warning",
+                    timeout=30,
+                )
+            return
+        self.last_save = (r.step, r.path)
+        if r.kind == "best":
+            return
+        if self._quitting:
+            self.saved_path = r.path
+            if not self.training:  # a save after the loop ended; otherwise Finished exits
+                self.exit()
+        else:
+            self.notify(f"step {r.step:,} → {r.path}", title="saved")
+
+    @on(Diverged)
+    def _on_diverged(self, message: Diverged) -> None:
+        """Non-finite loss: the trainer restored its weights and paused."""
+        self.state = "diverged"
+        self.notify(message.report.message, title="training diverged", severity="error", timeout=60)
+
+    @on(Finished)
+    def _on_finished(self, message: Finished) -> None:
+        """The training loop ended: quit, reset, or just say so."""
+        r = message.report
+        if self._reset_pending:
+            self._reset_pending = False
+            self._do_reset()
+            return
+        if self._quitting:
+            if self.saved_path is not None:
+                self.exit()
+            return
+        if r.reason == "budget":
+            self.state = "done"
+            self.notify(f"step budget reached at step {r.step:,}; generate away, or ctrl+q to save and quit")
+        elif self.state != "error":
+            self.state = "stopped"
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Every worker's failure surfaces here as a notice."""
+        worker = event.worker
+        if event.state != WorkerState.ERROR:
+            return
+        error = worker.error
+        title = f"{worker.name or 'worker'} failed"
+        self.notify(f"{type(error).__name__}: {error}", title=title, severity="error", timeout=30, markup=False)
+        if worker.group == "training":
+            self.state = "error"
+            if self._quitting:  # save what we have: the loop is gone
+                self._save_direct(None)
+
+    # ---------------------------------------------------------------- actions
+    async def action_quit(self) -> None:
+        """Save the model to its checkpoint, then exit (a failed save keeps the app open)."""
+        if self._quit_save_failed or self._quitting:
+            if self._quitting:
+                return
+            self.exit()  # second ctrl+q after a failed save: quit without saving
+            return
+        if self.last_save is not None and not self.training and self.last_save[0] == self.trainer.step_count:
+            self.saved_path = self.last_save[1]
+            self.exit()
+            return
+        self._quitting = True
+        self.state = "stopping"
+        self._stop_generation()
+        if self.training:
+            self.trainer.controls.request_save(None)
+            self.trainer.controls.stop()  # the loop saves, then ends; Finished then exits
+        else:
+            self._save_direct(None)
+
+    def action_toggle_pause(self) -> None:
+        """Pause or resume training."""
+        if self._quitting:
+            return
+        controls = self.trainer.controls
+        if not self.training:
+            if self.state in ("stopped", "error"):
+                self._start_training()
+            else:
+                self.notify("training has finished (step budget reached)")
+            return
+        if controls.paused:
+            controls.resume()
+            self.state = "running"
+        else:
+            controls.pause()
+            self.state = "paused"
+
+    def action_save(self, path: str | None = None) -> None:
+        """Save now (at the next step boundary while training)."""
+        if self.training:
+            self.trainer.controls.request_save(path)
+        else:
+            self._save_direct(path)
+
+    def action_save_as(self) -> None:
+        """Ask for a path, then save there."""
+        current = str(self.trainer.checkpoint) if self.trainer.checkpoint else "model.npz"
+
+        def answered(path: str | None) -> None:
+            if path:
+                self.action_save(str(Path(path).expanduser()))
+
+        self.push_screen(PromptScreen("Save the model as", current), answered)
+
+    def action_change_lr(self) -> None:
+        """Ask for a learning rate and hand it to the trainer."""
+        current = self.query_one(StatsPanel).step
+        lr = current.lr if current else self.trainer.config.lr
+
+        def answered(value: str | None) -> None:
+            if not value:
+                return
+            try:
+                new = float(value)
+                self.trainer.controls.set_lr(new)
+            except (ValueError, ConfigError) as e:
+                self.notify(f"not a learning rate: {value} ({e})", severity="error")
+                return
+            self.notify(f"learning rate → {new:g} from the next step")
+
+        self.push_screen(PromptScreen("Learning rate", f"{lr:g}"), answered)
+
+    def action_toggle_comparison(self) -> None:
+        """Show the validation text or the training text in the comparison panel."""
+        if not self.trainer.corpus.split:
+            self.notify("this text has no held-out part: the comparison already shows the training text")
+            return
+        self.compare_on_validation = not self.compare_on_validation
+
+    def watch_compare_on_validation(self, on_validation: bool) -> None:
+        """Refill the comparison for the chosen text."""
+        if not self.is_mounted:
+            return
+        if on_validation:
+            last = self.trainer.last_eval
+            view = self.query_one(ComparisonView)
+            view.on_validation = True
+            view.waiting = "waiting for the next evaluation…"
+            if last is not None:
+                view.show(last.evaluation, last.step, True)
+        else:
+            self._compare_training_text()
+
+    def action_reset_model(self) -> None:
+        """Throw the weights away and start from fresh random ones (same settings)."""
+        if self._quitting:
+            return
+        self._stop_generation()
+        if self.training:
+            self._reset_pending = True
+            self.trainer.controls.stop()
+        else:
+            self._do_reset()
+
+    def _do_reset(self) -> None:
+        old = self.trainer
+        self.trainer = Trainer(old.corpus, old.config, checkpoint=old.checkpoint)
+        self._curve = self._history_curve()
+        self.last_save = None
+        self.query_one(LossChart).reset(None)
+        self.query_one(StatsPanel).reset(0)
+        self.notify("fresh random weights; training from step 0")
+        self._start_training()
+
+    def action_help(self) -> None:
+        """Show the help screen."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_focus_seed(self) -> None:
+        """Put the cursor in the seed box."""
+        self.query_one("#seed", Input).focus()
+
+    def action_temperature(self, direction: int) -> None:
+        """Temperature one 0.05 step down or up."""
+        self.query_one(GeneratePanel).nudge(direction)
+
+    # -------------------------------------------------------------- generation
+    def action_generate(self) -> None:
+        """Continue the seed text from a snapshot of the current weights."""
+        panel = self.query_one(GeneratePanel)
+        seed = panel.seed
+        vocab = self.trainer.corpus.vocab
+        ids, skipped = vocab.encode_known(seed)
+        if skipped:
+            self.notify(
+                "not in the text's characters, skipped: " + " ".join(repr(c) for c in skipped),
+                title="unknown seed characters",
+                severity="warning",
+                markup=False,
+            )
+        self._run_id += 1
+        self.generated = ""
+        self.generation_temperatures = []
+        panel.start(vocab.decode(ids))
+        stepper = self._steppers.get(self.trainer.snapshot)
+        rng = np.random.default_rng()
+        self._generate(self._run_id, stepper, ids, rng)
+
+    @work(thread=True, exclusive=True, group="generate", name="generate")
+    def _generate(self, run_id: int, stepper, ids, rng: np.random.Generator) -> None:
+        """The generation thread: sample characters, post them a few at a time."""
+        worker = get_current_worker()
+        training.generate(
+            run_id,
+            stepper,
+            self.trainer.corpus.vocab,
+            ids,
+            GENERATE_CHARS,
+            rng,
+            lambda: self.sampling_temperature,
+            self.post_message,
+            lambda: worker.is_cancelled,
+        )
+
+    @on(Generated)
+    def _on_generated(self, message: Generated) -> None:
+        """More generated characters."""
+        if message.run_id != self._run_id:
+            return
+        self.generated += message.text
+        self.generation_temperatures.append(message.temperature)
+        self.query_one(GeneratePanel).append(message.text)
+
+    @on(GenerationDone)
+    def _on_generation_done(self, message: GenerationDone) -> None:
+        """A generation run ended."""
+        if message.run_id == self._run_id:
+            self.query_one(GeneratePanel).finish(message.stopped)
+
+    def action_stop_generation(self) -> None:
+        """Stop the text streaming in."""
+        self._stop_generation()
+
+    def _stop_generation(self) -> None:
+        self.workers.cancel_group(self, "generate")
+
+    @on(GeneratePanel.GenerateRequested)
+    def _on_generate_requested(self) -> None:
+        """Enter in the seed or temperature box."""
+        self.action_generate()
+
+    @on(GeneratePanel.Changed)
+    def _on_generate_changed(self) -> None:
+        """Seed or temperature changed: the sampler and the next-character view follow."""
+        self.sampling_temperature = self.query_one(GeneratePanel).temperature
+        self._refresh_next_chars(force=True)
+
+    # ------------------------------------------------------------ next chars
+    def _refresh_next_chars(self, force: bool = False) -> None:
+        panel = self.query_one(GeneratePanel)
+        snapshot = self.trainer.snapshot
+        key = (snapshot, panel.seed, panel.temperature)
+        if not force and key == self._next_key:
+            return
+        self._next_key = key
+        self._compute_next_chars(snapshot, panel.seed, panel.temperature)
+
+    @work(thread=True, exclusive=True, group="next-chars", name="next characters")
+    def _compute_next_chars(self, snapshot, seed: str, temperature: float) -> None:
+        """The next-character thread: prime on the seed, post the top candidates."""
+        if get_current_worker().is_cancelled:
+            return
+        stepper = self._steppers.get(snapshot)
+        candidates, skipped = training.next_chars(stepper, self.trainer.corpus.vocab, seed, temperature, NEXT_CHARS)
+        self.post_message(NextChars(seed, temperature, candidates, skipped))
+
+    @on(NextChars)
+    def _on_next_chars(self, message: NextChars) -> None:
+        """A fresh table of next characters."""
+        self.query_one(NextCharView).show(message.seed, message.temperature, message.candidates, message.skipped)
+
+    # ------------------------------------------------------------- comparison
+    def _compare_training_text(self) -> None:
+        view = self.query_one(ComparisonView)
+        view.waiting = "reading the training text…"
+        self._compute_comparison(self.trainer.snapshot, self.trainer.step_count)
+
+    @work(thread=True, exclusive=True, group="compare", name="comparison")
+    def _compute_comparison(self, snapshot, step: int) -> None:
+        """Teacher-forced comparison on the start of the training text, from a snapshot."""
+        corpus = self.trainer.corpus
+        ids = corpus.train_ids[: min(len(corpus.train_ids), 1000)]
+        self.post_message(Compared(evaluate(snapshot, ids, corpus.vocab), step))
+
+    @on(Compared)
+    def _on_compared(self, message: Compared) -> None:
+        """The training-text comparison is ready."""
+        if not self.compare_on_validation:
+            self.query_one(ComparisonView).show(message.evaluation, message.step, False)
+
+    # ------------------------------------------------------------------ saves
+    @work(thread=True, group="save", name="save")
+    def _save_direct(self, path: str | None) -> None:
+        """Save from a thread once the training loop has ended (then nobody else touches the weights)."""
+        training.save(self.trainer, path, self.post_message)
+
+    def on_unmount(self) -> None:
+        """Leave no thread behind: stop training and generation."""
+        self.trainer.controls.stop()
+        self.workers.cancel_all()
+
+
+def _default_seed(text: str) -> str:
+    """The first few words of the text: something the model has seen, to start with."""
+    words = text.replace("\n", " ").split(" ")
+    seed = ""
+    for w in words:
+        if len(seed) + len(w) > 12:
+            break
+        seed += w + " "
+    return seed if seed.strip() else text[:8]
+
+
+def make_app(trainer: Trainer, *, corpus_label: str | None = None) -> LstmApp:
+    """The app around a ready trainer. After `run()`, `app.saved_path` says where the model went."""
+    return LstmApp(trainer, corpus_label=corpus_label)
+

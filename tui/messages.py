@@ -1,0 +1,132 @@
+"""Small messages from the worker threads to the UI thread.
+
+High-rate messages (training progress, evaluations, next-character tables) override
+`can_replace`, so a screen that falls behind drops stale frames instead of queueing them.
+Every message carries complete state (never a delta), so dropping one loses nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from textual.message import Message
+
+from core import DivergedReport, DoneReport, EvalReport, Evaluation, SaveReport, StepReport
+
+
+@dataclass(frozen=True, eq=False)
+class CurveFrame:
+    """The loss history, downsampled to a few hundred points, ready to plot."""
+
+    steps: NDArray[np.float64]  # (n,) last step of each bucket
+    raw: NDArray[np.float64]  # (n,) mean training loss over each bucket, nats/char
+    smooth: NDArray[np.float64]  # (n,) smoothed training loss at the end of each bucket
+    val_steps: NDArray[np.float64]  # (m,) steps of the evaluations
+    val: NDArray[np.float64]  # (m,) evaluation losses
+    total_steps: int  # steps taken so far (the x extent)
+
+    @property
+    def empty(self) -> bool:
+        return len(self.steps) == 0 and len(self.val_steps) == 0
+
+
+class Progress(Message):
+    """Training moved on: the latest step and the whole (downsampled) loss curve."""
+
+    def __init__(self, report: StepReport, curve: CurveFrame) -> None:
+        super().__init__()
+        self.report = report
+        self.curve = curve
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, Progress)
+
+
+class Evaluated(Message):
+    """An evaluation finished: validation loss, accuracy and the truth-vs-prediction comparison."""
+
+    def __init__(self, report: EvalReport) -> None:
+        super().__init__()
+        self.report = report
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, Evaluated)
+
+
+class Saved(Message):
+    """A checkpoint was written, or failed to be written (`report.error`)."""
+
+    def __init__(self, report: SaveReport) -> None:
+        super().__init__()
+        self.report = report
+
+
+class Diverged(Message):
+    """The loss became non-finite; the trainer restored its weights and paused itself."""
+
+    def __init__(self, report: DivergedReport) -> None:
+        super().__init__()
+        self.report = report
+
+
+class Finished(Message):
+    """The training loop ended (budget reached or stopped). The last message of a run."""
+
+    def __init__(self, report: DoneReport) -> None:
+        super().__init__()
+        self.report = report
+
+
+class Generated(Message):
+    """A few more generated characters for run `run_id`."""
+
+    def __init__(self, run_id: int, text: str, temperature: float) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.text = text
+        self.temperature = temperature  # the temperature these characters were sampled at
+
+
+class GenerationDone(Message):
+    """Generation run `run_id` ended (finished its length or was stopped)."""
+
+    def __init__(self, run_id: int, stopped: bool) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.stopped = stopped
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One possible next character and its probability."""
+
+    char: str
+    p: float
+
+
+class NextChars(Message):
+    """The model's most likely next characters after `seed` at `temperature`."""
+
+    def __init__(self, seed: str, temperature: float, candidates: list[Candidate], skipped: list[str]) -> None:
+        super().__init__()
+        self.seed = seed
+        self.temperature = temperature
+        self.candidates = candidates
+        self.skipped = skipped  # seed characters outside the vocabulary (ignored)
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, NextChars)
+
+
+class Compared(Message):
+    """A teacher-forced comparison computed on the training text (the validation one comes in Evaluated)."""
+
+    def __init__(self, evaluation: Evaluation, step: int) -> None:
+        super().__init__()
+        self.evaluation = evaluation
+        self.step = step
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, Compared)

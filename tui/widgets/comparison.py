@@ -1,0 +1,79 @@
+"""Ground truth against the model's teacher-forced prediction, character under character."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+from core import Evaluation
+
+from ..format import visible
+
+LABEL = 7  # "truth  " / "model  "
+# Prediction colours from "the true character got little probability" to "got most of it".
+RIGHT = ("rgb(40,90,50)", "rgb(50,140,70)", "rgb(70,200,100)", "bold rgb(110,255,140)")
+WRONG = ("rgb(110,40,40)", "rgb(170,50,50)", "rgb(230,70,70)", "bold rgb(255,120,120)")
+
+
+def shade(p: float) -> int:
+    """Which of four shades shows a probability of the true character."""
+    return 0 if p < 0.1 else 1 if p < 0.35 else 2 if p < 0.7 else 3
+
+
+class ComparisonView(Widget):
+    """Pairs of lines, 'truth' over 'model', filling the panel; wrong predictions are underlined too
+    (so the view reads without colour)."""
+
+    DEFAULT_CSS = """
+    ComparisonView { height: 1fr; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.evaluation: Evaluation | None = None
+        self.step = 0
+        self.on_validation = True
+        self.waiting = "waiting for the first evaluation…"
+
+    def on_mount(self) -> None:
+        """Title the panel."""
+        self._title()
+
+    def show(self, evaluation: Evaluation, step: int, on_validation: bool) -> None:
+        """Show a new comparison."""
+        self.evaluation, self.step, self.on_validation = evaluation, step, on_validation
+        self._title()
+        self.refresh()
+
+    def _title(self) -> None:
+        parent = self.parent if self.parent is not None else self
+        ev = self.evaluation
+        where = "validation text" if self.on_validation else "training text"
+        title = f"truth vs prediction · {where}"
+        if ev is not None:
+            title += f" · step {self.step:,} · accuracy {ev.accuracy:.1%}"
+        parent.border_title = title
+
+    def render(self) -> Text:
+        """As many truth/model line pairs as fit the panel."""
+        ev = self.evaluation
+        if ev is None:
+            return Text(self.waiting, style="dim")
+        width = max(1, self.size.width - LABEL)
+        pairs = max(1, self.size.height // 2)
+        out = Text(no_wrap=True, overflow="crop")
+        n = min(ev.n, width * pairs)
+        for row, start in enumerate(range(0, n, width)):
+            stop = min(n, start + width)
+            if row:
+                out.append("\n")
+            out.append("truth  ", "dim")
+            out.append("".join(visible(c) for c in ev.truth[start:stop]))
+            out.append("\nmodel  ", "dim")
+            for i in range(start, stop):
+                right = ev.predicted[i] == ev.truth[i]
+                style = (RIGHT if right else WRONG)[shade(float(ev.p_true[i]))]
+                if not right:
+                    style += " underline"
+                out.append(visible(ev.predicted[i]), style)
+        return out

@@ -1,0 +1,61 @@
+"""The header line: what is being learned, by what, and whether training is running."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from ..format import si
+
+# Training states and how the header shows them.
+STATES = {
+    "starting": ("○ starting", "bold"),
+    "running": ("● running", "bold green"),
+    "paused": ("‖ paused", "bold yellow"),
+    "diverged": ("✖ diverged (paused)", "bold red"),
+    "stopping": ("◌ saving…", "bold yellow"),
+    "stopped": ("■ stopped", "bold"),
+    "done": ("✔ done", "bold green"),
+    "error": ("✖ error", "bold red"),
+}
+
+
+class StatusLine(Static):
+    """One line: corpus, model shape, parameters, training state."""
+
+    state: reactive[str] = reactive("starting")
+
+    def __init__(self, corpus: str, model: str, **kwargs) -> None:
+        super().__init__("", markup=False, **kwargs)
+        self.corpus = corpus
+        self.model = model
+
+    def on_mount(self) -> None:
+        """Draw the line once mounted."""
+        self._redraw()
+
+    def watch_state(self) -> None:
+        """Redraw when the training state changes."""
+        self._redraw()
+
+    def set_model(self, model: str) -> None:
+        """Show another model description (after a reset)."""
+        self.model = model
+        self._redraw()
+
+    def _redraw(self) -> None:
+        label, style = STATES.get(self.state, (self.state, "bold"))
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(" lstm-tui ", "reverse bold")
+        text.append(f" {self.corpus} ")
+        text.append("│", "dim")
+        text.append(f" {self.model} ")
+        text.append("│", "dim")
+        text.append(f" {label}", style)
+        self.update(text)
+
+
+def describe_model(config, num_params: int) -> str:
+    """'LSTM 1×128 · 58.6k params'."""
+    return f"LSTM {config.layers}×{config.hidden} · {si(num_params)} params"
