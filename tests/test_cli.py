@@ -8,6 +8,8 @@ Tests wait on conditions (a line of output, a process ending), never on fixed sl
 from __future__ import annotations
 
 import json
+import os
+import select
 import selectors
 import shutil
 import signal
@@ -418,3 +420,53 @@ def test_divergence_saves_the_restored_weights_and_fails(tmp_path: Path) -> None
     ck = ckpt_io.load(tmp_path / "d.npz")
     assert ck.meta["step"] == 7
     assert all(np.isfinite(v).all() for v in ck.model.params.values())
+
+
+# ------------------------------------------------------------------ the interface
+def test_interface_opens_in_a_terminal_and_ctrl_q_saves(tmp_path: Path) -> None:
+    """End to end through a pseudo-terminal: `lstm-tui` opens the app on the bundled corpus, ctrl+q
+    saves, and the command reports where the model went once the screen is restored."""
+    pty = pytest.importorskip("pty")
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
+    proc = subprocess.Popen(
+        [*LSTM_TUI, *SMALL], cwd=tmp_path, stdin=slave, stdout=subprocess.PIPE, stderr=slave, env=env
+    )
+    os.close(slave)
+    screen = b""
+
+    def read_until(done, what: str) -> None:
+        nonlocal screen
+        deadline = time.monotonic() + TIMEOUT
+        while not done():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(master, 1 << 16)
+                except OSError:  # the child closed the terminal
+                    return
+                if not chunk:
+                    return
+                screen += chunk
+
+    try:
+        read_until(lambda: b"\x1b[?1049h" in screen, "the interface to open")  # alternate screen on
+        os.write(master, b"\x11")  # ctrl+q
+        read_until(lambda: proc.poll() is not None, "the interface to quit")
+        read_until(lambda: False, "the terminal to close")  # drain what is left, up to EOF
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    text = screen.decode("utf-8", "replace")
+    assert proc.returncode == 0, text[-2000:]
+    assert "Traceback" not in text
+    assert "model saved to hamlet.lstm.npz" in text
+    assert ckpt_io.load(tmp_path / "hamlet.lstm.npz").model.config.hidden == 32

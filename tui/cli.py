@@ -221,7 +221,8 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
         "--checkpoint",
         metavar="PATH",
         help="where the model is saved (default: ./<corpus name>.lstm.npz in the current directory, "
-        "or the --resume file); the best validation weights also go to <name>.best.npz beside it",
+        "or the --resume file); when part of the text is held out, the weights with the best "
+        "validation loss also go to <name>.best.npz beside it",
     )
     files.add_argument(
         "--save-every",
@@ -267,7 +268,7 @@ def app_parser() -> Parser:
         PROG,
         usage=f"{PROG} [CORPUS] [options]\n       {PROG} {{train,sample,bench}} ... (see below)",
         description="Watch a character-level LSTM, written in pure NumPy, learn a text in your terminal.\n"
-        "Opens the interface and starts training; quitting saves the model.",
+        "Opens the interface and starts training; quitting (ctrl+q) saves the model.",
         epilog=_commands_epilog(),
     )
     p.add_argument("--version", action="version", version=_version_line())
@@ -474,7 +475,8 @@ def cmd_app(args: argparse.Namespace) -> int:
     """Open the interface on a validated trainer; save on quit; print where the model went."""
     notes: list[str] = []
     trainer, label = build_trainer(args, notes.append)
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    # Textual reads keys from stdin and draws on stderr.
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise core.LstmTuiError(f"the interface needs a terminal; to train without one use '{PROG} train'")
     for note in notes:
         print(f"{PROG}: {note}", file=sys.stderr)
