@@ -209,6 +209,7 @@ class LstmApp(App[None]):
             if self.saved_path is not None:
                 self.exit()
             return
+        self._refresh_next_chars()  # the final weights
         if r.reason == "budget":
             self.state = "done"
             self.notify(f"step budget reached at step {r.step:,}; generate away, or ctrl+q to save and quit")
@@ -231,14 +232,14 @@ class LstmApp(App[None]):
     # ---------------------------------------------------------------- actions
     async def action_quit(self) -> None:
         """Save the model to its checkpoint, then exit (a failed save keeps the app open)."""
-        if self._quit_save_failed or self._quitting:
-            if self._quitting:
-                return
-            self.exit()  # second ctrl+q after a failed save: quit without saving
+        if self._quitting:
             return
         if self.last_save is not None and not self.training and self.last_save[0] == self.trainer.step_count:
-            self.saved_path = self.last_save[1]
+            self.saved_path = self.last_save[1]  # nothing new since the last save
             self.exit()
+            return
+        if self._quit_save_failed:
+            self.exit()  # second ctrl+q after a failed save: quit without saving
             return
         self._quitting = True
         self.state = "stopping"
@@ -445,12 +446,14 @@ class LstmApp(App[None]):
             return
         stepper = self._steppers.get(snapshot)
         candidates, skipped = training.next_chars(stepper, self.trainer.corpus.vocab, seed, temperature, NEXT_CHARS)
-        self.post_message(NextChars(seed, temperature, candidates, skipped))
+        self.post_message(NextChars(snapshot, seed, temperature, candidates, skipped))
 
     @on(NextChars)
     def _on_next_chars(self, message: NextChars) -> None:
         """A fresh table of next characters."""
-        self.query_one(NextCharView).show(message.seed, message.temperature, message.candidates, message.skipped)
+        view = self.query_one(NextCharView)
+        view.source = message.source
+        view.show(message.seed, message.temperature, message.candidates, message.skipped)
 
     # ------------------------------------------------------------- comparison
     def _compare_training_text(self) -> None:

@@ -109,8 +109,11 @@ class Candidate:
 class NextChars(Message):
     """The model's most likely next characters after `seed` at `temperature`."""
 
-    def __init__(self, seed: str, temperature: float, candidates: list[Candidate], skipped: list[str]) -> None:
+    def __init__(
+        self, source: object, seed: str, temperature: float, candidates: list[Candidate], skipped: list[str]
+    ) -> None:
         super().__init__()
+        self.source = source  # the snapshot of the weights the table was computed from
         self.seed = seed
         self.temperature = temperature
         self.candidates = candidates

@@ -63,7 +63,7 @@ class GeneratePanel(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(id="gen-controls"):
             yield Label("seed", classes="gen-label")
-            yield Input(self.initial_seed, placeholder="text to continue", id="seed")
+            yield Input(self.initial_seed, placeholder="text to continue", id="seed", select_on_focus=False)
             yield Label("T", classes="gen-label")
             yield TemperatureInput(
                 f"{self.temperature:.2f}", id="temperature", restrict=r"[0-9.]*", max_length=5, select_on_focus=True

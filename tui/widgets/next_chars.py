@@ -19,6 +19,7 @@ class NextCharView(Static):
         self.seed = ""
         self.temperature = 1.0
         self.skipped: list[str] = []
+        self.source: object = None  # the weights the table came from
 
     def on_mount(self) -> None:
         """Title the panel."""

@@ -1,0 +1,267 @@
+"""The app, driven with Pilot on a tiny model and corpus. Every wait polls a condition."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from core import TrainConfig, Trainer, checkpoint, corpus
+from tui.app import LstmApp, make_app
+from tui.widgets.comparison import ComparisonView
+from tui.widgets.generate_panel import GeneratePanel
+from tui.widgets.loss_chart import LossChart
+from tui.widgets.next_chars import NextCharView
+from tui.widgets.stats import StatsPanel
+
+TEXT = (
+    "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer "
+    "the slings and arrows of outrageous fortune, or to take arms against a sea of troubles "
+    "and by opposing end them. [Exit]\n"
+)
+POLLS = 3000  # generous: each poll lets the app process its messages and waits 10 ms
+
+
+def tiny(steps: int = 0, checkpoint_path=None) -> Trainer:
+    return Trainer(
+        corpus.from_text(TEXT, name="tiny.txt"),
+        TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5, steps=steps),
+        checkpoint=checkpoint_path,
+    )
+
+
+async def wait_for(pilot, condition, what: str, polls: int = POLLS) -> None:
+    for _ in range(polls):
+        if condition():
+            return
+        await pilot.pause(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def record_notices(app: LstmApp) -> list[tuple[str, str]]:
+    """Capture (title, message) of every notice the app shows."""
+    notes: list[tuple[str, str]] = []
+    show = app.notify
+
+    def notify(message: str, **kwargs) -> None:
+        notes.append((kwargs.get("title", ""), message))
+        show(message, **kwargs)
+
+    app.notify = notify  # type: ignore[method-assign]
+    return notes
+
+
+async def finish(app: LstmApp, pilot) -> None:
+    """End a test without leaving a training thread behind."""
+    app.trainer.controls.stop()
+    await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "the workers to end")
+
+
+async def test_starts_trains_and_fills_every_panel():
+    app = make_app(tiny(), corpus_label="tiny text")
+    async with app.run_test(size=(80, 24)) as pilot:
+        stats, chart, compare = app.query_one(StatsPanel), app.query_one(LossChart), app.query_one(ComparisonView)
+        await wait_for(pilot, lambda: stats.step is not None and stats.step.step >= 12, "training steps on screen")
+        await wait_for(pilot, lambda: chart.drawn is not None and len(chart.drawn.steps) >= 2, "points on the graph")
+        await wait_for(pilot, lambda: len(chart.drawn.val_steps) >= 2, "validation points on the graph")
+        assert app.state == "running"
+        assert stats.evaluation is not None and math.isfinite(stats.evaluation.val_loss)
+        await wait_for(pilot, lambda: compare.evaluation is not None, "an evaluation in the comparison")
+        ev = compare.evaluation
+        assert ev.n > 0 and len(ev.predicted) == len(ev.truth)
+        assert "[Exit]" in TEXT and "tiny text" in str(app.query_one("#status").render())
+        await finish(app, pilot)
+
+
+async def test_pause_stops_steps_and_resume_restarts_them():
+    app = make_app(tiny())
+    async with app.run_test(size=(80, 24)) as pilot:
+        trainer = app.trainer
+        stats = app.query_one(StatsPanel)
+        await wait_for(pilot, lambda: trainer.step_count >= 3, "some steps")
+        await pilot.press("f2")
+        assert app.state == "paused" and trainer.controls.paused
+        # The step in flight when pause was pressed finishes and is posted; then nothing moves.
+        await wait_for(pilot, lambda: stats.step is not None and stats.step.step == trainer.step_count, "last step")
+        paused_at = trainer.step_count
+        for _ in range(30):
+            await pilot.pause(0.01)
+            assert trainer.step_count == paused_at
+        await pilot.press("f2")
+        assert app.state == "running"
+        await wait_for(pilot, lambda: trainer.step_count > paused_at + 2, "steps after resume")
+        await wait_for(pilot, lambda: stats.step.step > paused_at, "new steps on screen")
+        await finish(app, pilot)
+
+
+async def generate(app: LstmApp, pilot) -> str:
+    runs = app._run_id
+    await pilot.press("ctrl+g")
+    panel = app.query_one(GeneratePanel)
+    await wait_for(pilot, lambda: app._run_id > runs and not panel.running, "generation to finish")
+    return app.generated
+
+
+async def test_generate_temperature_and_unknown_seed_characters():
+    app = make_app(tiny(steps=40))
+    async with app.run_test(size=(80, 24)) as pilot:
+        notes = record_notices(app)
+        await wait_for(pilot, lambda: app.state == "done", "the step budget")
+        seed = app.query_one("#seed")
+        seed.value = ""
+        await pilot.press(*"to be")
+        assert seed.value == "to be"
+        text = await generate(app, pilot)
+        assert len(text) > 0 and set(text) <= set(TEXT)
+        assert panel_text(app).startswith("to be")
+
+        # Temperature 0 is greedy: the same text twice.
+        app.query_one(GeneratePanel).temperature = 0.0
+        await pilot.pause()
+        assert app.sampling_temperature == 0.0
+        first = await generate(app, pilot)
+        second = await generate(app, pilot)
+        assert first == second and set(app.generation_temperatures) == {0.0}
+
+        # A key changes the temperature the sampler uses.
+        await pilot.press("f8", "f8")
+        assert app.query_one(GeneratePanel).temperature == pytest.approx(0.1)
+        await generate(app, pilot)
+        assert set(app.generation_temperatures) == {0.1}
+
+        # A typed temperature too (snapped to the 0.05 grid, clamped to [0, 2]).
+        await pilot.press("tab")
+        assert app.focused is app.query_one("#temperature")
+        await pilot.press(*"1.52")
+        assert app.sampling_temperature == pytest.approx(1.5)
+        await pilot.press("enter")  # enter in the temperature box generates
+        await wait_for(pilot, lambda: not app.query_one(GeneratePanel).running and app.generation_temperatures,
+                       "generation at the typed temperature")
+        assert set(app.generation_temperatures) == {1.5}
+
+        # Unknown characters are skipped with a notice, not a crash.
+        seed.value = "to be€☃"
+        await generate(app, pilot)
+        assert any("unknown" in title and "€" in message for title, message in notes)
+        assert len(app.generated) > 0
+        await finish(app, pilot)
+
+
+def panel_text(app: LstmApp) -> str:
+    panel = app.query_one(GeneratePanel)
+    return panel.run_seed + panel.output_text
+
+
+async def test_next_character_view_sums_to_at_most_one_and_follows_temperature():
+    app = make_app(tiny(steps=40))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.state == "done", "the step budget")
+        view = app.query_one(NextCharView)
+        panel = app.query_one(GeneratePanel)
+        final = app.trainer.snapshot
+        await wait_for(pilot, lambda: view.source is final and view.temperature == panel.temperature, "a table")
+        before = [c.p for c in view.candidates]
+        assert 0 < sum(before) <= 1 + 1e-9
+        assert before == sorted(before, reverse=True)
+        await pilot.press("f8", "f8", "f8", "f8")  # 0.8 -> 1.0: a flatter distribution
+        await wait_for(pilot, lambda: view.temperature == pytest.approx(1.0), "the table at the new temperature")
+        after = [c.p for c in view.candidates]
+        assert 0 < sum(after) <= 1 + 1e-9
+        assert after[0] < before[0]
+        panel.temperature = 0.0  # greedy: all the mass on one character
+        await wait_for(pilot, lambda: view.temperature == 0.0, "the greedy table")
+        assert view.candidates[0].p == 1.0 and sum(c.p for c in view.candidates) == 1.0
+        # Typing in the seed updates the table too.
+        seed_before = view.seed
+        await pilot.press("x")
+        await wait_for(pilot, lambda: view.seed == seed_before + "x", "the table for the new seed")
+        await finish(app, pilot)
+
+
+async def test_quit_while_training_saves_a_loadable_checkpoint(tmp_path):
+    path = tmp_path / "run.npz"
+    app = make_app(tiny(checkpoint_path=path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.trainer.step_count >= 3, "training")
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: app.saved_path is not None, "the save on quit")
+    assert app.saved_path == str(path)
+    assert not any(w.is_running for w in app.workers)
+    loaded = checkpoint.load(path)
+    assert loaded.meta["step"] >= 3
+    resumed = Trainer.resume(path, corpus.from_text(TEXT, name="tiny.txt"))
+    assert resumed.step_count == loaded.meta["step"]
+
+
+async def test_quit_while_paused_also_saves(tmp_path):
+    path = tmp_path / "paused.npz"
+    app = make_app(tiny(checkpoint_path=path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.trainer.step_count >= 2, "training")
+        await pilot.press("f2")
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: app.saved_path is not None, "the save on quit")
+    assert checkpoint.load(path).meta["step"] >= 2
+
+
+async def test_a_failed_save_on_quit_keeps_the_app_open(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    app = make_app(tiny(checkpoint_path=blocker / "run.npz"))  # a folder that cannot exist
+    async with app.run_test(size=(80, 24)) as pilot:
+        notes = record_notices(app)
+        await wait_for(pilot, lambda: app.trainer.step_count >= 2, "training")
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: any(t == "not saved" for t, _ in notes), "the failure notice")
+        assert app.is_running and app.saved_path is None
+        app.action_save(str(tmp_path / "elsewhere.npz"))  # what "Save as…" does with an answer
+        await wait_for(pilot, lambda: app.last_save is not None, "the save elsewhere")
+        await pilot.press("ctrl+q")  # the model is saved: quit at once
+    assert app.saved_path == str(tmp_path / "elsewhere.npz")
+    checkpoint.load(app.saved_path)
+
+
+async def test_resume_shows_the_earlier_loss_history(tmp_path):
+    path = tmp_path / "earlier.npz"
+    first = tiny(checkpoint_path=path)
+    for _ in first.run():
+        if first.step_count >= 25:
+            first.controls.stop()
+    first.save()
+    resumed = Trainer.resume(path, corpus.from_text(TEXT, name="tiny.txt"))
+    resumed.controls.pause()  # nothing new: the graph shows only the history
+    app = make_app(resumed)
+    async with app.run_test(size=(80, 24)) as pilot:
+        chart = app.query_one(LossChart)
+        await wait_for(pilot, lambda: chart.drawn is not None, "the first drawing")
+        frame = chart.drawn
+        assert frame.steps[0] == 1 and frame.steps[-1] == 25
+        np.testing.assert_allclose(frame.raw, first.loss_history, rtol=1e-6)
+        assert list(frame.val_steps) == [s for s, _ in first.val_history]
+        assert app.query_one(StatsPanel).start_step == 25
+        await finish(app, pilot)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (40, 12), (120, 40)])
+async def test_renders_at_size_and_reflows(size):
+    app = make_app(tiny())
+    async with app.run_test(size=size) as pilot:
+        stats = app.query_one(StatsPanel)
+        await wait_for(pilot, lambda: stats.step is not None, "a step on screen")
+        await pilot.pause()
+        screen = app.screen.region
+        if size == (80, 24) or size == (120, 40):
+            for selector in ("#status", "#chart", "#stats", "#compare-panel", "#generate", "#next", "#seed", "Footer"):
+                region = app.query_one(selector).region
+                assert region.area > 0 and screen.contains_region(region), selector
+            assert not app.query_one("#small-note").display
+        else:
+            assert app.query_one("#small-note").display
+            for selector in ("#status", "#stats", "#seed", "Footer"):
+                assert app.query_one(selector).region.area > 0, selector
+        await pilot.resize_terminal(size[1] * 2 + 10, size[0] // 2)  # a different shape
+        await pilot.pause()
+        await pilot.resize_terminal(*size)
+        await pilot.pause()
+        await finish(app, pilot)
