@@ -498,6 +498,17 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------- headless train
+def emit(stream: TextIO, text: str, end: str = "\n") -> bool:
+    """Write and flush; False instead of an exception when the stream is gone (a closed pipe, a
+    hung-up terminal), so that losing an output never costs the model."""
+    try:
+        stream.write(text + end)
+        stream.flush()
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 class Progress:
     """Progress on stderr: a live redrawn line on a terminal, plain periodic lines otherwise."""
 
@@ -508,23 +519,31 @@ class Progress:
         self.drawn = False
         self.last = -math.inf
 
+    def _write(self, text: str) -> None:
+        if not emit(self.stream, text, end=""):
+            self.quiet, self.live = True, False  # the stream is gone: stop talking, keep training
+
     def message(self, text: str) -> None:
         """A line that stays (clears the live line first)."""
         self.clear()
-        print(text, file=self.stream, flush=True)
+        self._write(text + "\n")
 
     def clear(self) -> None:
         if self.drawn:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
             self.drawn = False
+            self._write("\r\x1b[K")
 
     def finish(self) -> None:
         """Leave the live line on screen as the last word on progress."""
         if self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()
             self.drawn = False
+            self._write("\n")
+
+    def _width(self) -> int:
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns
+        except (OSError, ValueError):
+            return shutil.get_terminal_size((80, 24)).columns
 
     def update(self, text: str, force: bool = False) -> None:
         """Show `text` if enough time has passed since the last update (or when forced)."""
@@ -535,18 +554,16 @@ class Progress:
             return
         self.last = now
         if self.live:
-            width = max(20, shutil.get_terminal_size((80, 24)).columns - 1)
-            self.stream.write("\r\x1b[K" + text[:width])
-            self.stream.flush()
-            self.drawn = True
+            self._write("\r\x1b[K" + text[: max(20, self._width() - 1)])
+            self.drawn = self.live
         else:
-            print(text, file=self.stream, flush=True)
+            self._write(text + "\n")
 
 
 def _bar(done: int, total: int, width: int = 12) -> str:
     frac = min(1.0, done / total) if total else 0.0
-    filled = int(round(frac * width))
-    return f"[{'#' * filled}{'.' * (width - filled)}] {frac:4.0%}"
+    filled = int(frac * width)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {int(frac * 100):3d}%"  # 100% only when done
 
 
 def _clock(seconds: float) -> str:
@@ -630,6 +647,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     old_handlers, seen = _install_stop_handlers(trainer.controls, progress)
     chars_per_s = 0.0
     status = ""
+    json_ok = True  # False once stdout is gone (say `| head -1`): training goes on and saves
     diverged: core.DivergedReport | None = None
     try:
         for r in trainer.run():
@@ -644,7 +662,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 )
                 progress.update(status, force=cfg.steps > 0 and r.step == cfg.steps)
             elif isinstance(r, core.EvalReport):
-                if args.json:
+                if args.json and json_ok:
                     record = {
                         "step": r.step,
                         "epoch": round(r.epoch, 4),
@@ -658,7 +676,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                         "best": r.best,
                         "lr": trainer.optimizer.lr,
                     }
-                    print(json.dumps(record), file=out, flush=True)
+                    json_ok = json_ok and emit(out, json.dumps(record))
                 if not progress.live and status:
                     progress.update(status)
             elif isinstance(r, core.SaveReport):
@@ -671,38 +689,36 @@ def cmd_train(args: argparse.Namespace) -> int:
         saved = trainer.save()
     except core.CheckpointError as e:
         progress.clear()
-        print(f"{PROG}: error: {e}; the model was not saved", file=sys.stderr)
+        emit(sys.stderr, f"{PROG}: error: {e}; the model was not saved")
         return EXIT_FAILED
     except KeyboardInterrupt:
         progress.clear()
-        print(f"{PROG}: interrupted; the model was not saved", file=sys.stderr)
+        emit(sys.stderr, f"{PROG}: interrupted; the model was not saved")
         return EXIT_INTERRUPTED
     finally:
         for sig, h in old_handlers.items():
             signal.signal(sig, h)
     if diverged is not None:
-        print(
+        emit(
+            sys.stderr,
             f"{PROG}: error: training diverged at step {diverged.step} (loss or gradient became non-finite); "
             f"the last finite weights were saved to {saved}; try a lower --lr (now {trainer.optimizer.lr:g})",
-            file=sys.stderr,
         )
         return EXIT_FAILED
     try:
         ev = trainer.last_eval if trainer.last_eval and trainer.last_eval.step == trainer.step_count else None
         ev = ev or trainer.evaluate()
-        print(file=report_to)
-        for line in summary_lines(ev.evaluation, ev.on_validation):
-            print(line, file=report_to)
+        lines = ["", *summary_lines(ev.evaluation, ev.on_validation)]
         took = f"{trainer.step_count:,} steps ({trainer.epoch:.2f} epochs) in {trainer.elapsed_s:.1f} s"
-        print(f"Trained {took}; {chars_per_s:,.0f} chars/s.", file=report_to)
+        lines.append(f"Trained {took}; {chars_per_s:,.0f} chars/s.")
         best = best_path(saved)
         if best.exists() and trainer.corpus.split:
-            print(f"Best validation weights: {best}", file=report_to)
-        report_to.flush()
+            lines.append(f"Best validation weights: {best}")
+        emit(report_to, "\n".join(lines))
     except KeyboardInterrupt:
         pass
     finally:
-        print(f"model saved to {saved}", file=sys.stderr, flush=True)
+        emit(sys.stderr, f"model saved to {saved}")
     if seen:
         return 128 + seen[0]
     return EXIT_OK
