@@ -364,7 +364,11 @@ def _wait_for_json_line(proc: subprocess.Popen, min_step: int) -> dict:
     raise AssertionError("no progress from lstm-tui train")
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)])
+@pytest.mark.parametrize(
+    ("sig", "code"),
+    [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGHUP, 128 + signal.SIGHUP)],
+    ids=["SIGINT", "SIGTERM", "SIGHUP"],
+)
 def test_signal_saves_then_exits(sig: signal.Signals, code: int, tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [*LSTM_TUI, "train", "--steps", "0", "--json", "--eval-every", "5", "--checkpoint", "run.npz", *SMALL],
@@ -388,6 +392,26 @@ def test_signal_saves_then_exits(sig: signal.Signals, code: int, tmp_path: Path)
     ck = ckpt_io.load(tmp_path / "run.npz")
     assert ck.meta["step"] >= reached
     assert not list(tmp_path.glob(".run.npz.*")), "no temporary file left behind"
+
+
+def test_train_survives_a_closed_stdout(tmp_path: Path) -> None:
+    """`lstm-tui train --json | head -1`: the reader leaves, training finishes and saves anyway."""
+    proc = subprocess.Popen(
+        # 300 records of ~250 bytes overflow the pipe's buffer, so writes must fail after the close
+        [*LSTM_TUI, "train", "--steps", "300", "--json", "--eval-every", "1", "--checkpoint", "p.npz", "--hidden", "8"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    json.loads(proc.stdout.readline())
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=TIMEOUT) == 0, err
+    assert "Traceback" not in err
+    assert ckpt_io.load(tmp_path / "p.npz").meta["step"] == 300
 
 
 DIVERGE = """
