@@ -58,6 +58,26 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _new_file_mode(target: Path) -> int:
+    """The permissions a plain open() would give: the old file's, else 0o666 less the umask.
+
+    (mkstemp creates 0o600 files; a checkpoint should be as readable as any other file.)
+    """
+    try:
+        return target.stat().st_mode & 0o777
+    except OSError:
+        pass
+    umask = 0o022
+    try:  # read the umask without os.umask(), which would briefly change it for every thread
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    umask = int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o666 & ~umask
+
+
 def save(path: str | os.PathLike[str], ckpt: Checkpoint) -> Path:
     """Write `ckpt` to `path` atomically: a temporary file in the same folder, flushed and
     fsynced, then renamed over the target. A crash at any point leaves the old file intact."""
@@ -77,6 +97,7 @@ def save(path: str | os.PathLike[str], ckpt: Checkpoint) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        os.fchmod(fd, _new_file_mode(target))
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)  # type: ignore[arg-type]
             f.flush()

@@ -413,6 +413,7 @@ def test_checkpoint_round_trip(tmp_path):
     for k, v in trainer.model.params.items():
         assert np.array_equal(ck.model.params[k], v)
     assert not list(tmp_path.glob("*.tmp"))  # the temporary file was renamed away
+    assert path.stat().st_mode & 0o044  # readable like any file, not mkstemp's private 0o600
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
