@@ -265,3 +265,16 @@ async def test_renders_at_size_and_reflows(size):
         await pilot.resize_terminal(*size)
         await pilot.pause()
         await finish(app, pilot)
+
+
+async def test_no_color_renders(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(tiny())
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.no_color
+        chart = app.query_one(LossChart)
+        await wait_for(pilot, lambda: chart.redraws >= 3, "the graph drawn a few times")
+        await pilot.press("f1")  # the help screen too
+        await pilot.pause()
+        await pilot.press("escape")
+        await finish(app, pilot)

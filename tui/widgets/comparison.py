@@ -52,7 +52,7 @@ class ComparisonView(Widget):
         title = f"truth vs prediction · {where}"
         if ev is not None:
             title += f" · step {self.step:,} · accuracy {ev.accuracy:.1%}"
-        parent.border_title = title
+        parent.border_title = f" {title} "
 
     def render(self) -> Text:
         """As many truth/model line pairs as fit the panel."""

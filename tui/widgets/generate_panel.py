@@ -74,7 +74,7 @@ class GeneratePanel(Vertical):
 
     def on_mount(self) -> None:
         """Title the panel and draw the temperature bar."""
-        self.border_title = "generate"
+        self.border_title = " generate "
         self.query_one("#gen-scroll").can_focus = True
         self._show_temperature()
 

@@ -6,13 +6,16 @@ import math
 
 import numpy as np
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Grid, Vertical
+from textual.strip import Strip
+from textual_hires_canvas import Canvas
 from textual_plot import HiResMode, PlotWidget
+from textual_plot.plot_widget import Legend
 
 from ..messages import CurveFrame
 
 # Line styles; NO_COLOR turns them into greys, so the kinds also differ in shape:
-# raw is a thin braille trace, smoothed a bolder half-block line, validation diamonds, ln V a flat line.
+# raw is a thin braille trace, smoothed a half-block line, validation diamonds, ln V a dashed line.
 RAW_STYLE = "rgb(90,110,150)"
 SMOOTH_STYLE = "bold rgb(120,190,255)"
 VAL_STYLE = "bold rgb(255,170,60)"
@@ -20,6 +23,32 @@ BASE_STYLE = "rgb(150,80,80)"
 
 # Redraws per second at most (a redraw costs milliseconds of the interpreter shared with training).
 REDRAWS_PER_S = 4
+
+
+class _Canvas(Canvas):
+    """textual-hires-canvas's Canvas, but an empty line carries a style.
+
+    Canvas.render_line returns `Strip.blank(0)` (a segment whose style is None) before its first
+    resize, and Textual's NO_COLOR filter (Monochrome) fails on a None style. Seen with
+    textual 8.2.8, textual-hires-canvas 0.14.
+    """
+
+    def render_line(self, y: int) -> Strip:
+        if not self._canvas_size.area or y >= self._canvas_size.height:
+            return Strip.blank(self.size.width, self.rich_style)
+        return super().render_line(y)
+
+
+class _Plot(PlotWidget):
+    """PlotWidget built from _Canvas (its compose, otherwise unchanged)."""
+
+    def compose(self) -> ComposeResult:
+        with Grid():
+            yield _Canvas(1, 1, id="margin-top")
+            yield _Canvas(1, 1, id="margin-left")
+            yield _Canvas(1, 1, id="plot")
+            yield _Canvas(1, 1, id="margin-bottom")
+        yield Legend(id="legend")
 
 
 class LossChart(Vertical):
@@ -34,7 +63,7 @@ class LossChart(Vertical):
         self.redraws = 0
 
     def compose(self) -> ComposeResult:
-        plot = PlotWidget(allow_pan_and_zoom=False)
+        plot = _Plot(allow_pan_and_zoom=False)
         plot.can_focus = False
         yield plot
 
@@ -44,8 +73,7 @@ class LossChart(Vertical):
         plot.margin_top = 0
         plot.margin_bottom = 1
         plot.margin_left = 5
-        self.border_title = "loss, nats/char"
-        self.border_subtitle = "⠒ train  ▀ smoothed  ◆ val  ⠤ ln V"
+        self.border_title = " nats/char  ⠒ raw ▀ smooth ◆ val ╌ ln V "
         self.set_interval(1 / REDRAWS_PER_S, self._redraw_if_new)
         self._draw(self.frame)
 
@@ -73,7 +101,8 @@ class LossChart(Vertical):
         plot.set_xlimits(0.0, x_max)
         plot.set_ylimits(0.0, y_top)
         plot.set_yticks(_ticks(y_top, max(2, self.size.height // 3)))
-        plot.plot([0.0, x_max], [self.baseline, self.baseline], line_style=BASE_STYLE, hires_mode=HiResMode.BRAILLE)
+        cells = max(2, self.size.width - plot.margin_left - 2)
+        plot.scatter(np.linspace(0.0, x_max, cells), np.full(cells, self.baseline), marker="╌", marker_style=BASE_STYLE)
         if frame is None:
             return
         if len(frame.steps):

@@ -23,7 +23,7 @@ class NextCharView(Static):
 
     def on_mount(self) -> None:
         """Title the panel."""
-        self.border_title = "next character"
+        self.border_title = " next character "
         self.update(Text("type a seed…", style="dim"))
 
     def on_resize(self) -> None:
@@ -38,7 +38,7 @@ class NextCharView(Static):
     def _redraw(self) -> None:
         if not self.candidates:
             return
-        self.border_title = f"next char · T {self.temperature:.2f}"
+        self.border_title = f" next char · T {self.temperature:.2f} "
         table = Table.grid(padding=(0, 1))
         table.add_column(no_wrap=True, width=7)
         table.add_column(no_wrap=True)

@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label
+from textual.widgets import Input
 
 
 class PromptScreen(ModalScreen[str | None]):
@@ -25,7 +25,6 @@ class PromptScreen(ModalScreen[str | None]):
         with Vertical(id="prompt-box") as box:
             box.border_title = self.question
             box.border_subtitle = "enter: ok · escape: cancel"
-            yield Label(self.question, markup=False)
             yield Input(self.value, placeholder=self.placeholder, id="prompt-input")
 
     @on(Input.Submitted)

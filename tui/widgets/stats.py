@@ -25,7 +25,7 @@ class StatsPanel(Static):
 
     def on_mount(self) -> None:
         """Draw the empty table."""
-        self.border_title = "stats"
+        self.border_title = " stats "
         self._redraw()
 
     def on_resize(self) -> None:
