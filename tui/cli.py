@@ -374,9 +374,8 @@ def cmd_bench(argv: Sequence[str]) -> int:
 # ------------------------------------------------------------- building a trainer
 def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig fields the user gave on the command line (steps handled by the caller)."""
-    names = ("hidden", "layers", "seq_len", "batch", "lr", "optimizer", "clip", "dropout")
-    names += ("seed", "eval_every", "eval_chars", "save_every", "dtype")
-    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    names = "hidden layers seq_len batch lr optimizer clip dropout seed eval_every eval_chars save_every dtype"
+    return {n: getattr(args, n) for n in names.split() if getattr(args, n) is not None}
 
 
 def _load_corpus(args: argparse.Namespace) -> tuple[corpus_io.Corpus, str]:
