@@ -152,6 +152,61 @@ def _scatter_rows(ids: NDArray, dz: NDArray, rows: int) -> NDArray:
     return out
 
 
+# Gate derivatives are computed in chunks of about this many floats (256 KiB in float32), small
+# enough to stay in the L2 cache between being written and being read by the backward loop.
+_CHUNK_FLOATS = 1 << 16
+
+
+def _gate_derivatives(A: NDArray, Cprev: NDArray, TC: NDArray, M: NDArray, oD: NDArray, H: int) -> None:
+    """The local derivatives the backward loop chains, for k steps at once, with no temporaries.
+
+    A (k, B, 4H) activations i, f, o, g; Cprev (k, B, H) c_{t-1}; TC (k, B, H) tanh(c_t).
+    Writes M (k, B, 4H), per gate block: dz_i/dc = g i(1-i), dz_f/dc = c_{t-1} f(1-f),
+    dz_o/dh = tanh(c) o(1-o), dz_g/dc = i (1-g^2); and oD (k, B, H) = dh/dc = o (1 - tanh(c)^2).
+    """
+    np.multiply(A, A, out=M)  # a^2 for every gate
+    np.subtract(A[..., : 3 * H], M[..., : 3 * H], out=M[..., : 3 * H])  # sigmoid' = s - s^2 (i, f, o)
+    np.subtract(1.0, M[..., 3 * H :], out=M[..., 3 * H :])  # tanh' = 1 - g^2
+    M[..., :H] *= A[..., 3 * H :]  # * g
+    M[..., H : 2 * H] *= Cprev  # * c_{t-1}
+    M[..., 2 * H : 3 * H] *= TC  # * tanh(c_t)
+    M[..., 3 * H :] *= A[..., :H]  # * i
+    np.multiply(TC, TC, out=oD)
+    np.subtract(1.0, oD, out=oD)
+    oD *= A[..., 2 * H : 3 * H]  # o (1 - tanh(c)^2)
+
+
+class _Pool:
+    """Spare arrays for forward/backward, reused from one training step to the next.
+
+    A training step allocates tens of megabytes of activations at the larger sizes (A alone is
+    T*B*4H floats per layer). Fresh arrays that big come straight from the kernel (mmap) and
+    page-fault on first touch every step; reused ones are already mapped and often in cache.
+    Arrays come back only from `backward`, once its cache is spent, so nothing the caller still
+    holds (logits, state, gradients: all freshly allocated) is ever handed out again. A forward
+    pass that is never backpropagated (evaluation) simply keeps its arrays.
+    """
+
+    MAX_PER_SHAPE = 4  # spares kept per (shape, dtype); more would only hold memory
+
+    def __init__(self) -> None:
+        self._free: dict[tuple[tuple[int, ...], str], list[NDArray]] = {}
+
+    def take(self, shape: tuple[int, ...], dtype: np.dtype | str) -> NDArray:
+        """An uninitialised array of `shape`: a spare one if there is one."""
+        try:
+            return self._free[(shape, np.dtype(dtype).str)].pop()  # list.pop is atomic: thread-safe
+        except (KeyError, IndexError):
+            return np.empty(shape, dtype)
+
+    def give(self, *arrays: NDArray) -> None:
+        """Return arrays nobody else holds to the spares."""
+        for a in arrays:
+            spares = self._free.setdefault((a.shape, a.dtype.str), [])
+            if len(spares) < self.MAX_PER_SHAPE:
+                spares.append(a)
+
+
 class LayerCache:
     """What one layer's backward pass needs from its forward pass."""
 
@@ -171,12 +226,13 @@ class LayerCache:
 class Cache:
     """Everything `backward` needs from `forward`."""
 
-    __slots__ = ("layers", "resets", "top")
+    __slots__ = ("layers", "resets", "top", "spent")
 
     def __init__(self, layers: list[LayerCache], resets: Resets | None, top: NDArray):
         self.layers = layers
         self.resets = resets
         self.top = top  # (T*B, H) readout input
+        self.spent = False  # backward has run: its arrays were overwritten and recycled
 
 
 class CharLSTM:
@@ -191,6 +247,7 @@ class CharLSTM:
                 raise ConfigError(f"parameter {name} has shape {params[name].shape}, expected {shape}")
         self.config = config
         self.params = params
+        self._pool = _Pool()
 
     @classmethod
     def create(cls, config: ModelConfig, rng: np.random.Generator) -> CharLSTM:
@@ -225,7 +282,7 @@ class CharLSTM:
         masks: list[NDArray] | None = None,
     ) -> tuple[NDArray, State, Cache]:
         """Logits (T, B, V) for ids `x` (T, B) from `state`; the final state; the cache for backward."""
-        cfg, P = self.config, self.params
+        cfg, P, pool = self.config, self.params, self._pool
         T, B = x.shape
         H, dt = cfg.hidden, cfg.dtype
         scale = gate_scale(H, dt)  # (4H,)
@@ -236,17 +293,16 @@ class CharLSTM:
             Wx, Wh, b = P[f"Wx{layer}"], P[f"Wh{layer}"], P[f"b{layer}"]
             Wh_s = Wh * scale  # (H, 4H) scaled copies: one tanh gives all gates
             b_s = b * scale  # (4H,)
+            A = pool.take((T, B, 4 * H), dt)  # (T, B, 4H) preactivations, then activations
             if layer == 0:
-                A = (Wx * scale)[x]  # (T, B, 4H) row lookup of the input projection
-                A += b_s
+                A[...] = (Wx * scale)[x]  # row lookup of the input projection
             else:
                 assert below is not None
-                A = below.reshape(T * B, H) @ (Wx * scale)  # (T*B, 4H) one big product
-                A += b_s
-                A = A.reshape(T, B, 4 * H)
-            Hs = np.empty((T + 1, B, H), dt)  # (T+1, B, H)
-            C = np.empty((T + 1, B, H), dt)  # (T+1, B, H)
-            TC = np.empty((T, B, H), dt)  # (T, B, H)
+                np.matmul(below.reshape(T * B, H), Wx * scale, out=A.reshape(T * B, 4 * H))  # one big product
+            A += b_s
+            Hs = pool.take((T + 1, B, H), dt)  # (T+1, B, H) hidden states, Hs[0] the initial one
+            C = pool.take((T + 1, B, H), dt)  # (T+1, B, H) cell states
+            TC = pool.take((T, B, H), dt)  # (T, B, H) tanh(c_t)
             Hs[0], C[0] = state[layer]
             ig = np.empty((B, H), dt)  # (B, H) scratch for i * g
             hz = np.empty((B, 4 * H), dt)  # (B, 4H) scratch for h_{t-1} Wh
@@ -289,47 +345,58 @@ class CharLSTM:
 
     # ----------------------------------------------------------------- backward
     def backward(self, dlogits: NDArray, cache: Cache) -> tuple[Params, State]:
-        """Gradients of every parameter and of the initial state, given d loss / d logits (T, B, V)."""
-        cfg, P = self.config, self.params
+        """Gradients of every parameter and of the initial state, given d loss / d logits (T, B, V).
+
+        Spends the cache: its arrays are overwritten (d loss / d z is written over the gate
+        activations) and recycled for the next forward pass, so each cache is backpropagated once.
+        """
+        if cache.spent:
+            raise ValueError("this cache was already backpropagated; run forward again")
+        cache.spent = True
+        cfg, P, pool = self.config, self.params, self._pool
         T, B, V = dlogits.shape
         H = cfg.hidden
         dl = dlogits.reshape(T * B, V)  # (T*B, V)
         grads: Params = {"Wy": cache.top.T @ dl, "by": dl.sum(axis=0)}
-        dY = (dl @ P["Wy"].T).reshape(T, B, H)  # (T, B, H) d loss / d top output
+        dY = (dl @ P["Wy"].T).reshape(T, B, H)  # (T, B, H) d loss / d top output (ours to modify)
         dstate: list[tuple[NDArray, NDArray]] = [None] * cfg.layers  # type: ignore[list-item]
         resets = cache.resets
+        # The gate derivatives are computed a chunk of K steps at a time, just before the loop
+        # uses them, into one small reused buffer that stays in cache (instead of a whole-window
+        # (T, B, 4H) array that is written once and read back from memory).
+        K = max(1, min(T, _CHUNK_FLOATS // (B * 4 * H)))
+        M = pool.take((K, B, 4 * H), dlogits.dtype)  # (K, B, 4H) d z / d (dc or dh), per gate block
+        oD = pool.take((K, B, H), dlogits.dtype)  # (K, B, H) d h / d c = o (1 - tanh(c)^2)
         for layer in reversed(range(cfg.layers)):
             lc = cache.layers[layer]
-            dHout = dY * lc.mask if lc.mask is not None else dY  # (T, B, H)
+            dHout = dY
+            if lc.mask is not None:
+                dHout *= lc.mask  # (T, B, H) through the dropout on this layer's output
             A, C, TC = lc.A, lc.C, lc.TC
-            i, f, o, g = A[..., :H], A[..., H : 2 * H], A[..., 2 * H : 3 * H], A[..., 3 * H :]
-            # Local derivatives for the whole window at once, so the loop only chains them.
-            M = np.empty_like(A)  # (T, B, 4H) d z / d (dc or dh), per gate block
-            M[..., :H] = g * i * (1.0 - i)  # dz_i = dc * g * i(1-i)
-            M[..., H : 2 * H] = C[:-1] * f * (1.0 - f)  # dz_f = dc * c_{t-1} * f(1-f)
-            M[..., 2 * H : 3 * H] = TC * o * (1.0 - o)  # dz_o = dh * tanh(c) * o(1-o)
-            M[..., 3 * H :] = i * (1.0 - g * g)  # dz_g = dc * i * (1-g^2)
-            oD = o * (1.0 - TC * TC)  # (T, B, H) d h / d c
             WhT = np.ascontiguousarray(P[f"Wh{layer}"].T)  # (4H, H)
-            dZ = np.empty_like(A)  # (T, B, 4H) d loss / d z
             dh = np.empty((B, H), A.dtype)  # (B, H)
             dc = np.empty((B, H), A.dtype)  # (B, H)
             dh_next = np.zeros((B, H), A.dtype)  # (B, H) from step t+1
             dc_next = np.zeros((B, H), A.dtype)  # (B, H)
-            for t in reversed(range(T)):
-                np.add(dHout[t], dh_next, out=dh)
-                np.multiply(dh, oD[t], out=dc)
-                dc += dc_next
-                dz = dZ[t]  # (B, 4H)
-                np.multiply(M[t].reshape(B, 4, H), dc[:, None, :], out=dz.reshape(B, 4, H))
-                np.multiply(M[t, :, 2 * H : 3 * H], dh, out=dz[:, 2 * H : 3 * H])  # o uses dh
-                np.multiply(dc, f[t], out=dc_next)
-                np.dot(dz, WhT, out=dh_next)
-                if resets and t in resets:  # these streams did not see h_{t-1}, c_{t-1}
-                    dh_next[resets[t]] = 0.0
-                    dc_next[resets[t]] = 0.0
+            for t1 in range(T, 0, -K):
+                t0 = max(0, t1 - K)
+                k = t1 - t0
+                _gate_derivatives(A[t0:t1], C[t0:t1], TC[t0:t1], M[:k], oD[:k], H)
+                for t in range(t1 - 1, t0 - 1, -1):
+                    j = t - t0
+                    np.add(dHout[t], dh_next, out=dh)
+                    np.multiply(dh, oD[j], out=dc)
+                    dc += dc_next  # d loss / d c_t
+                    np.multiply(dc, A[t, :, H : 2 * H], out=dc_next)  # through f_t (read before A[t] is reused)
+                    dz = A[t]  # (B, 4H) d loss / d z_t, written over the activations it no longer needs
+                    np.multiply(M[j].reshape(B, 4, H), dc[:, None, :], out=dz.reshape(B, 4, H))
+                    np.multiply(M[j, :, 2 * H : 3 * H], dh, out=dz[:, 2 * H : 3 * H])  # o uses dh
+                    np.dot(dz, WhT, out=dh_next)
+                    if resets and t in resets:  # these streams did not see h_{t-1}, c_{t-1}
+                        dh_next[resets[t]] = 0.0
+                        dc_next[resets[t]] = 0.0
             dstate[layer] = (dh_next, dc_next)
-            dZ2 = dZ.reshape(T * B, 4 * H)  # (T*B, 4H)
+            dZ2 = A.reshape(T * B, 4 * H)  # (T*B, 4H) d loss / d z for the whole window
             grads[f"Wh{layer}"] = lc.Hprev.reshape(T * B, H).T @ dZ2  # (H, 4H)
             grads[f"b{layer}"] = dZ2.sum(axis=0)  # (4H,)
             if layer == 0:
@@ -337,6 +404,8 @@ class CharLSTM:
             else:
                 grads[f"Wx{layer}"] = lc.x.reshape(T * B, H).T @ dZ2  # (H, 4H)
                 dY = (dZ2 @ P[f"Wx{layer}"].T).reshape(T, B, H)  # (T, B, H) into the layer below
+            pool.give(A, lc.Hs, C, TC)  # this layer is done; lc.x (the layer below's Hs) is not yet
+        pool.give(M, oD)
         return grads, tuple(dstate)
 
     def loss_and_grads(
