@@ -447,9 +447,10 @@ def test_divergence_saves_the_restored_weights_and_fails(tmp_path: Path) -> None
 
 
 # ------------------------------------------------------------------ the interface
-def test_interface_opens_in_a_terminal_and_ctrl_q_saves(tmp_path: Path) -> None:
-    """End to end through a pseudo-terminal: `lstm-tui` opens the app on the bundled corpus, ctrl+q
-    saves, and the command reports where the model went once the screen is restored."""
+@pytest.mark.parametrize(("how", "code"), [("ctrl+q", 0), ("SIGTERM", 128 + signal.SIGTERM)])
+def test_interface_opens_in_a_terminal_and_quitting_saves(how: str, code: int, tmp_path: Path) -> None:
+    """End to end through a pseudo-terminal: `lstm-tui` opens the app on the bundled corpus; ctrl+q
+    (or SIGTERM) saves, and the command reports where the model went once the screen is restored."""
     pty = pytest.importorskip("pty")
     import fcntl
     import struct
@@ -481,7 +482,10 @@ def test_interface_opens_in_a_terminal_and_ctrl_q_saves(tmp_path: Path) -> None:
 
     try:
         read_until(lambda: b"\x1b[?1049h" in screen, "the interface to open")  # alternate screen on
-        os.write(master, b"\x11")  # ctrl+q
+        if how == "ctrl+q":
+            os.write(master, b"\x11")
+        else:
+            proc.send_signal(signal.SIGTERM)
         read_until(lambda: proc.poll() is not None, "the interface to quit")
         read_until(lambda: False, "the terminal to close")  # drain what is left, up to EOF
     finally:
@@ -490,7 +494,8 @@ def test_interface_opens_in_a_terminal_and_ctrl_q_saves(tmp_path: Path) -> None:
             proc.wait()
         os.close(master)
     text = screen.decode("utf-8", "replace")
-    assert proc.returncode == 0, text[-2000:]
+    assert proc.returncode == code, text[-2000:]
+    assert "\x1b[?1049l" in text, "the terminal's normal screen was not restored"
     assert "Traceback" not in text
     assert "model saved to hamlet.lstm.npz" in text
     assert ckpt_io.load(tmp_path / "hamlet.lstm.npz").model.config.hidden == 32

@@ -489,11 +489,47 @@ def cmd_app(args: argparse.Namespace) -> int:
             ) from None
         raise
     app = make_app(trainer, corpus_label=label)
-    app.run()
+    old_handlers, seen = _quit_app_on_signals(app)
+    try:
+        app.run()
+    finally:
+        for sig, h in old_handlers.items():
+            signal.signal(sig, h)
     saved = getattr(app, "saved_path", None)
     if saved:
         print(f"model saved to {saved}", file=sys.stderr)
+    else:
+        print(f"{PROG}: the model was not saved", file=sys.stderr)
+    if seen:
+        return 128 + seen[0]
     return int(getattr(app, "return_code", None) or 0)
+
+
+def _quit_app_on_signals(app: Any) -> tuple[dict[int, Any], list[int]]:
+    """SIGTERM and SIGHUP quit the interface the way ctrl+q does (saving the model and restoring
+    the terminal) instead of killing it mid-screen. A second signal kills as usual."""
+    import asyncio
+
+    seen: list[int] = []
+    old: dict[int, Any] = {}
+
+    def handler(signum: int, _frame: Any) -> None:
+        if seen:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        seen.append(signum)
+        try:
+            loop = asyncio.get_running_loop()  # the interface's loop, running in this thread
+        except RuntimeError:
+            raise KeyboardInterrupt from None  # not running yet (or any more): stop plainly
+        loop.call_soon_threadsafe(app.call_later, app.action_quit)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            old[sig] = signal.signal(sig, handler)
+    return old, seen
 
 
 # -------------------------------------------------------------------- headless train
