@@ -499,3 +499,43 @@ def test_interface_opens_in_a_terminal_and_quitting_saves(how: str, code: int, t
     assert "Traceback" not in text
     assert "model saved to hamlet.lstm.npz" in text
     assert ckpt_io.load(tmp_path / "hamlet.lstm.npz").model.config.hidden == 32
+
+
+def test_interface_hang_up_saves_and_exits(tmp_path: Path) -> None:
+    """The SSH connection drops: the terminal hangs up (SIGHUP to its session); the model is saved
+    and the process ends instead of blocking on a terminal that is gone."""
+    pty = pytest.importorskip("pty")
+
+    master, slave = pty.openpty()
+    # A new session whose controlling terminal is the pty, as for a login shell over SSH.
+    take_terminal = (
+        "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    command = [sys.executable, "-c", take_terminal, *LSTM_TUI]  # LSTM_TUI[0] is an executable's path
+    env = {**os.environ, "TERM": "xterm-256color"}
+    proc = subprocess.Popen(
+        [*command, *SMALL],
+        cwd=tmp_path,
+        stdin=slave,
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(slave)
+    screen = b""
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while b"\x1b[?1049h" not in screen:  # wait for the interface to open
+            assert time.monotonic() < deadline and proc.poll() is None, screen[-2000:]
+            if select.select([master], [], [], 0.5)[0]:
+                screen += os.read(master, 1 << 16)
+    finally:
+        os.close(master)  # hang up
+    try:
+        assert proc.wait(timeout=TIMEOUT) == 128 + signal.SIGHUP
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert ckpt_io.load(tmp_path / "hamlet.lstm.npz").model.config.hidden == 32

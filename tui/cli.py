@@ -25,6 +25,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -45,6 +46,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # Progress: a live line is redrawn at most this often; plain lines are written at most this often.
 LIVE_EVERY_S = 0.1
 PLAIN_EVERY_S = 2.0
+# After a hang-up the interface gets this long to save, then this long to shut down normally.
+HANGUP_SAVE_S = 60.0
+HANGUP_GRACE_S = 1.0
 # The final summary shows at most this many characters of the evaluation text.
 SUMMARY_CHARS = 900
 SUMMARY_WIDTH = 72
@@ -505,6 +509,16 @@ def cmd_app(args: argparse.Namespace) -> int:
     return int(getattr(app, "return_code", None) or 0)
 
 
+def _exit_after_save(app: Any, code: int) -> None:
+    """After a hang-up, end the process once the model is saved. The terminal is gone, and
+    Textual's shutdown can block forever writing to it; nothing is left to restore."""
+    deadline = time.monotonic() + HANGUP_SAVE_S
+    while getattr(app, "saved_path", None) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(HANGUP_GRACE_S)  # a normal shutdown that can still finish ends the process first
+    os._exit(code)
+
+
 def _quit_app_on_signals(app: Any) -> tuple[dict[int, Any], list[int]]:
     """SIGTERM and SIGHUP quit the interface the way ctrl+q does (saving the model and restoring
     the terminal) instead of killing it mid-screen. A second signal kills as usual."""
@@ -524,6 +538,8 @@ def _quit_app_on_signals(app: Any) -> tuple[dict[int, Any], list[int]]:
         except RuntimeError:
             raise KeyboardInterrupt from None  # not running yet (or any more): stop plainly
         loop.call_soon_threadsafe(app.call_later, app.action_quit)
+        if signum == getattr(signal, "SIGHUP", None):
+            threading.Thread(target=_exit_after_save, args=(app, 128 + signum), daemon=True).start()
 
     for name in ("SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)
