@@ -295,11 +295,16 @@ class CharLSTM:
             b_s = b * scale  # (4H,)
             A = pool.take((T, B, 4 * H), dt)  # (T, B, 4H) preactivations, then activations
             if layer == 0:
-                A[...] = (Wx * scale)[x]  # row lookup of the input projection
+                # x_t Wx + b for a one-hot x_t is row x_t of the (V, 4H) table Wx + b: one lookup
+                # pass writes A (ids are checked first because mode="clip" would hide a bad one;
+                # mode="raise" would buffer the whole output).
+                if x.size and (int(x.min()) < 0 or int(x.max()) >= Wx.shape[0]):
+                    raise IndexError(f"character ids must be in [0, {Wx.shape[0]}), got {x.min()}..{x.max()}")
+                np.take(Wx * scale + b_s, x, axis=0, out=A, mode="clip")
             else:
                 assert below is not None
                 np.matmul(below.reshape(T * B, H), Wx * scale, out=A.reshape(T * B, 4 * H))  # one big product
-            A += b_s
+                A += b_s
             Hs = pool.take((T + 1, B, H), dt)  # (T+1, B, H) hidden states, Hs[0] the initial one
             C = pool.take((T + 1, B, H), dt)  # (T+1, B, H) cell states
             TC = pool.take((T, B, H), dt)  # (T, B, H) tanh(c_t)
@@ -398,10 +403,13 @@ class CharLSTM:
             dstate[layer] = (dh_next, dc_next)
             dZ2 = A.reshape(T * B, 4 * H)  # (T*B, 4H) d loss / d z for the whole window
             grads[f"Wh{layer}"] = lc.Hprev.reshape(T * B, H).T @ dZ2  # (H, 4H)
-            grads[f"b{layer}"] = dZ2.sum(axis=0)  # (4H,)
             if layer == 0:
                 grads["Wx0"] = _scatter_rows(lc.x.reshape(-1), dZ2, P["Wx0"].shape[0])  # (V, 4H)
+                # every position reads exactly one row of Wx0, so the bias gradient (the sum of dz
+                # over all T*B positions) is the sum of the V rows just accumulated: no pass over dZ
+                grads["b0"] = grads["Wx0"].sum(axis=0)  # (4H,)
             else:
+                grads[f"b{layer}"] = dZ2.sum(axis=0)  # (4H,)
                 grads[f"Wx{layer}"] = lc.x.reshape(T * B, H).T @ dZ2  # (H, 4H)
                 dY = (dZ2 @ P[f"Wx{layer}"].T).reshape(T, B, H)  # (T, B, H) into the layer below
             pool.give(A, lc.Hs, C, TC)  # this layer is done; lc.x (the layer below's Hs) is not yet
