@@ -848,6 +848,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except core.LstmTuiError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except MemoryError:
+        print(f"{PROG}: error: out of memory; try a smaller --hidden, --layers, --batch or --seq-len", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
