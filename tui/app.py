@@ -201,6 +201,8 @@ class LstmApp(App[None]):
     def _on_finished(self, message: Finished) -> None:
         """The training loop ended: quit, reset, or just say so."""
         r = message.report
+        if self._closing or not self.screen.is_mounted:
+            return  # the app is shutting down (its unmount stopped training)
         if self._reset_pending:
             self._reset_pending = False
             self._do_reset()

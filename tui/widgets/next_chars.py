@@ -49,4 +49,4 @@ class NextCharView(Static):
             table.add_row(Text(char_label(c.char)), Text(bar(c.p, width), style="rgb(120,190,255)"), f"{c.p:6.1%}")
         if self.skipped:
             table.add_row(Text("ignored " + "".join(self.skipped), style="dim italic"), "", "")
-        self.update(table)
+        self.update(table, layout=False)  # fixed size: repaint only, no screen layout

@@ -77,4 +77,4 @@ class StatsPanel(Static):
             table.add_row("done", Text(bar(frac, width)) + Text(suffix))
         else:
             table.add_row("steps", Text("no budget: until stopped", style="dim"))
-        self.update(table)
+        self.update(table, layout=not self.step)  # same rows every time: repaint only

@@ -53,7 +53,7 @@ class StatusLine(Static):
         text.append(f" {self.model} ")
         text.append("│", "dim")
         text.append(f" {label}", style)
-        self.update(text)
+        self.update(text, layout=False)  # one line, always
 
 
 def describe_model(config, num_params: int) -> str:
