@@ -481,7 +481,9 @@ def test_interface_opens_in_a_terminal_and_quitting_saves(how: str, code: int, t
                 screen += chunk
 
     try:
-        read_until(lambda: b"\x1b[?1049h" in screen, "the interface to open")  # alternate screen on
+        # Textual switches to the alternate screen, then puts the terminal in raw mode, then hides
+        # the cursor. Keys sent before raw mode are eaten by the line discipline (ctrl+q is XON).
+        read_until(lambda: b"\x1b[?25l" in screen.partition(b"\x1b[?1049h")[2], "the interface to open")
         if how == "ctrl+q":
             os.write(master, b"\x11")
         else:
