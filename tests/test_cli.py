@@ -150,6 +150,15 @@ def test_train_summary_compares_truth_and_predictions(tmp_path: Path) -> None:
     assert "model saved to sub/dir/m.npz" in res.stderr
 
 
+def test_train_reports_windows_shrunk_for_a_short_text(tmp_path: Path) -> None:
+    (tmp_path / "short.txt").write_text("the cat sat on the mat. " * 8, encoding="utf-8")  # 192 chars
+    res = run("train", "short.txt", "--steps", "2", "--batch", "16", "--seq-len", "48", *SMALL, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "windows: batch 3 x seq-len 48 (asked for batch 16 x seq-len 48" in res.stderr
+    assert "text too short to hold out 10%" in res.stderr
+    assert "model saved to short.lstm.npz" in res.stderr
+
+
 def test_resume_continues_the_step_count(workdir: Path, trained: tuple[Path, subprocess.CompletedProcess]) -> None:
     path, _ = trained
     res = run("train", "--resume", path.name, "--steps", "5", "--checkpoint", "resumed.npz", "-q", cwd=workdir)
