@@ -260,10 +260,13 @@ async def test_renders_at_size_and_reflows(size):
             assert app.query_one("#small-note").display
             for selector in ("#status", "#stats", "#seed", "Footer"):
                 assert app.query_one(selector).region.area > 0, selector
-        await pilot.resize_terminal(size[1] * 2 + 10, size[0] // 2)  # a different shape
-        await pilot.pause()
+        before = {w: w.region for w in app.query("#chart, #stats, #generate")}
+        await pilot.press("f2")  # paused, the process idles and Pilot's resizes return at once
+        await pilot.resize_terminal(size[1] * 2 + 10, size[0] // 2)  # another shape reflows
+        shown = app.query("#status, #stats, #generate, Footer")
+        assert all(app.screen.region.contains_region(w.region) and w.region.area for w in shown)
         await pilot.resize_terminal(*size)
-        await pilot.pause()
+        assert {w: w.region for w in app.query("#chart, #stats, #generate")} == before
         await finish(app, pilot)
 
 
@@ -274,7 +277,96 @@ async def test_no_color_renders(monkeypatch):
         assert app.no_color
         chart = app.query_one(LossChart)
         await wait_for(pilot, lambda: chart.redraws >= 3, "the graph drawn a few times")
+        await pilot.press("f2")
         await pilot.press("f1")  # the help screen too
         await pilot.pause()
         await pilot.press("escape")
+        await finish(app, pilot)
+
+
+async def test_stopping_a_generation():
+    app = make_app(tiny())
+    app.generate_chars = 10**7  # would never finish on its own
+    async with app.run_test(size=(80, 24)) as pilot:
+        panel = app.query_one(GeneratePanel)
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: len(app.generated) > 20, "text streaming in")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not panel.running, "the generation to stop")
+        assert len(app.generated) < app.generate_chars
+        await finish(app, pilot)
+
+
+def poison(trainer: Trainer, at: int, error: Exception | None = None) -> None:
+    """Make the training thread hit a non-finite weight (or raise `error`) at step `at`."""
+    step = trainer.train_step
+    done = []
+
+    def train_step():
+        if trainer.step_count == at and not done:
+            done.append(True)
+            if error is not None:
+                raise error
+            trainer.model.params["Wy"][0, 0] = np.nan  # in the training thread, which owns the weights
+        return step()
+
+    trainer.train_step = train_step  # type: ignore[method-assign]
+
+
+async def test_divergence_pauses_with_an_explanation_and_resume_continues():
+    trainer = tiny()
+    poison(trainer, at=8)
+    app = make_app(trainer)
+    notes = record_notices(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.state == "diverged", "the divergence")
+        assert trainer.controls.paused
+        title, message = next((t, m) for t, m in notes if t == "training diverged")
+        assert "learning rate" in message
+        assert all(np.isfinite(v).all() for v in trainer.model.params.values())  # rolled back
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: trainer.step_count >= 12, "training after the divergence")
+        assert app.state == "running"
+        await finish(app, pilot)
+
+
+async def test_a_training_error_is_shown():
+    trainer = tiny()
+    poison(trainer, at=4, error=RuntimeError("the engine broke"))
+    app = make_app(trainer)
+    notes = record_notices(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.state == "error", "the error state")
+        assert any("training" in t and "the engine broke" in m for t, m in notes)
+        await finish(app, pilot)
+
+
+async def test_palette_actions_learning_rate_comparison_text_and_reset():
+    long_text = TEXT * 40  # long enough for a validation split
+    trainer = Trainer(corpus.from_text(long_text), TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5))
+    assert trainer.corpus.split
+    app = make_app(trainer)
+    async with app.run_test(size=(80, 24)) as pilot:
+        stats, view = app.query_one(StatsPanel), app.query_one(ComparisonView)
+        await wait_for(pilot, lambda: view.evaluation is not None and view.on_validation, "a validation comparison")
+
+        await pilot.press("f2")  # paused, the process idles and Pilot's key presses return at once
+        app.action_change_lr()
+        await pilot.pause()
+        await pilot.press("ctrl+u", *"0.003", "enter")
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: stats.step is not None and stats.step.lr == 0.003, "the new learning rate")
+
+        app.action_toggle_comparison()
+        await wait_for(pilot, lambda: not view.on_validation and view.evaluation is not None, "training text")
+        n_train = trainer.corpus.n_train
+        assert view.evaluation.truth == long_text[1 : 1 + view.evaluation.n] and n_train > view.evaluation.n
+        app.action_toggle_comparison()
+        await wait_for(pilot, lambda: view.on_validation, "validation text again")
+
+        old = app.trainer
+        app.action_reset_model()
+        await wait_for(pilot, lambda: app.trainer is not old and app.state == "running", "a fresh model")
+        assert old.controls.stopped
+        await wait_for(pilot, lambda: app.trainer.step_count > 2, "training the fresh model")
         await finish(app, pilot)

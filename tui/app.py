@@ -9,6 +9,8 @@ and the read-only `trainer.snapshot`.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,19 @@ from .widgets.prompt_screen import PromptScreen
 from .widgets.stats import StatsPanel
 from .widgets.status_line import StatusLine, describe_model
 
+
+def _until_exit(handler: Callable[..., None]) -> Callable[..., None]:
+    """A worker-message handler that does nothing once the app is exiting (its widgets may be gone)."""
+
+    @functools.wraps(handler)
+    def guarded(self: LstmApp, *args: object, **kwargs: object) -> None:
+        if self._exit or self._closing:
+            return
+        handler(self, *args, **kwargs)
+
+    return guarded
+
+
 GENERATE_CHARS = 600  # characters per generation run
 NEXT_CHARS = 12  # candidates computed for the next-character view
 REFRESH_NEXT_S = 1.0  # the next-character view follows the training weights this often
@@ -48,7 +63,7 @@ class LstmApp(App[None]):
     COMMANDS = App.COMMANDS | {TrainingCommands}
     # Below these sizes the screen gets a reduced layout (see app.tcss).
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (70, "-wide")]
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (20, "-tall")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (22, "-tall")]
 
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -74,6 +89,7 @@ class LstmApp(App[None]):
         self.sampling_temperature = 0.8  # read by the generation thread before every character
         self.generation_temperatures: list[float] = []  # temperatures the sampler used, latest run
         self.generated = ""  # the text of the latest generation run
+        self.generate_chars = GENERATE_CHARS  # length of a generation run
         self.evaluations = 0  # evaluations shown
         self._quitting = False  # a quit is waiting for the final save
         self._quit_save_failed = False  # a second ctrl+q then quits without saving
@@ -104,7 +120,7 @@ class LstmApp(App[None]):
         with Horizontal(id="bottom"):
             yield GeneratePanel(seed=_default_seed(corpus.text(0, 200)), id="generate")
             yield NextCharView(id="next")
-        yield Static("", id="small-note", markup=False)
+        yield Static("a small terminal: 80×24 or more shows every panel", id="small-note", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -121,18 +137,14 @@ class LstmApp(App[None]):
         self._start_training()
         self._refresh_next_chars(force=True)
 
-    def on_resize(self) -> None:
-        """A note for terminals too small for every panel."""
-        w, h = self.size
-        note = self.query_one("#small-note", Static)
-        note.update(f"{w}×{h}: enlarge to 80×24 for the graph and all panels")
-
     # ---------------------------------------------------------------- training
     def _start_training(self) -> None:
         if self.trainer.controls.stopped:  # restarting after a stop: fresh controls
             self.trainer.controls = Controls()
         self.state = "running" if not self.trainer.controls.paused else "paused"
-        self.run_worker(self._train, name="training", group="training", exclusive=True, thread=True)
+        self.run_worker(
+            self._train, name="training", group="training", exclusive=True, thread=True, exit_on_error=False
+        )
 
     def _train(self) -> None:
         """The training thread: iterate the trainer, post progress."""
@@ -149,12 +161,14 @@ class LstmApp(App[None]):
         self.query_one(StatusLine).state = state
 
     @on(Progress)
+    @_until_exit
     def _on_progress(self, message: Progress) -> None:
         """Training moved on (at most ~10 a second)."""
         self.query_one(StatsPanel).show_step(message.report)
         self.query_one(LossChart).show(message.curve)
 
     @on(Evaluated)
+    @_until_exit
     def _on_evaluated(self, message: Evaluated) -> None:
         """An evaluation: stats, and the comparison when it shows the evaluation text."""
         r = message.report
@@ -192,6 +206,7 @@ class LstmApp(App[None]):
             self.notify(f"step {r.step:,} → {r.path}", title="saved")
 
     @on(Diverged)
+    @_until_exit
     def _on_diverged(self, message: Diverged) -> None:
         """Non-finite loss: the trainer restored its weights and paused."""
         self.state = "diverged"
@@ -201,7 +216,7 @@ class LstmApp(App[None]):
     def _on_finished(self, message: Finished) -> None:
         """The training loop ended: quit, reset, or just say so."""
         r = message.report
-        if self._closing or not self.screen.is_mounted:
+        if self._exit or self._closing:
             return  # the app is shutting down (its unmount stopped training)
         if self._reset_pending:
             self._reset_pending = False
@@ -382,7 +397,7 @@ class LstmApp(App[None]):
         rng = np.random.default_rng()
         self._generate(self._run_id, stepper, ids, rng)
 
-    @work(thread=True, exclusive=True, group="generate", name="generate")
+    @work(thread=True, exclusive=True, group="generate", name="generate", exit_on_error=False)
     def _generate(self, run_id: int, stepper, ids, rng: np.random.Generator) -> None:
         """The generation thread: sample characters, post them a few at a time."""
         worker = get_current_worker()
@@ -391,7 +406,7 @@ class LstmApp(App[None]):
             stepper,
             self.trainer.corpus.vocab,
             ids,
-            GENERATE_CHARS,
+            self.generate_chars,
             rng,
             lambda: self.sampling_temperature,
             self.post_message,
@@ -399,6 +414,7 @@ class LstmApp(App[None]):
         )
 
     @on(Generated)
+    @_until_exit
     def _on_generated(self, message: Generated) -> None:
         """More generated characters."""
         if message.run_id != self._run_id:
@@ -408,6 +424,7 @@ class LstmApp(App[None]):
         self.query_one(GeneratePanel).append(message.text)
 
     @on(GenerationDone)
+    @_until_exit
     def _on_generation_done(self, message: GenerationDone) -> None:
         """A generation run ended."""
         if message.run_id == self._run_id:
@@ -432,6 +449,7 @@ class LstmApp(App[None]):
         self._refresh_next_chars(force=True)
 
     # ------------------------------------------------------------ next chars
+    @_until_exit
     def _refresh_next_chars(self, force: bool = False) -> None:
         panel = self.query_one(GeneratePanel)
         snapshot = self.trainer.snapshot
@@ -441,7 +459,7 @@ class LstmApp(App[None]):
         self._next_key = key
         self._compute_next_chars(snapshot, panel.seed, panel.temperature)
 
-    @work(thread=True, exclusive=True, group="next-chars", name="next characters")
+    @work(thread=True, exclusive=True, group="next-chars", name="next characters", exit_on_error=False)
     def _compute_next_chars(self, snapshot, seed: str, temperature: float) -> None:
         """The next-character thread: prime on the seed, post the top candidates."""
         if get_current_worker().is_cancelled:
@@ -451,6 +469,7 @@ class LstmApp(App[None]):
         self.post_message(NextChars(snapshot, seed, temperature, candidates, skipped))
 
     @on(NextChars)
+    @_until_exit
     def _on_next_chars(self, message: NextChars) -> None:
         """A fresh table of next characters."""
         view = self.query_one(NextCharView)
@@ -463,7 +482,7 @@ class LstmApp(App[None]):
         view.waiting = "reading the training text…"
         self._compute_comparison(self.trainer.snapshot, self.trainer.step_count)
 
-    @work(thread=True, exclusive=True, group="compare", name="comparison")
+    @work(thread=True, exclusive=True, group="compare", name="comparison", exit_on_error=False)
     def _compute_comparison(self, snapshot, step: int) -> None:
         """Teacher-forced comparison on the start of the training text, from a snapshot."""
         corpus = self.trainer.corpus
@@ -471,13 +490,14 @@ class LstmApp(App[None]):
         self.post_message(Compared(evaluate(snapshot, ids, corpus.vocab), step))
 
     @on(Compared)
+    @_until_exit
     def _on_compared(self, message: Compared) -> None:
         """The training-text comparison is ready."""
         if not self.compare_on_validation:
             self.query_one(ComparisonView).show(message.evaluation, message.step, False)
 
     # ------------------------------------------------------------------ saves
-    @work(thread=True, group="save", name="save")
+    @work(thread=True, group="save", name="save", exit_on_error=False)
     def _save_direct(self, path: str | None) -> None:
         """Save from a thread once the training loop has ended (then nobody else touches the weights)."""
         training.save(self.trainer, path, self.post_message)

@@ -41,6 +41,8 @@ Post = Callable[..., object]
 
 # Seconds between progress messages: at most ~10 a second reach the screen.
 POST_EVERY_S = 0.1
+# Seconds between messages of generated text (~30 a second; each carries what was sampled since).
+GENERATED_EVERY_S = 1 / 30
 
 
 class LossCurve:
@@ -193,7 +195,7 @@ def generate(
     post: Post,
     cancelled: Callable[[], bool],
 ) -> None:
-    """Stream `length` characters continuing `prime_ids`, a few per message.
+    """Stream `length` characters continuing `prime_ids`, at most ~30 messages a second.
 
     `temperature()` is read before every character, so a change applies to the rest of the stream.
     """
@@ -213,7 +215,7 @@ def generate(
             nxt = sample(logits, rng, t)
         pending.append(nxt)
         now = time.monotonic()
-        if len(pending) >= 16 or now - last_post >= 0.05:
+        if now - last_post >= GENERATED_EVERY_S:
             post(Generated(run_id, vocab.decode(pending), t))
             pending, last_post = [], now
         if i + 1 < length:

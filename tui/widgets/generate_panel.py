@@ -14,6 +14,7 @@ from textual.widgets import Input, Label, Static
 from ..format import bar
 
 T_MIN, T_MAX, T_STEP = 0.0, 2.0, 0.05
+SHOWN_CHARS = 4000  # generated characters kept on screen
 
 
 def snap_temperature(t: float) -> float:
@@ -167,8 +168,10 @@ class GeneratePanel(Vertical):
 
     def _render_output(self, note: str = "") -> None:
         out = Text()
-        out.append(self.run_seed, "dim")
-        out.append(self.output_text, "bold")
+        shown = self.output_text[-SHOWN_CHARS:]  # a long run shows its end: redrawing stays cheap
+        if len(shown) == len(self.output_text):
+            out.append(self.run_seed, "dim")
+        out.append(shown, "bold")
         if self.running:
             out.append("▌", "blink")
         if note:

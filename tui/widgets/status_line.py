@@ -48,11 +48,11 @@ class StatusLine(Static):
         label, style = STATES.get(self.state, (self.state, "bold"))
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(" lstm-tui ", "reverse bold")
+        text.append(f" {label} ", style)
+        text.append("│", "dim")
         text.append(f" {self.corpus} ")
         text.append("│", "dim")
-        text.append(f" {self.model} ")
-        text.append("│", "dim")
-        text.append(f" {label}", style)
+        text.append(f" {self.model}")
         self.update(text, layout=False)  # one line, always
 
 
