@@ -239,7 +239,8 @@ async def test_resume_shows_the_earlier_loss_history(tmp_path):
         assert frame.steps[0] == 1 and frame.steps[-1] == 25
         np.testing.assert_allclose(frame.raw, first.loss_history, rtol=1e-6)
         assert list(frame.val_steps) == [s for s, _ in first.val_history]
-        assert app.query_one(StatsPanel).start_step == 25
+        stats = app.query_one(StatsPanel)
+        assert stats.start_step == 25 and stats.last_val == first.val_history[-1]
         await finish(app, pilot)
 
 

@@ -99,6 +99,7 @@ class LstmApp(App[None]):
         self._next_key: tuple[object, str, float] | None = None
         # Read the history once, before the training thread owns the trainer.
         self._curve = self._history_curve()
+        self._last_val = trainer.val_history[-1] if trainer.val_history else None
 
     def _history_curve(self) -> training.LossCurve:
         t = self.trainer
@@ -126,7 +127,7 @@ class LstmApp(App[None]):
     def on_mount(self) -> None:
         """Show the history, start training, and keep the next-character view fresh."""
         self.query_one(LossChart).reset(self._curve.frame() if self.trainer.step_count else None)
-        self.query_one(StatsPanel).reset(self.trainer.step_count)
+        self.query_one(StatsPanel).reset(self.trainer.step_count, self._last_val)
         self.query_one("#seed", Input).focus()
         self.set_interval(REFRESH_NEXT_S, self._refresh_next_chars)
         if self.trainer.shrunk:
@@ -141,6 +142,7 @@ class LstmApp(App[None]):
     def _start_training(self) -> None:
         if self.trainer.controls.stopped:  # restarting after a stop: fresh controls
             self.trainer.controls = Controls()
+        self._quit_save_failed = False  # the model will change: a quit must save again
         self.state = "running" if not self.trainer.controls.paused else "paused"
         self.run_worker(
             self._train, name="training", group="training", exclusive=True, thread=True, exit_on_error=False
@@ -195,9 +197,9 @@ class LstmApp(App[None]):
                     timeout=30,
                 )
             return
-        self.last_save = (r.step, r.path)
-        if r.kind == "best":
+        if r.kind == "best":  # the best-validation copy beside the checkpoint: not the model to hand back
             return
+        self.last_save = (r.step, r.path)
         if self._quitting:
             self.saved_path = r.path
             if not self.training:  # a save after the loop ended; otherwise Finished exits

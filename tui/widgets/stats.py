@@ -21,6 +21,7 @@ class StatsPanel(Static):
         self.step: StepReport | None = None
         self.evaluation: EvalReport | None = None
         self.start_step = 0  # the step shown before any report (a resumed run's)
+        self.last_val: tuple[int, float] | None = None  # (step, loss): a resumed run's last evaluation
         self.updates = 0
 
     def on_mount(self) -> None:
@@ -32,9 +33,9 @@ class StatsPanel(Static):
         """The progress bar follows the width."""
         self._redraw()
 
-    def reset(self, step: int) -> None:
-        """Forget the numbers shown; start from `step`."""
-        self.step, self.evaluation, self.start_step = None, None, step
+    def reset(self, step: int, last_val: tuple[int, float] | None = None) -> None:
+        """Forget the numbers shown; start from `step` (and a resumed run's last evaluation)."""
+        self.step, self.evaluation, self.start_step, self.last_val = None, None, step, last_val
         self._redraw()
 
     def show_step(self, report: StepReport) -> None:
@@ -63,6 +64,8 @@ class StatsPanel(Static):
             table.add_row("ppl", "–")
         if ev:
             table.add_row("val" if ev.on_validation else "eval", f"{ev.val_loss:.3f} nats · acc {ev.accuracy:.0%}")
+        elif self.last_val is not None:
+            table.add_row("val", f"{self.last_val[1]:.3f} nats at step {self.last_val[0]:,}")
         else:
             table.add_row("val", "–")
         table.add_row("speed", f"{si(r.chars_per_s)} chars/s" if r else "–")
