@@ -176,6 +176,37 @@ def _gate_derivatives(A: NDArray, Cprev: NDArray, TC: NDArray, M: NDArray, oD: N
     oD *= A[..., 2 * H : 3 * H]  # o (1 - tanh(c)^2)
 
 
+def _recurrence(A: NDArray, Hs: NDArray, C: NDArray, TC: NDArray, Wh_s: NDArray, resets: Resets | None) -> None:
+    """The time loop of one layer, in place: the only part that must run step by step.
+
+    A (T, B, 4H) holds x_t Wx + b (gate-scaled) and becomes the activations i, f, o, g;
+    Hs, C (T+1, B, H) hold the initial state at [0] and receive h_t, c_t at [t+1];
+    TC (T, B, H) receives tanh(c_t). Wh_s (H, 4H) is the gate-scaled recurrent weight.
+    """
+    T, B, H = TC.shape
+    ig = np.empty((B, H), A.dtype)  # (B, H) scratch for i * g
+    hz = np.empty((B, 4 * H), A.dtype)  # (B, 4H) scratch for h_{t-1} Wh
+    for t in range(T):
+        h_prev = Hs[t]
+        if resets and t in resets:  # these streams start afresh at step t
+            h_prev = h_prev.copy()
+            h_prev[resets[t]] = 0.0
+            C[t, resets[t]] = 0.0
+        a = A[t]  # (B, 4H) preactivations, then activations in place
+        np.dot(h_prev, Wh_s, out=hz)
+        a += hz
+        np.tanh(a, out=a)
+        sig = a[:, : 3 * H]  # (B, 3H) tanh(z/2) -> sigmoid(z)
+        sig *= 0.5
+        sig += 0.5
+        c = C[t + 1]
+        np.multiply(a[:, H : 2 * H], C[t], out=c)  # f * c_{t-1}
+        np.multiply(a[:, :H], a[:, 3 * H :], out=ig)  # i * g
+        c += ig
+        np.tanh(c, out=TC[t])
+        np.multiply(a[:, 2 * H : 3 * H], TC[t], out=Hs[t + 1])  # o * tanh(c)
+
+
 class _Pool:
     """Spare arrays for forward/backward, reused from one training step to the next.
 
@@ -309,27 +340,7 @@ class CharLSTM:
             C = pool.take((T + 1, B, H), dt)  # (T+1, B, H) cell states
             TC = pool.take((T, B, H), dt)  # (T, B, H) tanh(c_t)
             Hs[0], C[0] = state[layer]
-            ig = np.empty((B, H), dt)  # (B, H) scratch for i * g
-            hz = np.empty((B, 4 * H), dt)  # (B, 4H) scratch for h_{t-1} Wh
-            for t in range(T):
-                h_prev = Hs[t]
-                if resets and t in resets:  # these streams start afresh at step t
-                    h_prev = h_prev.copy()
-                    h_prev[resets[t]] = 0.0
-                    C[t, resets[t]] = 0.0
-                a = A[t]  # (B, 4H) preactivations, then activations in place
-                np.dot(h_prev, Wh_s, out=hz)
-                a += hz
-                np.tanh(a, out=a)
-                sig = a[:, : 3 * H]  # (B, 3H) tanh(z/2) -> sigmoid(z)
-                sig *= 0.5
-                sig += 0.5
-                c = C[t + 1]
-                np.multiply(a[:, H : 2 * H], C[t], out=c)  # f * c_{t-1}
-                np.multiply(a[:, :H], a[:, 3 * H :], out=ig)  # i * g
-                c += ig
-                np.tanh(c, out=TC[t])
-                np.multiply(a[:, 2 * H : 3 * H], TC[t], out=Hs[t + 1])  # o * tanh(c)
+            _recurrence(A, Hs, C, TC, Wh_s, resets)
             Hprev = Hs[:-1]  # (T, B, H) h_{t-1} as each step saw it
             if resets:
                 Hprev = Hprev.copy()
@@ -481,10 +492,32 @@ class Stepper:
 
     def prime(self, ids: NDArray, state: State | None = None) -> tuple[NDArray | None, State]:
         """Feed the characters `ids` (n,) one after another; the logits after the last one (or None
-        when `ids` is empty) and the state."""
+        when `ids` is empty) and the state.
+
+        The seed is read as one (n, 1) window, as `forward` reads one, rather than by n calls of
+        `step`: each layer's input projection is one product and only the recurrence runs per
+        character, with a third fewer NumPy calls.
+        """
         if state is None:
             state = self.initial_state(1)
-        logits = None
-        for i in ids:
-            logits, state = self.step(np.array([i]), state)
-        return (logits[0] if logits is not None else None), state
+        ids = np.asarray(ids).reshape(-1, 1)  # (n, 1)
+        n = len(ids)
+        if n == 0:
+            return None, state
+        H, dt = self.config.hidden, self.config.dtype
+        below: NDArray | None = None  # (n, 1, H)
+        new_state = []
+        for layer, (Wx_s, Wh_s, b_s) in enumerate(self._layers):
+            if layer == 0:
+                A = Wx_s[ids] + b_s  # (n, 1, 4H)
+            else:
+                assert below is not None
+                A = (below.reshape(n, H) @ Wx_s + b_s).reshape(n, 1, 4 * H)
+            Hs = np.empty((n + 1, 1, H), dt)  # (n+1, 1, H)
+            C = np.empty((n + 1, 1, H), dt)  # (n+1, 1, H)
+            Hs[0], C[0] = state[layer]
+            _recurrence(A, Hs, C, np.empty((n, 1, H), dt), Wh_s, None)
+            new_state.append((Hs[n].copy(), C[n].copy()))
+            below = Hs[1:]
+        assert below is not None
+        return below[-1, 0] @ self._Wy + self._by, tuple(new_state)

@@ -124,3 +124,22 @@ def test_a_cache_is_backpropagated_once():
     model.backward(np.ones_like(logits), cache)
     with pytest.raises(ValueError, match="already backpropagated"):
         model.backward(np.ones_like(logits), cache)
+
+
+def test_prime_reads_a_seed_exactly_as_steps_do():
+    """Stepper.prime runs the seed as one window; it must agree with feeding it one step at a time."""
+    model = make(dtype="float64")
+    stepper = model.stepper()
+    ids = np.random.default_rng(5).integers(0, 7, 23)
+    logits, state = stepper.prime(ids)
+    s = stepper.initial_state(1)
+    for i in ids:
+        out, s = stepper.step(np.array([i]), s)
+    np.testing.assert_allclose(logits, out[0], rtol=1e-10, atol=1e-12)
+    for (h, c), (rh, rc) in zip(state, s, strict=True):
+        np.testing.assert_allclose(h, rh, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(c, rc, rtol=1e-10, atol=1e-12)
+    empty_logits, empty_state = stepper.prime(ids[:0])
+    assert empty_logits is None and all(not h.any() and not c.any() for h, c in empty_state)
+    model.params["Wy"][...] = 0.0  # the stepper keeps its own copy of the weights
+    np.testing.assert_allclose(stepper.prime(ids)[0], logits)
