@@ -186,6 +186,11 @@ def _recurrence(A: NDArray, Hs: NDArray, C: NDArray, TC: NDArray, Wh_s: NDArray,
     T, B, H = TC.shape
     ig = np.empty((B, H), A.dtype)  # (B, H) scratch for i * g
     hz = np.empty((B, 4 * H), A.dtype)  # (B, 4H) scratch for h_{t-1} Wh
+    # Per-step cost at small B is NumPy call overhead, so: ufuncs as locals (no attribute
+    # lookups in the loop) and explicit out= calls rather than in-place operators.
+    dot, add, mul, tanh = np.dot, np.add, np.multiply, np.tanh
+    Gi, Gf, Go, Gg = A[..., :H], A[..., H : 2 * H], A[..., 2 * H : 3 * H], A[..., 3 * H :]  # (T, B, H) gate views
+    S = A[..., : 3 * H]  # (T, B, 3H) the sigmoid gates
     for t in range(T):
         h_prev = Hs[t]
         if resets and t in resets:  # these streams start afresh at step t
@@ -193,18 +198,19 @@ def _recurrence(A: NDArray, Hs: NDArray, C: NDArray, TC: NDArray, Wh_s: NDArray,
             h_prev[resets[t]] = 0.0
             C[t, resets[t]] = 0.0
         a = A[t]  # (B, 4H) preactivations, then activations in place
-        np.dot(h_prev, Wh_s, out=hz)
-        a += hz
-        np.tanh(a, out=a)
-        sig = a[:, : 3 * H]  # (B, 3H) tanh(z/2) -> sigmoid(z)
-        sig *= 0.5
-        sig += 0.5
+        dot(h_prev, Wh_s, out=hz)
+        add(a, hz, out=a)
+        tanh(a, out=a)
+        sig = S[t]  # (B, 3H) tanh(z/2) -> sigmoid(z) = (1 + tanh(z/2)) / 2
+        mul(sig, 0.5, out=sig)
+        add(sig, 0.5, out=sig)
         c = C[t + 1]
-        np.multiply(a[:, H : 2 * H], C[t], out=c)  # f * c_{t-1}
-        np.multiply(a[:, :H], a[:, 3 * H :], out=ig)  # i * g
-        c += ig
-        np.tanh(c, out=TC[t])
-        np.multiply(a[:, 2 * H : 3 * H], TC[t], out=Hs[t + 1])  # o * tanh(c)
+        mul(Gf[t], C[t], out=c)  # f * c_{t-1}
+        mul(Gi[t], Gg[t], out=ig)  # i * g
+        add(c, ig, out=c)
+        tc = TC[t]
+        tanh(c, out=tc)
+        mul(Go[t], tc, out=Hs[t + 1])  # o * tanh(c)
 
 
 class _Pool:
@@ -394,20 +400,23 @@ class CharLSTM:
             dc = np.empty((B, H), A.dtype)  # (B, H)
             dh_next = np.zeros((B, H), A.dtype)  # (B, H) from step t+1
             dc_next = np.zeros((B, H), A.dtype)  # (B, H)
+            dot, add, mul = np.dot, np.add, np.multiply  # locals: see _recurrence
+            F, Dzo = A[..., H : 2 * H], A[..., 2 * H : 3 * H]  # (T, B, H) f_t, then dz_o
+            M4, Mo = M.reshape(K, B, 4, H), M[..., 2 * H : 3 * H]  # (K, B, 4, H), (K, B, H)
             for t1 in range(T, 0, -K):
                 t0 = max(0, t1 - K)
                 k = t1 - t0
                 _gate_derivatives(A[t0:t1], C[t0:t1], TC[t0:t1], M[:k], oD[:k], H)
                 for t in range(t1 - 1, t0 - 1, -1):
                     j = t - t0
-                    np.add(dHout[t], dh_next, out=dh)
-                    np.multiply(dh, oD[j], out=dc)
-                    dc += dc_next  # d loss / d c_t
-                    np.multiply(dc, A[t, :, H : 2 * H], out=dc_next)  # through f_t (read before A[t] is reused)
+                    add(dHout[t], dh_next, out=dh)
+                    mul(dh, oD[j], out=dc)
+                    add(dc, dc_next, out=dc)  # d loss / d c_t
+                    mul(dc, F[t], out=dc_next)  # through f_t (read before A[t] is reused)
                     dz = A[t]  # (B, 4H) d loss / d z_t, written over the activations it no longer needs
-                    np.multiply(M[j].reshape(B, 4, H), dc[:, None, :], out=dz.reshape(B, 4, H))
-                    np.multiply(M[j, :, 2 * H : 3 * H], dh, out=dz[:, 2 * H : 3 * H])  # o uses dh
-                    np.dot(dz, WhT, out=dh_next)
+                    mul(M4[j], dc[:, None, :], out=dz.reshape(B, 4, H))  # i, f, g blocks use dc
+                    mul(Mo[j], dh, out=Dzo[t])  # o uses dh
+                    dot(dz, WhT, out=dh_next)
                     if resets and t in resets:  # these streams did not see h_{t-1}, c_{t-1}
                         dh_next[resets[t]] = 0.0
                         dc_next[resets[t]] = 0.0
