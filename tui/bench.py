@@ -170,6 +170,7 @@ def machine_info(threads: int | None) -> dict[str, Any]:
         "numpy": np.__version__,
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "threads": threads,
         "blas": blas_info(),
         "env": {
@@ -467,10 +468,13 @@ def markdown(report: dict[str, Any]) -> str:
         if blas.get("available")
         else blas.get("note")
     )
+    load = m.get("load_average_1min")
     lines.append(
         f"Machine: {m['cpus']} CPUs, Python {m['python']}, NumPy {m['numpy']} ({kernel}), "
-        f"{m['threads']} BLAS thread(s); PyTorch {report['torch']['version'] or 'not run'}."
+        f"{m['threads']} BLAS thread(s); PyTorch {report['torch']['version'] or 'not run'}"
+        + (f"; load average {load:.1f} at the start." if load is not None else ".")
     )
+    lines.append("Ratios above 1 mean ours is faster (for the first character: PyTorch's time / ours).")
     if not report["torch"]["available"] and report["torch"]["requested"]:
         lines.append(f"PyTorch comparison skipped: {report['torch']['reason']}")
     lines.append("")
@@ -496,7 +500,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {_x(g['ours_over_torch'])} |",
             f"| first char after a {g['seed_chars']}-char seed (ms) | {_fmt(g['ours_first_char_ms'], 2)} "
             f"| {_fmt(g['torch_first_char_ms'], 2)} | "
-            f"{_x(ratio(g['torch_first_char_ms'], g['ours_first_char_ms']))} faster |",
+            f"{_x(ratio(g['torch_first_char_ms'], g['ours_first_char_ms']))} |",
             "",
         ]
     learn = report.get("learn")
