@@ -10,15 +10,16 @@ and the read-only `trainer.snapshot`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
+from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -247,6 +248,13 @@ class LstmApp(App[None]):
             self.state = "error"
             if self._quitting:  # save what we have: the loop is gone
                 self._save_direct(None)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Textual's palette commands, with Quit saying that it saves first."""
+        for command in super().get_system_commands(screen):
+            if command.title == "Quit":
+                command = SystemCommand("Quit", "save the model to its checkpoint, then quit", self.action_quit)
+            yield command
 
     # ---------------------------------------------------------------- actions
     async def action_quit(self) -> None:
