@@ -74,14 +74,22 @@ async def test_starts_trains_and_fills_every_panel():
         await finish(app, pilot)
 
 
+def f2_label(app: LstmApp) -> str:
+    """What the footer says f2 does."""
+    (label,) = [b.binding.description for b in app.active_bindings.values() if b.binding.key == "f2"]
+    return label
+
+
 async def test_pause_stops_steps_and_resume_restarts_them():
     app = make_app(tiny())
     async with app.run_test(size=(80, 24)) as pilot:
         trainer = app.trainer
         stats = app.query_one(StatsPanel)
         await wait_for(pilot, lambda: trainer.step_count >= 3, "some steps")
+        assert f2_label(app) == "Pause"
         await pilot.press("f2")
         assert app.state == "paused" and trainer.controls.paused
+        assert f2_label(app) == "Resume"
         # The step in flight when pause was pressed finishes and is posted; then nothing moves.
         await wait_for(pilot, lambda: stats.step is not None and stats.step.step == trainer.step_count, "last step")
         paused_at = trainer.step_count

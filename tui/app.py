@@ -69,7 +69,8 @@ class LstmApp(App[None]):
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("f1", "help", "Help"),
-        Binding("f2", "toggle_pause", "Pause"),
+        Binding("f2", "pause", "Pause"),  # f2 shows "Pause" or "Resume" (see check_action)
+        Binding("f2", "resume", "Resume"),
         Binding("ctrl+s", "save", "Save"),
         Binding("ctrl+g", "generate", "Generate"),
         Binding("escape", "stop_generation", "Stop gen", show=False),
@@ -160,8 +161,18 @@ class LstmApp(App[None]):
         return any(w.group == "training" and not w.is_finished for w in self.workers)
 
     def watch_state(self, state: str) -> None:
-        """Mirror the training state in the header."""
+        """Mirror the training state in the header and the footer's f2 label."""
         self.query_one(StatusLine).state = state
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """f2 pauses a running model and resumes any other."""
+        running = self.state in ("starting", "running")
+        if action == "pause":
+            return running
+        if action == "resume":
+            return not running
+        return True
 
     @on(Progress)
     @_until_exit
@@ -276,6 +287,14 @@ class LstmApp(App[None]):
             self.trainer.controls.stop()  # the loop saves, then ends; Finished then exits
         else:
             self._save_direct(None)
+
+    def action_pause(self) -> None:
+        """Pause training (f2 while it runs)."""
+        self.action_toggle_pause()
+
+    def action_resume(self) -> None:
+        """Resume training (f2 while paused, after a divergence, or after a stop)."""
+        self.action_toggle_pause()
 
     def action_toggle_pause(self) -> None:
         """Pause or resume training."""
