@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from textual.command import CommandList
 
 from core import TrainConfig, Trainer, checkpoint, corpus
 from tui.app import LstmApp, make_app
@@ -350,6 +351,12 @@ async def test_a_training_error_is_shown():
         await finish(app, pilot)
 
 
+def palette_offers(app: LstmApp, title: str) -> bool:
+    """Is the command palette open and listing `title` first?"""
+    lists = app.screen.query(CommandList)
+    return bool(lists) and lists.first().option_count > 0 and title in str(lists.first().get_option_at_index(0).prompt)
+
+
 async def test_palette_actions_learning_rate_comparison_text_and_reset():
     long_text = TEXT * 40  # long enough for a validation split
     trainer = Trainer(corpus.from_text(long_text), TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5))
@@ -360,8 +367,10 @@ async def test_palette_actions_learning_rate_comparison_text_and_reset():
         await wait_for(pilot, lambda: view.evaluation is not None and view.on_validation, "a validation comparison")
 
         await pilot.press("f2")  # paused, the process idles and Pilot's key presses return at once
-        app.action_change_lr()
-        await pilot.pause()
+        await pilot.press("ctrl+p", *"learning rate")
+        await wait_for(pilot, lambda: palette_offers(app, "Change learning rate"), "the palette to offer the command")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "PromptScreen", "the learning-rate prompt")
         await pilot.press("ctrl+u", *"0.003", "enter")
         await pilot.press("f2")
         await wait_for(pilot, lambda: stats.step is not None and stats.step.lr == 0.003, "the new learning rate")
