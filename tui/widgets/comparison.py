@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widget import Widget
 
@@ -55,25 +56,34 @@ class ComparisonView(Widget):
         parent.border_title = f" {title} "
 
     def render(self) -> Text:
-        """As many truth/model line pairs as fit the panel."""
+        """As many truth/model line pairs as fit the panel, each character over its prediction."""
         ev = self.evaluation
         if ev is None:
             return Text(self.waiting, style="dim")
-        width = max(1, self.size.width - LABEL)
+        width = max(2, self.size.width - LABEL)
         pairs = max(1, self.size.height // 2)
         out = Text(no_wrap=True, overflow="crop")
-        n = min(ev.n, width * pairs)
-        for row, start in enumerate(range(0, n, width)):
-            stop = min(n, start + width)
+        i, n = 0, ev.n
+        for row in range(pairs):
+            if i >= n:
+                break
+            truth, model = Text(), Text()
+            used = 0
+            while i < n:
+                t, p = visible(ev.truth[i]), visible(ev.predicted[i])
+                w = max(cell_len(t), cell_len(p))  # wide characters: keep the columns aligned
+                if used + w > width:
+                    break
+                right = ev.predicted[i] == ev.truth[i]
+                style = (RIGHT if right else WRONG)[shade(float(ev.p_true[i]))]
+                truth.append(t.ljust(w - cell_len(t) + len(t)))
+                model.append(p.ljust(w - cell_len(p) + len(p)), style if right else style + " underline")
+                used += w
+                i += 1
             if row:
                 out.append("\n")
             out.append("truth  ", "dim")
-            out.append("".join(visible(c) for c in ev.truth[start:stop]))
+            out.append_text(truth)
             out.append("\nmodel  ", "dim")
-            for i in range(start, stop):
-                right = ev.predicted[i] == ev.truth[i]
-                style = (RIGHT if right else WRONG)[shade(float(ev.p_true[i]))]
-                if not right:
-                    style += " underline"
-                out.append(visible(ev.predicted[i]), style)
+            out.append_text(model)
         return out
