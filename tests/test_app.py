@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from rich.cells import cell_len
 from textual.command import CommandList
 
-from core import TrainConfig, Trainer, checkpoint, corpus
+from core import CharLSTM, TrainConfig, Trainer, checkpoint, corpus, evaluate
 from tui.app import LstmApp, make_app
 from tui.widgets.comparison import ComparisonView
 from tui.widgets.generate_panel import GeneratePanel
@@ -387,4 +388,25 @@ async def test_palette_actions_learning_rate_comparison_text_and_reset():
         await wait_for(pilot, lambda: app.trainer is not old and app.state == "running", "a fresh model")
         assert old.controls.stopped
         await wait_for(pilot, lambda: app.trainer.step_count > 2, "training the fresh model")
+        await finish(app, pilot)
+
+
+async def test_comparison_shows_markup_literally_and_aligns_wide_characters():
+    text = "[b]bold[/b] and [red]red[/red].\n" * 20
+    app = make_app(Trainer(corpus.from_text(text), TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.query_one(ComparisonView)
+        await wait_for(pilot, lambda: view.evaluation is not None, "an evaluation")
+        lines = view.render().plain.split("\n")
+        assert lines[0].startswith("truth  b]bold[/b] and [red]red[/red].↵[b]bold[/b]")
+
+        wide = corpus.from_text("日本語のテキスト and narrow text 字.\n" * 20)
+        model = CharLSTM.create(TrainConfig(hidden=8).model_config(wide.vocab.size), np.random.default_rng(0))
+        view.show(evaluate(model, wide.ids[:300], wide.vocab), 0, True)  # an untrained model: many wide guesses
+        await pilot.pause()
+        lines = view.render().plain.split("\n")
+        assert len(lines) == 4
+        for truth, guess in zip(lines[0::2], lines[1::2], strict=True):
+            assert truth.startswith("truth") and guess.startswith("model")
+            assert cell_len(truth) == cell_len(guess) <= view.size.width
         await finish(app, pilot)
