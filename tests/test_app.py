@@ -393,10 +393,11 @@ async def test_palette_actions_learning_rate_comparison_text_and_reset():
 
 async def test_comparison_shows_markup_literally_and_aligns_wide_characters():
     text = "[b]bold[/b] and [red]red[/red].\n" * 20
-    app = make_app(Trainer(corpus.from_text(text), TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5)))
+    config = TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5, steps=10)
+    app = make_app(Trainer(corpus.from_text(text), config))
     async with app.run_test(size=(80, 24)) as pilot:
         view = app.query_one(ComparisonView)
-        await wait_for(pilot, lambda: view.evaluation is not None, "an evaluation")
+        await wait_for(pilot, lambda: app.state == "done" and view.step == 10, "the last evaluation")
         lines = view.render().plain.split("\n")
         assert lines[0].startswith("truth  b]bold[/b] and [red]red[/red].↵[b]bold[/b]")
 
