@@ -22,7 +22,7 @@ VAL_STYLE = "bold rgb(255,170,60)"
 BASE_STYLE = "rgb(150,80,80)"
 
 # Redraws per second at most (a redraw costs milliseconds of the interpreter shared with training).
-REDRAWS_PER_S = 4
+REDRAWS_PER_S = 2
 
 
 class _Canvas(Canvas):
