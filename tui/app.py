@@ -32,6 +32,7 @@ from .messages import Compared, Diverged, Evaluated, Finished, Generated, Genera
 from .widgets.comparison import ComparisonView
 from .widgets.generate_panel import GeneratePanel
 from .widgets.help_screen import HelpScreen
+from .widgets.inside_screen import InsideScreen
 from .widgets.loss_chart import LossChart
 from .widgets.next_chars import NextCharView
 from .widgets.prompt_screen import PromptScreen
@@ -77,6 +78,7 @@ class LstmApp(App[None]):
         Binding("f7", "temperature(-1)", "T−"),
         Binding("f8", "temperature(1)", "T+"),
         Binding("f3", "focus_seed", "Seed", show=False),
+        Binding("f4", "inside", "Inside"),
     ]
 
     state: reactive[str] = reactive("starting")
@@ -124,7 +126,7 @@ class LstmApp(App[None]):
             yield GeneratePanel(seed=_default_seed(corpus.text(0, 200)), id="generate")
             yield NextCharView(id="next")
         yield Static("a small terminal: 80×24 or more shows every panel", id="small-note", markup=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         """Show the history, start training, and keep the next-character view fresh."""
@@ -395,6 +397,11 @@ class LstmApp(App[None]):
         """Show the help screen."""
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
+
+    def action_inside(self) -> None:
+        """Open the inside view: what each LSTM unit responds to, refreshed at every evaluation."""
+        if not isinstance(self.screen, InsideScreen):
+            self.push_screen(InsideScreen(self.trainer, lambda: self.evaluations))
 
     def action_focus_seed(self) -> None:
         """Put the cursor in the seed box."""

@@ -24,6 +24,7 @@ class TrainingCommands(Provider):
             ("Pause / resume training", app.action_toggle_pause, "f2"),
             ("Generate", app.action_generate, "ctrl+g: continue the seed text"),
             ("Reset the model", app.action_reset_model, "start again from fresh random weights"),
+            ("Look inside the LSTM", app.action_inside, "f4: colour the text by a unit's gates, cell or state"),
             ("Help", app.action_help, "f1: panels and keys"),
         ]
 

@@ -39,6 +39,9 @@ KEYS (all work while you type in the seed box)
   f7 / f8     temperature down / up by 0.05; or type a value in its box,
               where up / down also step it
   f3          back to the seed box
+  f4          look inside: the text coloured by one unit's gate, cell or
+              hidden value; arrows pick unit and layer, q the quantity,
+              f a text feature to rank units by, r the best unit
   tab         next field: seed, temperature, generated text
   ctrl+p      command palette: save as, reset the model, change the
               learning rate, training or validation text, ...

@@ -1,0 +1,100 @@
+"""The inside view: opens on a running app, switches unit/layer/quantity by key, renders at
+80x24 and without colour; and the `inspect` rendering helpers it shares with the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core import TrainConfig, Trainer, corpus
+from tui.app import make_app
+from tui.inside_render import SHADES, render_ansi, render_plain, render_shades
+from tui.widgets.inside_screen import InsideScreen
+
+TEXT = 'he said "to be, or not to be" [and] then "that is the question"\nwhether tis nobler\n' * 3
+POLLS = 3000
+
+
+def tiny() -> Trainer:
+    return Trainer(
+        corpus.from_text(TEXT, name="quotes.txt"),
+        TrainConfig(hidden=8, layers=2, batch=4, seq_len=16, eval_every=5),
+    )
+
+
+async def wait_for(pilot, condition, what: str) -> None:
+    for _ in range(POLLS):
+        if condition():
+            return
+        await pilot.pause(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def open_inside(app, pilot) -> InsideScreen:
+    await pilot.press("f4")
+    await wait_for(pilot, lambda: isinstance(app.screen, InsideScreen), "the inside view")
+    screen = app.screen
+    await wait_for(pilot, lambda: screen.acts is not None, "activations")
+    return screen
+
+
+async def test_inside_view_switches_unit_layer_quantity_by_key():
+    app = make_app(tiny())
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_inside(app, pilot)
+        assert (screen.lstm_layer, screen.unit, screen.quantity) == (0, 0, "cell")
+        await pilot.press("right", "right")
+        assert screen.unit == 2
+        await pilot.press("left")
+        assert screen.unit == 1
+        await pilot.press("down")
+        assert screen.lstm_layer == 1
+        await pilot.press("q")
+        assert screen.quantity == "hidden"
+        before = screen.feature
+        await pilot.press("f")
+        assert screen.feature != before
+        await pilot.press("r")
+        best = screen.ranking()[0]
+        assert (screen.lstm_layer, screen.unit) == (best.layer, best.unit)
+        head = str(screen.query_one("#inside-head").render())
+        assert f"unit {screen.unit + 1}/8" in head and "hidden" in head
+        # It follows training: a later evaluation brings activations from newer weights.
+        first = screen.shown_step
+        await wait_for(pilot, lambda: screen.shown_step > first, "a refresh after an evaluation")
+        await pilot.press("escape")
+        assert not isinstance(app.screen, InsideScreen)
+        app.trainer.controls.stop()
+        await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
+
+
+async def test_inside_view_without_colour_shows_shades(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(tiny())
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_inside(app, pilot)
+        rendered = str(screen.query_one("#inside-text").render())
+        assert 'he said "to be' in rendered  # the text itself, markup characters literal
+        assert any(ch in rendered for ch in SHADES[1:])  # and its values as shade characters
+        app.trainer.controls.stop()
+        await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
+
+
+async def test_inside_view_renders_in_a_small_terminal():
+    app = make_app(tiny())
+    async with app.run_test(size=(40, 12)) as pilot:
+        screen = await open_inside(app, pilot)
+        await pilot.press("right", "q", "f")
+        assert screen.unit == 1
+        app.trainer.controls.stop()
+        await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
+
+
+def test_render_helpers_cover_every_character():
+    text = 'a "b"\nc'
+    values = np.array([-1.0, -0.5, 0.0, 0.5, 1.0, 0.9, 0.1])
+    ansi = render_ansi(text, values, "hidden")
+    assert ansi.count("\x1b[48;2;") == len(text) and "↵" in ansi
+    shades = render_shades(text, values, "hidden").splitlines()
+    assert shades[0] == 'a "b"↵' and shades[1][0] == SHADES[0] and shades[1][4] == SHADES[-1]
+    plain = render_plain(text, values).splitlines()
+    assert len(plain) == len(text) and plain[1].endswith("-0.5000")

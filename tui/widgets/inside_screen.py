@@ -1,0 +1,209 @@
+"""The inside view: a text window coloured by one LSTM unit's activation, live while training.
+
+Keys (all single letters are safe here: the screen has no text input):
+  ←/→ or [/]  previous/next unit      ↑/↓  previous/next layer
+  q           next quantity (input, forget, output gates, candidate, cell, hidden)
+  f           next text feature for the ranking        r  jump to the best-ranked unit
+  escape      back to training
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import get_current_worker
+
+from core.inside import FEATURES, QUANTITIES, Activations, UnitScore, activations, feature, rank_units
+
+from ..inside_render import GATE_QUANTITIES, SHADES, colour, foreground_for, unit_fraction, value_range, visible
+
+WINDOW_CHARS = 480  # characters of the evaluation text shown and analysed
+POLL_S = 0.5  # how often the screen checks for a new evaluation to refresh on
+
+
+@dataclass
+class InsideComputed(Message):
+    """Activations and rankings computed off the UI thread for one snapshot of the weights."""
+
+    acts: Activations
+    step: int
+
+
+def colourless() -> bool:
+    """True when the user asked for no colour (https://no-color.org)."""
+    return bool(os.environ.get("NO_COLOR"))
+
+
+def coloured_text(text: str, values: np.ndarray, quantity: str, width: int) -> Text:
+    """The text with each character's background showing its value; shade rows without colour."""
+    lo, hi = value_range(quantity, values)
+    frac = unit_fraction(values, lo, hi)
+    out = Text(no_wrap=True, overflow="crop")
+    if colourless():
+        chars, shades = [], []
+        for ch, f in zip(text, frac, strict=True):
+            chars.append(visible(ch))
+            shades.append(SHADES[min(len(SHADES) - 1, int(f * len(SHADES)))])
+            if ch == "\n" or len(chars) >= width:
+                out.append("".join(chars) + "\n" + "".join(shades) + "\n")
+                chars, shades = [], []
+        if chars:
+            out.append("".join(chars) + "\n" + "".join(shades))
+        return out
+    diverging = quantity not in GATE_QUANTITIES
+    col = 0
+    for ch, f in zip(text, frac, strict=True):
+        bg = colour(float(f), diverging)
+        fg = foreground_for(bg)
+        out.append(visible(ch), style=f"rgb({fg[0]},{fg[1]},{fg[2]}) on rgb({bg[0]},{bg[1]},{bg[2]})")
+        col += 1
+        if ch == "\n" or col >= width:
+            out.append("\n")
+            col = 0
+    return out
+
+
+class InsideScreen(Screen[None]):
+    """What one unit of the LSTM responds to, refreshed at every evaluation."""
+
+    BINDINGS = [
+        Binding("escape", "close", "Back"),
+        Binding("left,left_square_bracket", "unit(-1)", "Unit −"),
+        Binding("right,right_square_bracket", "unit(1)", "Unit +"),
+        Binding("up", "layer(-1)", "Layer −"),
+        Binding("down", "layer(1)", "Layer +"),
+        Binding("q", "quantity", "Quantity"),
+        Binding("f", "feature", "Feature"),
+        Binding("r", "best", "Best unit"),
+    ]
+
+    DEFAULT_CSS = """
+    InsideScreen { layout: vertical; }
+    InsideScreen #inside-head { height: 1; background: $panel; padding: 0 1; }
+    InsideScreen #inside-body { height: 1fr; }
+    InsideScreen #inside-text { width: 1fr; height: 1fr; padding: 0 1; overflow-y: auto; }
+    InsideScreen #inside-rank { width: 30; height: 1fr; border-left: solid $primary; padding: 0 1; }
+    InsideScreen.-narrow #inside-rank { display: none; }
+    """
+
+    def __init__(self, trainer, evaluations_seen=lambda: 0) -> None:
+        super().__init__()
+        self.trainer = trainer
+        self._evaluations_seen = evaluations_seen  # () -> count of evaluations the app has shown
+        self.lstm_layer = 0
+        self.unit = 0
+        self.quantity = "cell"
+        self.feature = "position in word" if "\n" not in self._window_text() else "position in line"
+        self.acts: Activations | None = None
+        self.shown_step = -1
+        self._seen = -1
+
+    def _window_text(self) -> str:
+        corpus = self.trainer.corpus
+        return corpus.vocab.decode(corpus.val_ids[:WINDOW_CHARS])
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="inside-head", markup=False)
+        with Horizontal(id="inside-body"):
+            yield Static(id="inside-text")
+            with Vertical(id="inside-rank"):
+                yield Static(id="inside-ranking", markup=False)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        """Compute for the current weights, then follow the evaluations."""
+        self._refresh_if_new(force=True)
+        self.set_interval(POLL_S, self._refresh_if_new)
+
+    def on_resize(self) -> None:
+        """Reflow the coloured text to the new width."""
+        self.set_class(self.size.width < 70, "-narrow")
+        self._redraw()
+
+    def _refresh_if_new(self, force: bool = False) -> None:
+        seen = self._evaluations_seen()
+        if force or seen != self._seen:
+            self._seen = seen
+            snapshot = self.trainer.snapshot  # an immutable copy published by the training thread
+            self._analyse(snapshot, self.trainer.step_count)
+
+    @work(thread=True, exclusive=True, group="inside")
+    def _analyse(self, snapshot, step: int) -> None:
+        corpus = self.trainer.corpus
+        ids = corpus.val_ids[:WINDOW_CHARS]
+        acts = activations(snapshot, ids, corpus.vocab.decode(ids))
+        if not get_current_worker().is_cancelled:
+            self.post_message(InsideComputed(acts, step))
+
+    def on_inside_computed(self, message: InsideComputed) -> None:
+        """New activations arrived from the worker: show them."""
+        self.acts, self.shown_step = message.acts, message.step
+        self.lstm_layer = min(self.lstm_layer, self.acts.layers - 1)
+        self.unit = min(self.unit, self.acts.hidden - 1)
+        self._redraw()
+
+    def ranking(self) -> list[UnitScore]:
+        """The units of the current quantity that track the chosen feature best."""
+        assert self.acts is not None
+        return rank_units(self.acts, self.quantity, feature(self.feature, self.acts.text), top=8)
+
+    def _redraw(self) -> None:
+        if self.acts is None or not self.is_mounted:
+            return
+        acts = self.acts
+        values = acts.unit(self.quantity, self.lstm_layer, self.unit)
+        lo, hi = value_range(self.quantity, values)
+        head = (
+            f"inside · step {self.shown_step} · layer {self.lstm_layer + 1}/{acts.layers}"
+            f" · unit {self.unit + 1}/{acts.hidden} · {self.quantity} [{lo:+.2f} … {hi:+.2f}]"
+            f" · now {float(values[-1]):+.3f}"
+        )
+        self.query_one("#inside-head", Static).update(head)
+        text_widget = self.query_one("#inside-text", Static)
+        width = max(10, text_widget.size.width - 2) if text_widget.size.width else 60
+        text_widget.update(coloured_text(acts.text, values, self.quantity, width))
+        lines = [f"units tracking: {self.feature}", f"({self.quantity}, Pearson r)", ""]
+        for s in self.ranking():
+            mark = "▶" if (s.layer, s.unit) == (self.lstm_layer, self.unit) else " "
+            lines.append(f"{mark} L{s.layer + 1} u{s.unit + 1:<4} r={s.r:+.2f}")
+        lines += ["", "f feature · r jump to best", "q quantity · ←→ unit · ↑↓ layer"]
+        self.query_one("#inside-ranking", Static).update("\n".join(lines))
+
+    # ----------------------------------------------------------------- actions
+    def action_close(self) -> None:
+        self.app.pop_screen()
+
+    def action_unit(self, delta: int) -> None:
+        if self.acts is not None:
+            self.unit = (self.unit + delta) % self.acts.hidden
+            self._redraw()
+
+    def action_layer(self, delta: int) -> None:
+        if self.acts is not None:
+            self.lstm_layer = (self.lstm_layer + delta) % self.acts.layers
+            self._redraw()
+
+    def action_quantity(self) -> None:
+        self.quantity = QUANTITIES[(QUANTITIES.index(self.quantity) + 1) % len(QUANTITIES)]
+        self._redraw()
+
+    def action_feature(self) -> None:
+        names = list(FEATURES)
+        self.feature = names[(names.index(self.feature) + 1) % len(names)]
+        self._redraw()
+
+    def action_best(self) -> None:
+        if self.acts is not None:
+            best = self.ranking()[0]
+            self.lstm_layer, self.unit = best.layer, best.unit
+            self._redraw()
