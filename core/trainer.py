@@ -373,11 +373,9 @@ class Trainer:
         while True:
             for path in controls.take_saves():
                 yield from self._save_reports(path)
-            if controls.stopped:
-                yield DoneReport(self.step_count, "stopped")
-                return
-            if cfg.steps and self.step_count >= cfg.steps:
-                yield DoneReport(self.step_count, "budget")
+            if controls.stopped or (cfg.steps and self.step_count >= cfg.steps):
+                self.publish()  # readers see the final weights
+                yield DoneReport(self.step_count, "stopped" if controls.stopped else "budget")
                 return
             if controls.paused:
                 if self._snapshot_time < self._last_step_time:

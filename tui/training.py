@@ -157,9 +157,8 @@ def train(trainer: Trainer, curve: LossCurve, post: Post, cancelled: Callable[[]
             elif isinstance(report, DivergedReport):
                 flush()
                 post(Diverged(report))
-            elif isinstance(report, DoneReport):
+            elif isinstance(report, DoneReport):  # run() published the final weights
                 flush()
-                trainer.publish()
                 post(Finished(report))
                 return
             if time.monotonic() - last_post >= POST_EVERY_S or controls.paused or controls.stopped:
