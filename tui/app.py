@@ -22,6 +22,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
+from threadpoolctl import threadpool_limits
 
 from core import Controls, Trainer, evaluate
 from core.errors import ConfigError
@@ -101,6 +102,7 @@ class LstmApp(App[None]):
         self._run_id = 0
         self._steppers = training.StepperCache()
         self._next_key: tuple[object, str, float] | None = None
+        self._blas_limit: threadpool_limits | None = None
         # Read the history once, before the training thread owns the trainer.
         self._curve = self._history_curve()
         self._last_val = trainer.val_history[-1] if trainer.val_history else None
@@ -133,6 +135,10 @@ class LstmApp(App[None]):
         self.query_one(LossChart).reset(self._curve.frame() if self.trainer.step_count else None)
         self.query_one(StatsPanel).reset(self.trainer.step_count, self._last_val)
         self.query_one("#seed", Input).focus()
+        # One BLAS thread while the screen is up: the UI thread needs the other core, and a
+        # multithreaded BLAS waits for it on every small product (benchmarks/blas_threads.py:
+        # training with the app open ran at 51% of headless with two threads, 87% with one).
+        self._blas_limit = threadpool_limits(limits=1, user_api="blas")
         self.set_interval(REFRESH_NEXT_S, self._refresh_next_chars)
         if self.trainer.shrunk:
             self.notify(
@@ -542,6 +548,8 @@ class LstmApp(App[None]):
         """Leave no thread behind: stop training and generation."""
         self.trainer.controls.stop()
         self.workers.cancel_all()
+        if self._blas_limit is not None:
+            self._blas_limit.restore_original_limits()
 
 
 def _default_seed(text: str) -> str:
