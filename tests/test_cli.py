@@ -94,12 +94,14 @@ def test_help_on_every_command(command: list[str], must_mention: str, tmp_path: 
     assert res.stderr == ""
 
 
-def test_bench_help_when_the_benchmark_is_installed(tmp_path: Path) -> None:
-    if not (Path(core.__file__).parent.parent / "tui" / "bench.py").exists():
-        pytest.skip("tui/bench.py is not part of this tree")
-    res = run("bench", "--help", cwd=tmp_path)
+@pytest.mark.parametrize(("command", "module"), [("bench", "bench.py"), ("inspect", "inspect_cmd.py")])
+def test_delegated_command_help_when_installed(command: str, module: str, tmp_path: Path) -> None:
+    if not (Path(core.__file__).parent.parent / "tui" / module).exists():
+        pytest.skip(f"tui/{module} is not part of this tree")
+    res = run(command, "--help", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    assert res.stdout.startswith("usage: lstm-tui bench")
+    assert res.stdout.startswith(f"usage: lstm-tui {command}")
+    assert f"lstm-tui {command} " in run("--help", cwd=tmp_path).stdout  # listed among the commands
 
 
 def test_version(tmp_path: Path) -> None:
