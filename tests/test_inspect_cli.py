@@ -1,0 +1,81 @@
+"""`lstm-tui inspect` through a subprocess: colour, shades, plain values, ranking, bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from core import TrainConfig, Trainer, corpus
+
+SCRIPT = [sys.executable, "-c", "import sys; from tui.cli import main; sys.exit(main())"]
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    e = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    e.update(env or {})
+    return subprocess.run([*SCRIPT, "inspect", *args], capture_output=True, text=True, timeout=120, env=e)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("inspect") / "m.npz"
+    c = corpus.load(corpus.bundled_path())
+    Trainer(c, TrainConfig(hidden=8, layers=2, steps=5, eval_every=0), checkpoint=path).save()
+    return str(path)
+
+
+def test_plain_values_one_line_per_character(model, tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("to be, or")
+    res = run(model, "--text", str(text), "--layer", "2", "--unit", "3", "--quantity", "forget", "--plain")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert len(lines) == len("to be, or")
+    assert lines[0].startswith("0\t't'\t")
+    values = [float(line.split("\t")[2]) for line in lines]
+    assert all(0 < v < 1 for v in values)  # a gate
+
+
+def test_shades_when_not_a_terminal_and_ranking(model):
+    res = run(model, "--chars", "120", "--feature", "vowel", "--width", "60")
+    assert res.returncode == 0, res.stderr
+    assert "\x1b[" not in res.stdout  # piped: no escape codes
+    assert "to be, or not to be" in res.stdout
+    assert any(ch in res.stdout for ch in "░▒▓█")
+    assert "tracks 'vowel'" in res.stdout and res.stdout.count("r = ") == 5
+
+
+def test_unknown_characters_are_skipped_with_a_warning(model, tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("To Be")  # capitals are not in the lowercased soliloquy
+    res = run(model, "--text", str(text), "--plain")
+    assert res.returncode == 0
+    assert "skipped 2 character(s)" in res.stderr
+    assert len(res.stdout.splitlines()) == 3  # "o", " ", "e"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--layer", "3"), "out of range"),
+        (("--unit", "99"), "out of range"),
+        (("--unit", "0"), "expected a whole number"),
+        (("--quantity", "mood"), "invalid choice"),
+    ],
+)
+def test_bad_settings_exit_2_with_one_line(model, args, message):
+    res = run(model, *args)
+    assert res.returncode == 2
+    assert message in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_missing_or_corrupt_checkpoint_exits_2(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 not really")
+    for path in (str(tmp_path / "missing.npz"), str(bad)):
+        res = run(path)
+        assert res.returncode == 2 and res.stderr.startswith("lstm-tui: error:")
+        assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
