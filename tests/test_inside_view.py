@@ -30,7 +30,9 @@ async def wait_for(pilot, condition, what: str) -> None:
 
 
 async def open_inside(app, pilot) -> InsideScreen:
+    app.trainer.controls.pause()
     await pilot.press("f4")
+    app.trainer.controls.resume()
     await wait_for(pilot, lambda: isinstance(app.screen, InsideScreen), "the inside view")
     screen = app.screen
     await wait_for(pilot, lambda: screen.acts is not None, "activations")
@@ -41,6 +43,7 @@ async def test_inside_view_switches_unit_layer_quantity_by_key():
     app = make_app(tiny())
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_inside(app, pilot)
+        app.trainer.controls.pause()  # Pilot waits for idle after each key; a busy trainer delays it
         assert (screen.lstm_layer, screen.unit, screen.quantity) == (0, 0, "cell")
         await pilot.press("right", "right")
         assert screen.unit == 2
@@ -60,6 +63,7 @@ async def test_inside_view_switches_unit_layer_quantity_by_key():
         assert f"unit {screen.unit + 1}/8" in head and "hidden" in head
         # It follows training: a later evaluation brings activations from newer weights.
         first = screen.shown_step
+        app.trainer.controls.resume()
         await wait_for(pilot, lambda: screen.shown_step > first, "a refresh after an evaluation")
         await pilot.press("escape")
         assert not isinstance(app.screen, InsideScreen)
@@ -83,6 +87,7 @@ async def test_inside_view_renders_in_a_small_terminal():
     app = make_app(tiny())
     async with app.run_test(size=(40, 12)) as pilot:
         screen = await open_inside(app, pilot)
+        app.trainer.controls.pause()
         await pilot.press("right", "q", "f")
         assert screen.unit == 1
         app.trainer.controls.stop()
