@@ -65,9 +65,17 @@ def sample(
     if temperature == 0:
         check_settings(temperature, top_k, top_p)
         return int(np.argmax(logits))
-    p = probabilities(logits, temperature, top_k, top_p)
-    cdf = np.cumsum(p)
-    return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(p) - 1))
+    if top_k is None and top_p is None:
+        # The common case, once per generated character: the same distribution as
+        # probabilities() with a quarter of the NumPy calls (no normalising: the draw is
+        # scaled to the unnormalised total instead).
+        check_settings(temperature)
+        z = np.asarray(logits, dtype=np.float64)  # (V,)
+        z = (z - z.max()) / temperature  # max first, so huge logits cannot overflow
+        cdf = np.cumsum(np.exp(z, out=z))  # (V,) unnormalised cumulative weights
+    else:
+        cdf = np.cumsum(probabilities(logits, temperature, top_k, top_p))
+    return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(cdf) - 1))
 
 
 def generate(
