@@ -54,10 +54,11 @@ def activations(model: CharLSTM, ids: NDArray, text: str | None = None) -> Activ
     h = [np.zeros(H) for _ in range(L)]  # (H,) per layer
     c = [np.zeros(H) for _ in range(L)]
     for t, ch in enumerate(np.asarray(ids, dtype=np.int64)):
-        x = None
+        x = P["Wx0"][ch]  # (4H,) layer 0: the one-hot input times Wx0 is a row of it
         for layer in range(L):
-            Wx, Wh, b = P[f"Wx{layer}"], P[f"Wh{layer}"], P[f"b{layer}"]
-            z = (Wx[ch] if layer == 0 else x @ Wx) + h[layer] @ Wh + b  # (4H,) in GATES order
+            Wh, b = P[f"Wh{layer}"], P[f"b{layer}"]
+            xz = x if layer == 0 else x @ P[f"Wx{layer}"]  # (4H,) the input's contribution
+            z = xz + h[layer] @ Wh + b  # (4H,) all gates, in GATES order
             i = _sigmoid(z[:H])
             f = _sigmoid(z[H : 2 * H])
             o = _sigmoid(z[2 * H : 3 * H])

@@ -470,8 +470,7 @@ class Stepper:
         P = model.params
         self.config = cfg
         self._layers = [
-            (P[f"Wx{layer}"] * scale, P[f"Wh{layer}"] * scale, P[f"b{layer}"] * scale)
-            for layer in range(cfg.layers)
+            (P[f"Wx{layer}"] * scale, P[f"Wh{layer}"] * scale, P[f"b{layer}"] * scale) for layer in range(cfg.layers)
         ]
         self._Wy = P["Wy"].copy()
         self._by = P["by"].copy()

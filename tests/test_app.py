@@ -146,8 +146,11 @@ async def test_generate_temperature_and_unknown_seed_characters():
         await pilot.press(*"1.52")
         assert app.sampling_temperature == pytest.approx(1.5)
         await pilot.press("enter")  # enter in the temperature box generates
-        await wait_for(pilot, lambda: not app.query_one(GeneratePanel).running and app.generation_temperatures,
-                       "generation at the typed temperature")
+        await wait_for(
+            pilot,
+            lambda: not app.query_one(GeneratePanel).running and app.generation_temperatures,
+            "generation at the typed temperature",
+        )
         assert set(app.generation_temperatures) == {1.5}
 
         # Unknown characters are skipped with a notice, not a crash.

@@ -566,4 +566,3 @@ def _default_seed(text: str) -> str:
 def make_app(trainer: Trainer, *, corpus_label: str | None = None) -> LstmApp:
     """The app around a ready trainer. After `run()`, `app.saved_path` says where the model went."""
     return LstmApp(trainer, corpus_label=corpus_label)
-
