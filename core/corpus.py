@@ -110,6 +110,15 @@ def from_text(
     return Corpus(name=name, vocab=vocab, ids=ids, n_train=n_train, split=split, note=note)
 
 
+# Byte-order marks of the wide Unicode encodings (UTF-32 first: its LE mark starts with UTF-16's).
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
 def _decode(raw: bytes, encoding: str, name: str) -> str:
     """`raw` decoded with `encoding`; a clear CorpusError naming the byte offset if it fails."""
     if codecs.lookup(encoding).name == "utf-8":
@@ -146,9 +155,15 @@ def load(
     if not raw:
         raise CorpusError(f"{name} is empty; give a text with at least 2 distinct characters")
     try:
-        wide = codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
+        codec = codecs.lookup(encoding).name
     except LookupError:
         raise CorpusError(f"unknown encoding {encoding!r}") from None
+    if codec == "utf-8":  # the default: a UTF-16/32 byte-order mark says what the file really is
+        for bom, name_ in _WIDE_BOMS:
+            if raw.startswith(bom):
+                encoding = codec = name_
+                break
+    wide = codec.startswith(("utf-16", "utf-32"))
     offset = -1 if wide else raw.find(b"\x00")  # NUL bytes are normal only in UTF-16/32
     if offset >= 0:
         raise CorpusError(f"{name} looks binary (NUL byte at offset {offset}); give a text file")

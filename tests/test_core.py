@@ -133,6 +133,15 @@ def test_byte_order_mark_and_line_endings(tmp_path):
     assert c.text() == "line one\nline two\nthree\n"
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_utf16_and_utf32_files_with_a_byte_order_mark_load_without_the_option(tmp_path, encoding):
+    text = "naïve café, 春眠不觉晓\n" * 3
+    p = tmp_path / "wide.txt"
+    bom = {"utf-16": b"", "utf-16-be": b"\xfe\xff", "utf-32": b""}[encoding]
+    p.write_bytes(bom + text.encode(encoding))
+    assert corpus.load(p).text() == text
+
+
 def test_unknown_encoding_is_a_clear_error(tmp_path):
     p = tmp_path / "t.txt"
     p.write_text("hello")
