@@ -117,3 +117,16 @@ async def test_the_app_shows_markup_seeds_literally_and_survives_a_huge_seed():
         await wait_for(pilot, lambda: view.seed == seed.value and len(view.candidates) > 0, "next-char view")
         app.trainer.controls.stop()
         await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
+
+
+async def test_ctrl_c_in_the_interface_saves_and_quits_like_ctrl_q(tmp_path):
+    path = tmp_path / "c.npz"
+    text = "the quick brown fox jumps over the lazy dog\n" * 10
+    trainer = Trainer(corpus.from_text(text, name="fox.txt"), TrainConfig(hidden=16, eval_every=5), checkpoint=path)
+    app = make_app(trainer)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.trainer.step_count >= 3, "training")
+        await pilot.press("ctrl+c")  # with the seed box focused, where ctrl+c used to copy
+        await wait_for(pilot, lambda: app.saved_path is not None, "the save on ctrl+c")
+    assert app.saved_path == str(path)
+    assert ckpt_io.load(path).meta["step"] >= 3

@@ -70,6 +70,10 @@ class LstmApp(App[None]):
 
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
+        # Ctrl+C is how people stop a program over SSH: here it saves and quits too (it replaces
+        # Textual's "press ctrl+q" hint and the seed box's copy, which ctrl+shift+c still does in
+        # most terminals).
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("f1", "help", "Help"),
         Binding("f2", "pause", "Pause"),  # f2 shows "Pause" or "Resume" (see check_action)
         Binding("f2", "resume", "Resume"),

@@ -31,7 +31,8 @@ PANELS
               probabilities at the current temperature.
 
 KEYS (all work while you type in the seed box)
-  ctrl+q      save the model and quit (the path is printed on exit)
+  ctrl+q      save the model and quit (the path is printed on exit);
+              ctrl+c does the same
   f2          pause / resume training
   ctrl+s      save the model now
   ctrl+g      generate from the seed (enter in the seed box too)
