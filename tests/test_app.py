@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import wait_for
 from rich.cells import cell_len
 from textual.command import CommandList
 
@@ -22,7 +23,6 @@ TEXT = (
     "the slings and arrows of outrageous fortune, or to take arms against a sea of troubles "
     "and by opposing end them. [Exit]\n"
 )
-POLLS = 3000  # generous: each poll lets the app process its messages and waits 10 ms
 
 
 def tiny(steps: int = 0, checkpoint_path=None) -> Trainer:
@@ -31,14 +31,6 @@ def tiny(steps: int = 0, checkpoint_path=None) -> Trainer:
         TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5, steps=steps),
         checkpoint=checkpoint_path,
     )
-
-
-async def wait_for(pilot, condition, what: str, polls: int = POLLS) -> None:
-    for _ in range(polls):
-        if condition():
-            return
-        await pilot.pause(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def record_notices(app: LstmApp) -> list[tuple[str, str]]:

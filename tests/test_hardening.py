@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import wait_for
 
 from core import TrainConfig, Trainer, corpus
 from core import checkpoint as ckpt_io
@@ -17,7 +18,6 @@ from tui.widgets.generate_panel import GeneratePanel
 from tui.widgets.next_chars import NextCharView
 
 CLI = [sys.executable, "-c", "import sys; from tui.cli import main; sys.exit(main())"]
-POLLS = 3000
 
 
 def cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -84,14 +84,6 @@ def test_another_encoding_with_the_option_trains(tmp_path):
     good = cli("train", "cp.txt", "--encoding", "cp1252", "--steps", "2", "--hidden", "8", cwd=tmp_path)
     assert good.returncode == 0, good.stderr
     assert "ß" in ckpt_io.load(tmp_path / "cp.lstm.npz").vocab.chars
-
-
-async def wait_for(pilot, condition, what: str) -> None:
-    for _ in range(POLLS):
-        if condition():
-            return
-        await pilot.pause(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_the_app_shows_markup_seeds_literally_and_survives_a_huge_seed():

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+from helpers import wait_for
 
 from core import TrainConfig, Trainer, corpus
 from tui.app import make_app
@@ -11,7 +12,6 @@ from tui.inside_render import SHADES, render_ansi, render_plain, render_shades
 from tui.widgets.inside_screen import InsideScreen
 
 TEXT = 'he said "to be, or not to be" [and] then "that is the question"\nwhether tis nobler\n' * 3
-POLLS = 3000
 
 
 def tiny() -> Trainer:
@@ -19,14 +19,6 @@ def tiny() -> Trainer:
         corpus.from_text(TEXT, name="quotes.txt"),
         TrainConfig(hidden=8, layers=2, batch=4, seq_len=16, eval_every=5),
     )
-
-
-async def wait_for(pilot, condition, what: str) -> None:
-    for _ in range(POLLS):
-        if condition():
-            return
-        await pilot.pause(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def open_inside(app, pilot) -> InsideScreen:
