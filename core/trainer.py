@@ -281,8 +281,10 @@ class Trainer:
         t0 = time.perf_counter()
         window = self.batches.next()
         masks = self.model.dropout_masks(self.seq_len, self.batch, self.rng)
-        loss, grads, state = self.model.loss_and_grads(window.x, window.y, self.state, window.resets, masks)
-        norm = clip_by_global_norm(grads, cfg.clip)
+        # Overflow is detected below and explained; NumPy's own warnings would only add noise.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            loss, grads, state = self.model.loss_and_grads(window.x, window.y, self.state, window.resets, masks)
+            norm = clip_by_global_norm(grads, cfg.clip)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             return self._diverged(loss)
         if t0 - self._rollback_time >= SNAPSHOT_EVERY_S:
