@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import threadpoolctl
 
 from core import corpus as corpus_io
 from core.corpus import Corpus
@@ -119,20 +120,9 @@ QUICK = Profile(
 
 
 # ------------------------------------------------------------------------------ environment
-def _threadpoolctl() -> Any | None:
-    try:
-        import threadpoolctl
-    except ImportError:
-        return None
-    return threadpoolctl
-
-
 def blas_info() -> dict[str, Any]:
-    """Which BLAS NumPy uses, its kernel (architecture) and thread count, if threadpoolctl can tell."""
-    tpc = _threadpoolctl()
-    if tpc is None:
-        return {"available": False, "note": "install threadpoolctl to see the BLAS kernel"}
-    for pool in tpc.threadpool_info():
+    """Which BLAS NumPy uses, its kernel (architecture) and thread count."""
+    for pool in threadpoolctl.threadpool_info():
         if pool.get("user_api") == "blas":
             return {
                 "available": True,
@@ -146,12 +136,11 @@ def blas_info() -> dict[str, Any]:
 
 @contextmanager
 def blas_threads(n: int | None) -> Iterator[None]:
-    """Limit NumPy's BLAS to `n` threads for the duration (no-op without threadpoolctl or n)."""
-    tpc = _threadpoolctl()
-    if n is None or tpc is None:
+    """Limit NumPy's BLAS to `n` threads for the duration (no-op when `n` is None)."""
+    if n is None:
         yield
         return
-    with tpc.threadpool_limits(limits=n, user_api="blas"):
+    with threadpoolctl.threadpool_limits(limits=n, user_api="blas"):
         yield
 
 
