@@ -126,6 +126,18 @@ def test_missing_path_and_directory(tmp_path):
         corpus.load(tmp_path)
 
 
+def test_an_unreadable_file_is_a_clear_error(tmp_path, monkeypatch):
+    p = tmp_path / "secret.txt"
+    p.write_text("hello there")
+
+    def denied(self):  # chmod 000 cannot stop root, so stand in for the kernel's refusal
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(CorpusError, match="cannot read .*permission denied"):
+        corpus.load(p)
+
+
 def test_byte_order_mark_and_line_endings(tmp_path):
     p = tmp_path / "bom.txt"
     p.write_bytes(b"\xef\xbb\xbfline one\r\nline two\rthree\n")
