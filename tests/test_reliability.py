@@ -27,13 +27,14 @@ def test_a_100_mb_text_trains_in_memory_proportional_to_its_size(tmp_path):
             f.write(block)
     code = textwrap.dedent(
         f"""
-        import resource
         from core import corpus, Trainer, TrainConfig
         c = corpus.load({str(path)!r})
         t = Trainer(c, TrainConfig(steps=2, eval_every=1))
         for r in t.run():
             pass
-        print(c.size, c.ids.itemsize, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        # VmHWM: this process's own peak (ru_maxrss would carry the parent's over the fork)
+        peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+        print(c.size, c.ids.itemsize, peak * 1024)
         """
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
