@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import numeric_grad
 
 from tui import bench
 from tui.notebook_lstm import NotebookLSTM
@@ -140,19 +141,10 @@ def test_notebook_update_is_clipped_gradient_descent_on_the_summed_cross_entropy
             out -= z[labels[q]] - math.log(np.exp(z).sum())
         return out
 
-    eps = 1e-6
     expected = {}
     for n in names:
         w = getattr(nb, n)
-        g = np.zeros_like(w)
-        for idx in np.ndindex(w.shape):
-            old = w[idx]
-            w[idx] = old + eps
-            up = total_loss()
-            w[idx] = old - eps
-            down = total_loss()
-            w[idx] = old
-            g[idx] = (up - down) / (2 * eps)
+        g = numeric_grad(total_loss, w, eps=1e-6)
         expected[n] = w + np.clip(-g, -1, 1)
     nb.epoch(inputs, labels)
     for n in names:

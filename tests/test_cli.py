@@ -20,42 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import LSTM_TUI, TIMEOUT, assert_usage_error
+from helpers import run_cli as run
 
 import core
 from core import checkpoint as ckpt_io
 
-SCRIPT = Path(sys.executable).with_name("lstm-tui")
-# The console script when installed (as users run it); `python -m tui` otherwise.
-LSTM_TUI = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "tui"]
 SMALL = ["--hidden", "32", "--seed", "3"]  # a model that trains a step in a few milliseconds
-TIMEOUT = 120  # generous ceiling so a hung process fails instead of blocking CI; never a speed check
-
-
-def run(*args: str, cwd: Path, stdin: str | None = "", timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
-    """`lstm-tui ARGS` in `cwd`, capturing text output; stdin is not a terminal."""
-    return subprocess.run(
-        [*LSTM_TUI, *args],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=timeout,
-    )
-
-
-def assert_usage_error(res: subprocess.CompletedProcess, *needles: str) -> None:
-    """Exit code 2, one line `lstm-tui: error: ...` on stderr mentioning `needles`, no traceback."""
-    err = res.stderr
-    assert res.returncode == 2, f"exit {res.returncode}\nstdout: {res.stdout}\nstderr: {err}"
-    assert "Traceback" not in err, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{err}"
-    assert lines[0].startswith("lstm-tui: error: "), lines[0]
-    assert len(lines[0]) > len("lstm-tui: error: ") + 10, "the message should say what is wrong"
-    for needle in needles:
-        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
-    assert res.stdout == ""
 
 
 @pytest.fixture(scope="module")

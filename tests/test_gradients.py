@@ -4,30 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import numeric_grad
 
 from core.model import CharLSTM, ModelConfig, softmax_cross_entropy
 
-EPS = 1e-5
 TOL = 1e-4  # entry-wise; float64 central differences reach ~1e-7 except on ~1e-7-sized entries, bugs give ~1
 
 
 def rel_error(a: np.ndarray, n: np.ndarray) -> float:
     """max |a-n| / max(1e-8, |a|+|n|) over all entries."""
     return float(np.max(np.abs(a - n) / np.maximum(1e-8, np.abs(a) + np.abs(n))))
-
-
-def numeric_grad(f, arr: np.ndarray) -> np.ndarray:
-    """Central differences of the scalar f() with respect to every entry of `arr` (changed in place)."""
-    grad = np.zeros_like(arr)
-    for idx in np.ndindex(arr.shape):
-        old = arr[idx]
-        arr[idx] = old + EPS
-        up = f()
-        arr[idx] = old - EPS
-        down = f()
-        arr[idx] = old
-        grad[idx] = (up - down) / (2 * EPS)
-    return grad
 
 
 def make_problem(seed: int, layers: int, dropout: float, resets: bool):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_cli as cli
 from helpers import wait_for
 
 from core import TrainConfig, Trainer, corpus
@@ -16,20 +14,6 @@ from core import checkpoint as ckpt_io
 from tui.app import make_app
 from tui.widgets.generate_panel import GeneratePanel
 from tui.widgets.next_chars import NextCharView
-
-CLI = [sys.executable, "-c", "import sys; from tui.cli import main; sys.exit(main())"]
-
-
-def cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*CLI, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
-    )
 
 
 @pytest.fixture(scope="module")

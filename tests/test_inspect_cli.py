@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
+from pathlib import Path
 
 import pytest
+from helpers import assert_usage_error, run_cli
 
 from core import TrainConfig, Trainer, corpus
 
-SCRIPT = [sys.executable, "-c", "import sys; from tui.cli import main; sys.exit(main())"]
 
-
-def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    e = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    e.update(env or {})
-    return subprocess.run([*SCRIPT, "inspect", *args], capture_output=True, text=True, timeout=120, env=e)
+def run(*args: str) -> subprocess.CompletedProcess:
+    return run_cli("inspect", *args, cwd=Path.cwd())
 
 
 @pytest.fixture(scope="module")
@@ -67,15 +63,11 @@ def test_unknown_characters_are_skipped_with_a_warning(model, tmp_path):
     ],
 )
 def test_bad_settings_exit_2_with_one_line(model, args, message):
-    res = run(model, *args)
-    assert res.returncode == 2
-    assert message in res.stderr and "Traceback" not in res.stderr
+    assert_usage_error(run(model, *args), message)
 
 
 def test_a_missing_or_corrupt_checkpoint_exits_2(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"PK\x03\x04 not really")
     for path in (str(tmp_path / "missing.npz"), str(bad)):
-        res = run(path)
-        assert res.returncode == 2 and res.stderr.startswith("lstm-tui: error:")
-        assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+        assert_usage_error(run(path))
