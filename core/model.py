@@ -461,33 +461,62 @@ class CharLSTM:
 class Stepper:
     """One character at a time, for generation: step(ids, state) -> (logits, state).
 
-    Holds its own pre-scaled copy of the weights, so training may go on changing the model.
+    Holds its own pre-scaled copy of the weights, so training may go on changing the model. The
+    copy is arranged so that each layer's pre-activation is as few products as possible:
+
+        layer 0:      z = table0[id] + h_{t-1} Wh0        table0 = Wx0 + b0 (row id of x_t Wx0 + b0)
+        layers >= 1:  z = [x_t, h_{t-1}, 1] S             S = [[Wx]; [Wh]; [b]]   (2H+1, 4H)
+        readout:      logits = [h, 1] R                   R = [[Wy]; [by]]        (H+1, V)
+
+    (all gate columns pre-scaled by GATE_SCALE, as in training). `step` works on a batch of
+    streams and returns new arrays; `stream` keeps one stream's state in reused buffers, which is
+    what streaming generation wants.
     """
 
     def __init__(self, model: CharLSTM):
         cfg = model.config
-        scale = gate_scale(cfg.hidden, cfg.dtype)
+        H = cfg.hidden
+        scale = gate_scale(H, cfg.dtype)
         P = model.params
         self.config = cfg
-        self._layers = [
-            (P[f"Wx{layer}"] * scale, P[f"Wh{layer}"] * scale, P[f"b{layer}"] * scale) for layer in range(cfg.layers)
-        ]
-        self._Wy = P["Wy"].copy()
-        self._by = P["by"].copy()
+        self._table0 = np.add(P["Wx0"], P["b0"])  # (V, 4H)
+        self._table0 *= scale  # (scale is 1/2 or 1: exact, so this equals Wx0 s + b0 s)
+        self._Wh0 = P["Wh0"] * scale  # (H, 4H)
+        self._stacked = []  # (2H+1, 4H) per layer above the first, scaled as it is filled
+        for layer in range(1, cfg.layers):
+            S = np.empty((2 * H + 1, 4 * H), cfg.dtype)
+            np.multiply(P[f"Wx{layer}"], scale, out=S[:H])
+            np.multiply(P[f"Wh{layer}"], scale, out=S[H : 2 * H])
+            np.multiply(P[f"b{layer}"], scale, out=S[2 * H])
+            self._stacked.append(S)
+        self._readout = np.empty((H + 1, cfg.vocab_size), cfg.dtype)  # (H+1, V)
+        self._readout[:H], self._readout[H] = P["Wy"], P["by"]
 
     def initial_state(self, batch: int = 1) -> State:
         return zero_state(self.config, batch)
+
+    def _weights(self, layer: int) -> tuple[NDArray | None, NDArray, NDArray | None]:
+        """Layer `layer`'s (Wx, Wh, b), gate-scaled: views into the stacked copy (Wx and b are
+        None for layer 0, whose input projection and bias are the rows of table0)."""
+        if layer == 0:
+            return None, self._Wh0, None
+        H, S = self.config.hidden, self._stacked[layer - 1]
+        return S[:H], S[H : 2 * H], S[2 * H]
 
     def step(self, ids: NDArray, state: State) -> tuple[NDArray, State]:
         """Logits (B, V) for the next character after `ids` (B,), and the new state."""
         H = self.config.hidden
         new_state = []
         x: NDArray | None = None
-        for layer, (Wx_s, Wh_s, b_s) in enumerate(self._layers):
+        for layer in range(self.config.layers):
             h, c = state[layer]
-            a = Wx_s[ids] if layer == 0 else x @ Wx_s  # (B, 4H)
-            a = a + h @ Wh_s
-            a += b_s
+            Wx_s, Wh_s, b_s = self._weights(layer)
+            if layer == 0:
+                a = self._table0[ids] + h @ Wh_s  # (B, 4H)
+            else:
+                assert x is not None and Wx_s is not None
+                a = x @ Wx_s + h @ Wh_s
+                a += b_s
             np.tanh(a, out=a)
             a[:, : 3 * H] *= 0.5
             a[:, : 3 * H] += 0.5
@@ -496,7 +525,8 @@ class Stepper:
             new_state.append((h, c))
             x = h
         assert x is not None
-        return x @ self._Wy + self._by, tuple(new_state)
+        R = self._readout
+        return x @ R[:H] + R[H], tuple(new_state)
 
     def prime(self, ids: NDArray, state: State | None = None) -> tuple[NDArray | None, State]:
         """Feed the characters `ids` (n,) one after another; the logits after the last one (or None
@@ -515,11 +545,12 @@ class Stepper:
         H, dt = self.config.hidden, self.config.dtype
         below: NDArray | None = None  # (n, 1, H)
         new_state = []
-        for layer, (Wx_s, Wh_s, b_s) in enumerate(self._layers):
+        for layer in range(self.config.layers):
+            Wx_s, Wh_s, b_s = self._weights(layer)
             if layer == 0:
-                A = Wx_s[ids] + b_s  # (n, 1, 4H)
+                A = self._table0[ids]  # (n, 1, 4H)
             else:
-                assert below is not None
+                assert below is not None and Wx_s is not None
                 A = (below.reshape(n, H) @ Wx_s + b_s).reshape(n, 1, 4 * H)
             Hs = np.empty((n + 1, 1, H), dt)  # (n+1, 1, H)
             C = np.empty((n + 1, 1, H), dt)  # (n+1, 1, H)
@@ -528,4 +559,78 @@ class Stepper:
             new_state.append((Hs[n].copy(), C[n].copy()))
             below = Hs[1:]
         assert below is not None
-        return below[-1, 0] @ self._Wy + self._by, tuple(new_state)
+        R = self._readout
+        return below[-1, 0] @ R[:H] + R[H], tuple(new_state)
+
+    def stream(self, state: State | None = None) -> Stream:
+        """One stream that reads a character at a time from `state` (default: fresh)."""
+        return Stream(self, self.initial_state(1) if state is None else state)
+
+
+class Stream:
+    """A single stream of text for generation: `feed(id)` reads one character and returns the
+    logits for the next. The same maths as `Stepper.step` with a batch of one; here every
+    intermediate lives in a buffer allocated once, so one character costs one product per layer
+    (memory-bound: together they read every weight once) plus a few small NumPy calls.
+
+    Where each layer's output h lives, so that no layer's input has to be assembled by copying:
+    every layer l >= 1 reads one vector u_l = [h_{l-1}, h_l, 1] (2H+1,) (the layer below's new
+    output, its own previous output, a 1 for the bias row of S) and writes its new h over the
+    middle third (its own previous output, already read). Layer 0 keeps its h in the first third
+    of u_1, where layer 1 reads it. The readout reads [h_top, 1], which is the last 2/3 of the
+    top layer's u (or, with one layer, a separate [h_0, 1]). Only a middle layer (L >= 3) copies
+    its h up into the next layer's u.
+    """
+
+    def __init__(self, stepper: Stepper, state: State):
+        cfg = stepper.config
+        H, L, dt = cfg.hidden, cfg.layers, cfg.dtype
+        self._stepper = stepper
+        self._H = H
+        self._u = [np.empty(2 * H + 1, dt) for _ in range(1, L)]  # (2H+1,) per layer >= 1
+        top = np.empty(H + 1, dt) if L == 1 else self._u[-1][H:]  # (H+1,) [h_top, 1]
+        self._top = top
+        # h_l for every layer: views into the buffers above
+        self._h = [top[:H] if L == 1 else self._u[0][:H]] + [u[H : 2 * H] for u in self._u]
+        for layer, (h, _) in enumerate(state):
+            self._h[layer][:] = np.reshape(h, H)
+        for layer, u in enumerate(self._u, start=1):
+            u[2 * H] = 1.0
+            if layer >= 2:
+                u[:H] = self._h[layer - 1]
+        top[H] = 1.0
+        self._c = [np.array(c, dt).reshape(H) for _, c in state]  # (H,) cell per layer
+        self._a = np.empty(4 * H, dt)  # (4H,) pre-activations, then gates
+        self._ig = np.empty(H, dt)  # (H,) i * g
+        self._tc = np.empty(H, dt)  # (H,) tanh(c)
+        self._logits = np.empty(cfg.vocab_size, dt)  # (V,)
+
+    def feed(self, char_id: int) -> NDArray:
+        """The logits (V,) after reading character `char_id`. The array is reused: read it (or
+        copy it) before the next call."""
+        st, H, a, hs = self._stepper, self._H, self._a, self._h
+        dot, add, mul, tanh = np.dot, np.add, np.multiply, np.tanh  # locals: see _recurrence
+        Gi, Gf, Go, Gg, S = a[:H], a[H : 2 * H], a[2 * H : 3 * H], a[3 * H :], a[: 3 * H]
+        for layer, c in enumerate(self._c):
+            if layer == 0:
+                dot(hs[0], st._Wh0, out=a)
+                add(a, st._table0[char_id], out=a)
+            else:
+                u = self._u[layer - 1]
+                if layer >= 2:
+                    np.copyto(u[:H], hs[layer - 1])  # a middle layer's new output, moved up
+                dot(u, st._stacked[layer - 1], out=a)
+            tanh(a, out=a)
+            mul(S, 0.5, out=S)  # sigmoid(z) = (1 + tanh(z/2)) / 2 for i, f, o
+            add(S, 0.5, out=S)
+            mul(Gf, c, out=c)  # c = f c + i g
+            mul(Gi, Gg, out=self._ig)
+            add(c, self._ig, out=c)
+            tanh(c, out=self._tc)
+            mul(Go, self._tc, out=hs[layer])  # h = o tanh(c)
+        return dot(self._top, st._readout, out=self._logits)
+
+    def state(self) -> State:
+        """A copy of the current state, shaped as `Stepper.step` takes it (batch of one)."""
+        H = self._H
+        return tuple((h.reshape(1, H).copy(), c.reshape(1, H).copy()) for h, c in zip(self._h, self._c, strict=True))

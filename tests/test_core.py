@@ -283,6 +283,24 @@ def test_top_k_never_leaves_the_top_k():
     assert draws <= top3 and len(draws) == 3
 
 
+def test_top_k_ranks_the_logits_as_given_even_when_temperature_rounds_them_together():
+    # 5e-324 / 2 rounds to 0: after the division both logits look equal, but only index 1 is the top 1
+    logits = np.array([0.0, 5e-324])
+    assert probabilities(logits, 2.0, top_k=1).tolist() == [0.0, 1.0]
+    assert sample(logits, np.random.default_rng(0), 2.0, top_k=1) == 1
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.7])
+def test_sampling_at_a_temperature_draws_from_probabilities(temperature):
+    logits = np.array([1.0, 0.0, -1.0, 2.0, 0.5], dtype=np.float32)
+    p = probabilities(logits, temperature)
+    rng = np.random.default_rng(7)
+    n = 20_000
+    counts = np.bincount([sample(logits, rng, temperature) for _ in range(n)], minlength=5)
+    chi2 = float(np.sum((counts - n * p) ** 2 / (n * p)))
+    assert chi2 < 18.47  # the 99.9% point of chi-square with 4 degrees of freedom
+
+
 def test_top_p_keeps_the_smallest_set_with_that_mass():
     logits = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
     p = probabilities(logits, 1.0, top_p=0.75)

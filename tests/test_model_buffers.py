@@ -143,3 +143,24 @@ def test_prime_reads_a_seed_exactly_as_steps_do():
     assert empty_logits is None and all(not h.any() and not c.any() for h, c in empty_state)
     model.params["Wy"][...] = 0.0  # the stepper keeps its own copy of the weights
     np.testing.assert_allclose(stepper.prime(ids)[0], logits)
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_a_stream_reads_characters_exactly_as_the_window_does(layers):
+    """Stream keeps one stream's state in reused buffers (and layer outputs inside each other's
+    input vectors); every character's logits must still be those of the batched forward pass."""
+    rng = np.random.default_rng(layers)
+    model = CharLSTM.create(ModelConfig(vocab_size=9, hidden=5, layers=layers, dtype="float64"), rng)
+    ids = rng.integers(0, 9, 30)
+    logits, final, _ = model.forward(ids.reshape(-1, 1), model.initial_state(1))
+    stepper = model.stepper()
+    _, state = stepper.prime(ids[:4])  # start mid-text: the stream must take over a given state
+    stream = stepper.stream(state)
+    for t in range(4, 30):
+        out = stream.feed(int(ids[t]))
+        np.testing.assert_allclose(out, logits[t, 0], rtol=1e-10, atol=1e-12)
+    for (h, c), (rh, rc) in zip(stream.state(), final, strict=True):
+        np.testing.assert_allclose(h, rh, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(c, rc, rtol=1e-10, atol=1e-12)
+    fresh = stepper.stream()  # from the zero state
+    np.testing.assert_allclose(fresh.feed(int(ids[0])), logits[0, 0], rtol=1e-10, atol=1e-12)
