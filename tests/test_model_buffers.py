@@ -164,3 +164,16 @@ def test_a_stream_reads_characters_exactly_as_the_window_does(layers):
         np.testing.assert_allclose(c, rc, rtol=1e-10, atol=1e-12)
     fresh = stepper.stream()  # from the zero state
     np.testing.assert_allclose(fresh.feed(int(ids[0])), logits[0, 0], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(("rows", "n"), [(7, 40), (3000, 500), (1, 5)])
+def test_scatter_rows_sums_each_position_into_its_row(rows, n):
+    """The gradient of the layer-0 row lookup: every dz row lands in its id's row, absent ids stay 0."""
+    rng = np.random.default_rng(rows)
+    ids = rng.integers(0, rows, n).astype(np.uint16)
+    dz = rng.standard_normal((n, 8)).astype(np.float32)
+    expected = np.zeros((rows, 8), np.float64)
+    np.add.at(expected, ids, dz.astype(np.float64))
+    got = model_mod._scatter_rows(ids, dz, rows)
+    assert got.shape == (rows, 8) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
