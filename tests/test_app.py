@@ -12,7 +12,8 @@ from textual.command import CommandList
 
 from core import CharLSTM, TrainConfig, Trainer, checkpoint, corpus, evaluate
 from tui.app import LstmApp, make_app
-from tui.widgets.comparison import ComparisonView
+from tui.format import char_label, visible
+from tui.widgets.comparison import RIGHT, WRONG, ComparisonView
 from tui.widgets.generate_panel import GeneratePanel
 from tui.widgets.loss_chart import LossChart
 from tui.widgets.next_chars import NextCharView
@@ -61,6 +62,11 @@ async def test_starts_trains_and_fills_every_panel():
         await wait_for(pilot, lambda: len(chart.drawn.val_steps) >= 2, "validation points on the graph")
         assert app.state == "running"
         assert stats.evaluation is not None and math.isfinite(stats.evaluation.val_loss)
+        await pilot.pause()
+        lines = str(stats.render()).split("\n")  # label, then value, a line each
+        assert [line[:6] for line in lines] == ["step  ", "loss  ", "ppl   ", "eval  ", "speed ", "lr    ", "steps "]
+        assert lines[0].startswith("step  ") and " · epoch " in lines[0]
+        assert lines[3].endswith("%") and "nats · acc" in lines[3]
         await wait_for(pilot, lambda: compare.evaluation is not None, "an evaluation in the comparison")
         ev = compare.evaluation
         assert ev.n > 0 and len(ev.predicted) == len(ev.truth)
@@ -168,6 +174,11 @@ async def test_next_character_view_sums_to_at_most_one_and_follows_temperature()
         await wait_for(pilot, lambda: view.source is final and view.temperature == panel.temperature, "a table")
         before = [c.p for c in view.candidates]
         assert 0 < sum(before) <= 1 + 1e-9
+        rows = str(view.render()).split("\n")  # name, bar, percentage: a line per candidate
+        assert len(rows) == min(len(view.candidates), view.content_size.height)
+        for row, c in zip(rows, view.candidates, strict=False):
+            assert row.startswith(char_label(c.char)) and row.endswith(f"{c.p:.1%}")
+            assert cell_len(row) <= view.content_size.width
         assert before == sorted(before, reverse=True)
         await pilot.press("f8", "f8", "f8", "f8")  # 0.8 -> 1.0: a flatter distribution
         await wait_for(pilot, lambda: view.temperature == pytest.approx(1.0), "the table at the new temperature")
@@ -393,8 +404,21 @@ async def test_comparison_shows_markup_literally_and_aligns_wide_characters():
     async with app.run_test(size=(80, 24)) as pilot:
         view = app.query_one(ComparisonView)
         await wait_for(pilot, lambda: app.state == "done" and view.step == 10, "the last evaluation")
-        lines = view.render().plain.split("\n")
+        rendered = view.render()
+        lines = rendered.plain.split("\n")
         assert lines[0].startswith("truth  b]bold[/b] and [red]red[/red].↵[b]bold[/b]")
+        # Every predicted character carries its own verdict: underlined exactly where it is wrong,
+        # in a "right" colour exactly where it is right.
+        ev, shown = view.evaluation, 0
+        for truth, model in zip(rendered.split("\n")[0::2], rendered.split("\n")[1::2], strict=True):
+            for col in range(7, len(model.plain)):
+                styles = " ".join(str(sp.style) for sp in model.spans if sp.start <= col < sp.end)
+                right = ev.predicted[shown] == ev.truth[shown]
+                assert truth.plain[col] == visible(ev.truth[shown]) and model.plain[col] == visible(ev.predicted[shown])
+                assert ("underline" in styles) != right
+                assert any(c in styles for c in (RIGHT if right else WRONG)), styles
+                shown += 1
+        assert shown > 100 and 0 < sum(ev.predicted[i] == ev.truth[i] for i in range(shown)) < shown
 
         wide = corpus.from_text("日本語のテキスト and narrow text 字.\n" * 20)
         model = CharLSTM.create(TrainConfig(hidden=8).model_config(wide.vocab.size), np.random.default_rng(0))

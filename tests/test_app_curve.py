@@ -66,3 +66,21 @@ def test_high_rate_messages_replace_stale_ones_and_text_does_not():
     assert NextChars(None, "a", 1.0, [], []).can_replace(NextChars(None, "ab", 1.0, [], []))
     assert not old.can_replace(Evaluated.__new__(Evaluated))
     assert not Generated(1, "ab", 1.0).can_replace(Generated(1, "cd", 1.0))  # every character counts
+
+
+def test_the_graph_plots_no_more_points_than_it_has_columns_of_dots():
+    from tui.widgets.loss_chart import _thin
+
+    steps = np.arange(1.0, 401.0)
+    raw = np.random.default_rng(1).random(400)
+    x, y = _thin(steps, raw, 150)
+    assert len(x) <= 150 and len(x) == len(y)
+    assert x[-1] == 400  # the latest step stays the last point
+    k = 3  # ceil(400 / 150): groups of three, ending at the latest step
+    assert np.isclose(y[-1], raw[-k:].mean()) and np.isclose(y[-2], raw[-2 * k : -k].mean())
+    assert np.isclose(y[0], raw[: 400 - k * (len(x) - 1)].mean())  # the oldest group may be shorter
+    xs, ys = _thin(steps, raw, 150, mean=False)  # a smoothed curve: the value at each group's end
+    assert list(xs) == list(x) and list(ys) == list(raw[(x - 1).astype(int)])
+    same = _thin(steps[:100], raw[:100], 150)  # already few enough: unchanged
+    assert list(same[0]) == list(steps[:100])
+    assert list(same[1]) == list(raw[:100])

@@ -4,12 +4,16 @@
 in one exclusive thread worker that iterates `trainer.run()`; generation, next-character tables
 and saves made after training ended run in their own thread workers. Workers reach the screen
 only through `post_message`; the UI thread reaches the trainer only through `trainer.controls`
-and the read-only `trainer.snapshot`.
+and the read-only `trainer.snapshot`. The handlers of training's messages only keep the latest;
+one timer (`_tick`) paints it, each panel at its own pace, so that the UI thread takes as little
+as it can of the interpreter the training thread shares.
 """
 
 from __future__ import annotations
 
 import functools
+import math
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -24,7 +28,7 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 from threadpoolctl import threadpool_limits
 
-from core import Controls, Trainer, evaluate
+from core import Controls, EvalReport, Trainer, evaluate
 from core.errors import ConfigError
 
 from . import training
@@ -46,7 +50,7 @@ def _until_exit(handler: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(handler)
     def guarded(self: LstmApp, *args: object, **kwargs: object) -> None:
-        if self._exit or self._closing:
+        if self._exit or self._closing or not self.is_running:  # (a test's shutdown sets only the last)
             return
         handler(self, *args, **kwargs)
 
@@ -55,7 +59,14 @@ def _until_exit(handler: Callable[..., None]) -> Callable[..., None]:
 
 GENERATE_CHARS = 600  # characters per generation run
 NEXT_CHARS = 12  # candidates computed for the next-character view
-REFRESH_NEXT_S = 1.0  # the next-character view follows the training weights this often
+
+# The screen follows training on one timer, so that what changed is painted together in one pass.
+# Every millisecond the UI thread spends painting is a millisecond of the interpreter (the GIL)
+# the training thread waits for, so each panel repaints only as often as a reader can follow it.
+UI_TICK_S = 0.25  # the stats panel follows training this often (4 a second)
+CHART_EVERY_TICKS = 2  # the loss graph every other tick (twice a second)
+COMPARE_EVERY_S = 1.0  # the comparison at most once a second (evaluations may come faster)
+NEXT_EVERY_TICKS = 4  # the next-character view follows the training weights once a second
 
 
 class LstmApp(App[None]):
@@ -106,6 +117,13 @@ class LstmApp(App[None]):
         self._run_id = 0
         self._steppers = training.StepperCache()
         self._next_key: tuple[object, str, float] | None = None
+        # What arrived from the training thread and is not on screen yet (shown by _tick).
+        self._progress: Progress | None = None
+        self._evaluated: EvalReport | None = None  # for the stats panel
+        self._to_compare: EvalReport | None = None  # for the comparison panel
+        self._next_chars: NextChars | None = None  # a table from newer weights
+        self._compared_at = -math.inf  # time.monotonic() of the last comparison shown
+        self._ticks = 0
         self._blas_limit: threadpool_limits | None = None
         # Read the history once, before the training thread owns the trainer.
         self._curve = self._history_curve()
@@ -135,7 +153,7 @@ class LstmApp(App[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        """Show the history, start training, and keep the next-character view fresh."""
+        """Show the history, start training, and start the timer the screen follows training on."""
         self.query_one(LossChart).reset(self._curve.frame() if self.trainer.step_count else None)
         self.query_one(StatsPanel).reset(self.trainer.step_count, self._last_val)
         self.query_one("#seed", Input).focus()
@@ -143,7 +161,7 @@ class LstmApp(App[None]):
         # multithreaded BLAS waits for it on every small product (benchmarks/blas_threads.py:
         # training with the app open ran at 51% of headless with two threads, 87% with one).
         self._blas_limit = threadpool_limits(limits=1, user_api="blas")
-        self.set_interval(REFRESH_NEXT_S, self._refresh_next_chars)
+        self.set_interval(UI_TICK_S, self._tick)
         if self.trainer.shrunk:
             self.notify(
                 f"text is short: training with batch {self.trainer.batch} × seq-len {self.trainer.seq_len}",
@@ -187,23 +205,59 @@ class LstmApp(App[None]):
         return True
 
     @on(Progress)
-    @_until_exit
     def _on_progress(self, message: Progress) -> None:
-        """Training moved on (at most ~10 a second)."""
-        self.query_one(StatsPanel).show_step(message.report)
-        self.query_one(LossChart).show(message.curve)
+        """Training moved on (at most 5 a second): shown at the next tick."""
+        self._progress = message
 
     @on(Evaluated)
-    @_until_exit
     def _on_evaluated(self, message: Evaluated) -> None:
-        """An evaluation: stats, and the comparison when it shows the evaluation text."""
-        r = message.report
+        """An evaluation: shown in the stats at the next tick, in the comparison within a second."""
         self.evaluations += 1
-        self.query_one(StatsPanel).show_eval(r)
+        self._evaluated = self._to_compare = message.report
+
+    @_until_exit
+    def _tick(self) -> None:
+        """Paint what training brought since the last tick, each panel at its own pace."""
+        self._ticks += 1
+        stats = self.query_one(StatsPanel)
+        if self.screen is not stats.screen and not self.screen.is_modal:
+            return  # another screen covers the panels (the inside view): catch up when it closes
+        self._show_progress()
+        if self._next_chars is not None:
+            message, self._next_chars = self._next_chars, None
+            self._show_next_chars(message)
+        if self._ticks % CHART_EVERY_TICKS == 0:
+            self.query_one(LossChart).redraw_if_new()
+        if self._to_compare is not None and time.monotonic() - self._compared_at >= COMPARE_EVERY_S:
+            self._show_comparison()
+        if self._ticks % NEXT_EVERY_TICKS == 0:
+            self._refresh_next_chars()
+
+    def _show_progress(self) -> None:
+        """The latest step and evaluation into the stats, the latest curve to the graph."""
+        progress, evaluated = self._progress, self._evaluated
+        self._progress = self._evaluated = None
+        if progress is not None or evaluated is not None:
+            self.query_one(StatsPanel).show(progress.report if progress else None, evaluated)
+        if progress is not None:
+            self.query_one(LossChart).show(progress.curve)
+
+    def _show_comparison(self) -> None:
+        """The latest evaluation into the comparison (or a new one on the training text)."""
+        r, self._to_compare = self._to_compare, None
+        if r is None:
+            return
+        self._compared_at = time.monotonic()
         if self.compare_on_validation or not r.on_validation:
             self.query_one(ComparisonView).show(r.evaluation, r.step, r.on_validation)
         else:
             self._compare_training_text()
+
+    def _catch_up(self) -> None:
+        """Show everything pending now (training stopped: nothing newer is coming)."""
+        self._show_progress()
+        self.query_one(LossChart).redraw_if_new()
+        self._show_comparison()
 
     @on(Saved)
     def _on_saved(self, message: Saved) -> None:
@@ -252,6 +306,7 @@ class LstmApp(App[None]):
             if self.saved_path is not None:
                 self.exit()
             return
+        self._catch_up()
         self._refresh_next_chars()  # the final weights
         if r.reason == "budget":
             self.state = "done"
@@ -398,6 +453,7 @@ class LstmApp(App[None]):
         self.trainer = Trainer(old.corpus, old.config, checkpoint=old.checkpoint)
         self._curve = self._history_curve()
         self.last_save = None
+        self._progress = self._evaluated = self._to_compare = None  # the old model's
         self.query_one(LossChart).reset(None)
         self.query_one(StatsPanel).reset(0)
         self.notify("fresh random weights; training from step 0")
@@ -517,7 +573,16 @@ class LstmApp(App[None]):
     @on(NextChars)
     @_until_exit
     def _on_next_chars(self, message: NextChars) -> None:
-        """A fresh table of next characters."""
+        """A fresh table of next characters: at once for a new seed or temperature (the user is
+        typing), at the next tick for newer weights (painted together with the other panels)."""
+        view = self.query_one(NextCharView)
+        if message.seed != view.seed or message.temperature != view.temperature:
+            self._next_chars = None
+            self._show_next_chars(message)
+        else:
+            self._next_chars = message
+
+    def _show_next_chars(self, message: NextChars) -> None:
         view = self.query_one(NextCharView)
         view.source = message.source
         view.show(message.seed, message.temperature, message.candidates, message.skipped)

@@ -39,8 +39,10 @@ from .messages import (
 
 Post = Callable[..., object]
 
-# Seconds between progress messages: at most ~10 a second reach the screen.
-POST_EVERY_S = 0.1
+# Seconds between progress messages: at most 5 a second. The screen shows progress 4 times a
+# second (app.UI_TICK_S), so this keeps one fresh for every tick; more would only cost the training
+# thread (a curve frame per message) and the UI thread (a message to handle) for nothing shown.
+POST_EVERY_S = 0.2
 # Seconds between messages of generated text (~30 a second; each carries what was sampled since).
 GENERATED_EVERY_S = 1 / 30
 

@@ -67,23 +67,37 @@ class ComparisonView(Widget):
         for row in range(pairs):
             if i >= n:
                 break
-            truth, model = Text(), Text()
+            # Runs of characters sharing a style become one span each: a span per character
+            # costs several times more to build and to paint, and this repaints during training.
+            truth: list[str] = []
+            model = Text()
+            run: list[str] = []
+            run_style = ""
             used = 0
             while i < n:
                 t, p = visible(ev.truth[i]), visible(ev.predicted[i])
-                w = max(cell_len(t), cell_len(p))  # wide characters: keep the columns aligned
+                wt, wp = cell_len(t), cell_len(p)
+                w = max(wt, wp)  # wide characters: keep the columns aligned
                 if used + w > width:
                     break
                 right = ev.predicted[i] == ev.truth[i]
                 style = (RIGHT if right else WRONG)[shade(float(ev.p_true[i]))]
-                truth.append(t.ljust(w - cell_len(t) + len(t)))
-                model.append(p.ljust(w - cell_len(p) + len(p)), style if right else style + " underline")
+                if not right:
+                    style += " underline"
+                if style != run_style and run:
+                    model.append("".join(run), run_style)
+                    run = []
+                run_style = style
+                truth.append(t + " " * (w - wt))
+                run.append(p + " " * (w - wp))
                 used += w
                 i += 1
+            if run:
+                model.append("".join(run), run_style)
             if row:
                 out.append("\n")
             out.append("truth  ", "dim")
-            out.append_text(truth)
+            out.append("".join(truth))
             out.append("\nmodel  ", "dim")
             out.append_text(model)
         return out

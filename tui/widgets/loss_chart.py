@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 
 import numpy as np
+from rich.segment import Segment
+from rich.style import Style
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
+from textual.geometry import Region
 from textual.strip import Strip
 from textual_hires_canvas import Canvas
 from textual_plot import HiResMode, PlotWidget
@@ -21,26 +26,81 @@ SMOOTH_STYLE = "bold rgb(120,190,255)"
 VAL_STYLE = "bold rgb(255,170,60)"
 BASE_STYLE = "rgb(150,80,80)"
 
-# Redraws per second at most (a redraw costs milliseconds of the interpreter shared with training).
-REDRAWS_PER_S = 2
-
 
 class _Canvas(Canvas):
-    """textual-hires-canvas's Canvas, but an empty line carries a style.
+    """textual-hires-canvas's Canvas, with lines that are cheaper to paint and never unstyled.
 
     Canvas.render_line returns `Strip.blank(0)` (a segment whose style is None) before its first
-    resize, and Textual's NO_COLOR filter (Monochrome) fails on a None style. Seen with
-    textual 8.2.8, textual-hires-canvas 0.14.
+    resize, and Textual's NO_COLOR filter (Monochrome) fails on a None style; here an empty line
+    carries the widget's style. Seen with textual 8.2.8, textual-hires-canvas 0.14.
+
+    Canvas.render_line also computes `self.rich_style` (a walk up the widget tree) for every line;
+    here it is computed once per repaint, in `render_lines`.
     """
 
+    _base_style: Style | None = None
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._base_style = self.rich_style
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._base_style = None
+
     def render_line(self, y: int) -> Strip:
+        base = self._base_style if self._base_style is not None else self.rich_style
         if not self._canvas_size.area or y >= self._canvas_size.height:
-            return Strip.blank(self.size.width, self.rich_style)
-        return super().render_line(y)
+            return Strip.blank(self.size.width, base)
+        try:  # the canvas's own buffers (textual-hires-canvas 0.14, pinned in pyproject.toml)
+            chars, styles, cache = self._buffer[y], self._styles[y], self._style_cache
+        except AttributeError:  # another version: its own, slower, line rendering
+            return super().render_line(y)
+        if all(c == " " for c in chars):
+            return Strip.blank(len(chars), base)
+        segments: list[Segment] = []
+        start = 0
+        for end in range(1, len(chars) + 1):  # runs of one style become one segment
+            if end == len(chars) or styles[end] != styles[start]:
+                name = styles[start]
+                if name and name not in cache:
+                    cache[name] = Style.parse(name)
+                segments.append(Segment("".join(chars[start:end]), base + cache[name] if name else base))
+                start = end
+        return Strip(segments).simplify()
 
 
 class _Plot(PlotWidget):
-    """PlotWidget built from _Canvas (its compose, otherwise unchanged)."""
+    """PlotWidget built from _Canvas, drawing a frame at less cost to the interpreter training shares.
+
+    PlotWidget draws its datasets pixel by pixel, and the canvas refreshes (marks itself dirty,
+    which costs tens of microseconds) on every pixel set: hundreds of times per frame. Here each
+    canvas refreshes once per frame. And PlotWidget draws onto its canvases when it is itself
+    painted, so the canvases are painted in a second screen update; `changes` draws them at once
+    (one screen update, and each costs a millisecond or more whatever changed).
+    """
+
+    _batching = False
+
+    @contextmanager
+    def changes(self) -> Iterator[None]:
+        """Clear, plot, set limits… inside; the canvases are drawn once, on leaving."""
+        self._batching = True
+        try:
+            yield
+        finally:
+            self._batching = False
+        canvas = self.query_one("#plot", Canvas)
+        if self._needs_canvas_resize or not canvas._canvas_size or canvas._canvas_size != canvas.size:
+            super()._rerender()  # not laid out at this size yet: drawn when painted, the usual way
+        else:
+            self._render_plot()
+            self._needs_rerender = False
+
+    def _rerender(self) -> None:
+        if self._batching:
+            self._needs_rerender = True
+        else:
+            super()._rerender()
 
     def compose(self) -> ComposeResult:
         with Grid():
@@ -50,9 +110,18 @@ class _Plot(PlotWidget):
             yield _Canvas(1, 1, id="margin-bottom")
         yield Legend(id="legend")
 
+    def _render_plot(self) -> None:
+        with ExitStack() as batch:
+            for canvas in self.query(Canvas):
+                batch.enter_context(canvas.batch_refresh())
+            super()._render_plot()
+
 
 class LossChart(Vertical):
-    """A PlotWidget redrawn at most REDRAWS_PER_S times a second from the latest curve frame."""
+    """A PlotWidget showing the latest curve frame, redrawn when the app calls `redraw_if_new`.
+
+    A redraw costs milliseconds of the interpreter the training thread shares, so the app paces it.
+    """
 
     def __init__(self, vocab_size: int, budget: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -68,17 +137,16 @@ class LossChart(Vertical):
         yield plot
 
     def on_mount(self) -> None:
-        """Set up the axes and the redraw timer."""
+        """Set up the axes."""
         plot = self.query_one(PlotWidget)
         plot.margin_top = 0
         plot.margin_bottom = 1
         plot.margin_left = 5
         self.border_title = " nats/char  ⠒ raw ▀ smooth ◆ val ╌ ln V "
-        self.set_interval(1 / REDRAWS_PER_S, self._redraw_if_new)
         self._draw(self.frame)
 
     def show(self, frame: CurveFrame) -> None:
-        """Take a new curve; it is drawn at the next tick."""
+        """Take a new curve; it is drawn at the next `redraw_if_new`."""
         self.frame = frame
 
     def reset(self, frame: CurveFrame | None = None) -> None:
@@ -86,12 +154,17 @@ class LossChart(Vertical):
         self.frame = frame
         self._draw(frame)
 
-    def _redraw_if_new(self) -> None:
+    def redraw_if_new(self) -> None:
+        """Draw the latest curve if it is not on screen yet (and the graph is shown)."""
         if self.frame is not self.drawn and self.display:
             self._draw(self.frame)
 
     def _draw(self, frame: CurveFrame | None) -> None:
-        plot = self.query_one(PlotWidget)
+        plot = self.query_one(_Plot)
+        with plot.changes():
+            self._plot(plot, frame)
+
+    def _plot(self, plot: PlotWidget, frame: CurveFrame | None) -> None:
         plot.clear()
         self.drawn = frame
         self.redraws += 1
@@ -106,12 +179,27 @@ class LossChart(Vertical):
         if frame is None:
             return
         if len(frame.steps):
-            plot.plot(frame.steps, np.minimum(frame.raw, y_top), line_style=RAW_STYLE, hires_mode=HiResMode.BRAILLE)
-            plot.plot(
-                frame.steps, np.minimum(frame.smooth, y_top), line_style=SMOOTH_STYLE, hires_mode=HiResMode.HALFBLOCK
-            )
+            # No more points than the graph has columns of dots (braille has two per cell, half
+            # blocks one): more cost drawing time and look the same.
+            steps, raw = _thin(frame.steps, frame.raw, 2 * cells)
+            plot.plot(steps, np.minimum(raw, y_top), line_style=RAW_STYLE, hires_mode=HiResMode.BRAILLE)
+            steps, smooth = _thin(frame.steps, frame.smooth, cells, mean=False)
+            plot.plot(steps, np.minimum(smooth, y_top), line_style=SMOOTH_STYLE, hires_mode=HiResMode.HALFBLOCK)
         if len(frame.val_steps):
             plot.scatter(frame.val_steps, np.minimum(frame.val, y_top), marker="◆", marker_style=VAL_STYLE)
+
+
+def _thin(x: np.ndarray, y: np.ndarray, n: int, mean: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """At most about `n` points of the curve (x, y): consecutive groups become their last x and
+    their mean y (or their last y, for an already smoothed curve). The latest point stays last."""
+    k = math.ceil(len(x) / max(1, n))
+    if k <= 1:
+        return x, y
+    ends = np.arange(len(x) - 1, -1, -k)[::-1]  # groups end at the latest point, every k back
+    if not mean:
+        return x[ends], y[ends]
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    return x[ends], np.add.reduceat(y, starts) / (ends - starts + 1)
 
 
 def _ticks(top: float, n: int) -> list[float]:

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from rich.table import Table
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import Static
 
 from ..format import bar, char_label
 from ..messages import Candidate
 
+LABEL = 7  # cells for the character's name ('a', space, newline)
+PERCENT = 6  # " 99.8%"
+
 
 class NextCharView(Static):
-    """A table of the most likely next characters with their probabilities."""
+    """A table of the most likely next characters with their probabilities.
+
+    Drawn as plain lines of text (a rich Table measures every cell on every repaint, several times
+    the cost, and this view repaints every second while training).
+    """
+
+    DEFAULT_CSS = """
+    NextCharView { text-wrap: nowrap; text-overflow: ellipsis; }
+    """
 
     def __init__(self, **kwargs) -> None:
         super().__init__("", **kwargs)
@@ -39,14 +50,16 @@ class NextCharView(Static):
         if not self.candidates:
             return
         self.border_title = f" next char · T {self.temperature:.2f} "
-        table = Table.grid(padding=(0, 1))
-        table.add_column(no_wrap=True, width=7)
-        table.add_column(no_wrap=True)
-        table.add_column(no_wrap=True, justify="right")
-        width = max(3, self.content_size.width - 7 - 6 - 2)
+        width = max(3, self.content_size.width - LABEL - PERCENT - 2)
         rows = max(1, self.content_size.height - (1 if self.skipped else 0))
-        for c in self.candidates[:rows]:
-            table.add_row(Text(char_label(c.char)), Text(bar(c.p, width), style="rgb(120,190,255)"), f"{c.p:6.1%}")
+        text = Text()
+        for i, c in enumerate(self.candidates[:rows]):
+            label = char_label(c.char)
+            if i:
+                text.append("\n")
+            text.append(label + " " * max(1, LABEL + 1 - cell_len(label)))
+            text.append(bar(c.p, width), "rgb(120,190,255)")
+            text.append(f" {c.p:{PERCENT}.1%}")
         if self.skipped:
-            table.add_row(Text("ignored " + "".join(self.skipped), style="dim italic"), "", "")
-        self.update(table, layout=False)  # fixed size: repaint only, no screen layout
+            text.append("\nignored " + "".join(self.skipped), "dim italic")
+        self.update(text, layout=False)  # fixed size: repaint only, no screen layout

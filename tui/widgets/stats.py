@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
@@ -10,9 +9,15 @@ from core import EvalReport, StepReport, bits_per_char, perplexity
 
 from ..format import bar, duration, si
 
+LABEL = 5  # width of the label column
+
 
 class StatsPanel(Static):
-    """A two-column table of the latest training numbers."""
+    """Two columns, label and value, of the latest training numbers (a line too long ends in '…')."""
+
+    DEFAULT_CSS = """
+    StatsPanel { text-wrap: nowrap; text-overflow: ellipsis; }
+    """
 
     def __init__(self, budget: int, tokens_per_step: int, **kwargs) -> None:
         super().__init__("", **kwargs)
@@ -25,7 +30,7 @@ class StatsPanel(Static):
         self.updates = 0
 
     def on_mount(self) -> None:
-        """Draw the empty table."""
+        """Draw the empty panel."""
         self.border_title = " stats "
         self._redraw()
 
@@ -38,46 +43,50 @@ class StatsPanel(Static):
         self.step, self.evaluation, self.start_step, self.last_val = None, None, step, last_val
         self._redraw()
 
-    def show_step(self, report: StepReport) -> None:
-        """Show the latest step."""
-        self.step = report
-        self.updates += 1
-        self._redraw()
-
-    def show_eval(self, report: EvalReport) -> None:
-        """Show the latest evaluation."""
-        self.evaluation = report
+    def show(self, step: StepReport | None = None, evaluation: EvalReport | None = None) -> None:
+        """Show the latest step and/or evaluation (one repaint for both)."""
+        if step is not None:
+            self.step = step
+            self.updates += 1
+        if evaluation is not None:
+            self.evaluation = evaluation
         self._redraw()
 
     def _redraw(self) -> None:
         r, ev = self.step, self.evaluation
-        table = Table.grid(padding=(0, 1))
-        table.add_column(style="dim", no_wrap=True, min_width=5)
-        table.add_column(no_wrap=True, overflow="ellipsis")
+        # Label column, then the value: plain lines of text (a rich Table measures every cell on
+        # every repaint, several times the cost, and this panel repaints several times a second).
+        rows: list[tuple[str, str | Text]] = []
         step = r.step if r else self.start_step
-        table.add_row("step", f"{step:,}" + (f" · epoch {r.epoch:.2f}" if r else ""))
+        rows.append(("step", f"{step:,}" + (f" · epoch {r.epoch:.2f}" if r else "")))
         if r:
-            table.add_row("loss", f"{r.smooth_loss:.3f} nats · {bits_per_char(r.smooth_loss):.2f} bit")
-            table.add_row("ppl", f"{perplexity(r.smooth_loss):.2f}")
+            rows.append(("loss", f"{r.smooth_loss:.3f} nats · {bits_per_char(r.smooth_loss):.2f} bit"))
+            rows.append(("ppl", f"{perplexity(r.smooth_loss):.2f}"))
         else:
-            table.add_row("loss", "–")
-            table.add_row("ppl", "–")
+            rows.append(("loss", "–"))
+            rows.append(("ppl", "–"))
         if ev:
-            table.add_row("val" if ev.on_validation else "eval", f"{ev.val_loss:.3f} nats · acc {ev.accuracy:.0%}")
+            rows.append(("val" if ev.on_validation else "eval", f"{ev.val_loss:.3f} nats · acc {ev.accuracy:.0%}"))
         elif self.last_val is not None:
-            table.add_row("val", f"{self.last_val[1]:.3f} nats at step {self.last_val[0]:,}")
+            rows.append(("val", f"{self.last_val[1]:.3f} nats at step {self.last_val[0]:,}"))
         else:
-            table.add_row("val", "–")
-        table.add_row("speed", f"{si(r.chars_per_s)} chars/s" if r else "–")
-        table.add_row("lr", f"{r.lr:.3g} · time {duration(r.elapsed_s)}" if r else "–")
+            rows.append(("val", "–"))
+        rows.append(("speed", f"{si(r.chars_per_s)} chars/s" if r else "–"))
+        rows.append(("lr", f"{r.lr:.3g} · time {duration(r.elapsed_s)}" if r else "–"))
         if self.budget:
             frac = min(1.0, step / self.budget)
             eta = ""
             if r and r.chars_per_s > 0 and step < self.budget:
                 eta = " " + duration((self.budget - step) * self.tokens_per_step / r.chars_per_s)
             suffix = f" {frac:4.0%}{eta}"
-            width = max(3, self.content_size.width - 6 - len(suffix))
-            table.add_row("done", Text(bar(frac, width)) + Text(suffix))
+            width = max(3, self.content_size.width - LABEL - 1 - len(suffix))
+            rows.append(("done", bar(frac, width) + suffix))
         else:
-            table.add_row("steps", Text("no budget: until stopped", style="dim"))
-        self.update(table, layout=not self.step)  # same rows every time: repaint only
+            rows.append(("steps", Text("no budget: until stopped", style="dim")))
+        text = Text()
+        for i, (label, value) in enumerate(rows):
+            if i:
+                text.append("\n")
+            text.append(label.ljust(LABEL) + " ", "dim")
+            text.append(value)
+        self.update(text, layout=not self.step)  # same rows every time: repaint only
