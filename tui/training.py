@@ -201,6 +201,7 @@ def generate(
     `temperature()` is read before every character, so a change applies to the rest of the stream.
     """
     logits, state = stepper.prime(prime_ids)
+    stream = stepper.stream(state)
     pending: list[int] = []
     last_post = time.monotonic()
     t = temperature()
@@ -220,8 +221,7 @@ def generate(
             post(Generated(run_id, vocab.decode(pending), t))
             pending, last_post = [], now
         if i + 1 < length:
-            out, state = stepper.step(np.array([nxt]), state)
-            logits = out[0]
+            logits = stream.feed(nxt)
     if pending:
         post(Generated(run_id, vocab.decode(pending), t))
     post(GenerationDone(run_id, stopped))
