@@ -133,17 +133,30 @@ def log_softmax(logits: NDArray) -> NDArray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def _scatter_rows(ids: NDArray, dz: NDArray, rows: int) -> NDArray:
+# Up to this many rows (distinct characters), the gradient of the row lookup is a one-hot product.
+_ONEHOT_MAX_ROWS = 128
+
+
+def _scatter_rows(ids: NDArray, dz: NDArray, rows: int, scratch: NDArray | None = None) -> NDArray:
     """sum of dz[n] into row ids[n] of a (rows, 4H) matrix: the gradient of the row lookup.
 
-    Positions are sorted by id, so each character's rows of dz sit together, and one sum per
-    character present adds them: N x 4H additions in all, where a one-hot (rows, N) @ dz product
-    would do `rows` times as many (and np.add.at is slower still).
+    For a small vocabulary a one-hot (rows, N) @ dz product: one BLAS call that reads dz once.
+    It does `rows` times the additions needed, so for a large one (a CJK text has thousands of
+    symbols) positions are sorted by id and one sum per character present adds its rows: N x 4H
+    additions, but dz is read twice and written once more. Measured here: with 32 symbols the
+    product makes a whole training step 4-7% faster (B=32-64); with 3,000 symbols the sort alone
+    is 8-13x faster than the product (0.95 vs 7.8 ms at N=384, 3.2 vs 43 ms at N=2048).
+    np.add.at is slower than both. `scratch`, shaped like dz, receives the sorted rows.
     """
+    if rows <= _ONEHOT_MAX_ROWS:
+        N = ids.shape[0]
+        onehot = np.zeros((rows, N), dtype=dz.dtype)  # (V, N)
+        onehot[ids, np.arange(N)] = 1.0
+        return onehot @ dz  # (V, 4H)
     order = np.argsort(ids, kind="stable")  # (N,) positions grouped by character
     counts = np.bincount(ids, minlength=rows)  # (rows,)
     ends = np.cumsum(counts)
-    grouped = np.take(dz, order, axis=0)  # (N, 4H)
+    grouped = np.take(dz, order, axis=0, out=scratch)  # (N, 4H)
     out = np.zeros((rows, dz.shape[1]), dtype=dz.dtype)
     for v in np.flatnonzero(counts).tolist():
         grouped[ends[v] - counts[v] : ends[v]].sum(axis=0, out=out[v])
@@ -422,7 +435,11 @@ class CharLSTM:
             dZ2 = A.reshape(T * B, 4 * H)  # (T*B, 4H) d loss / d z for the whole window
             grads[f"Wh{layer}"] = lc.Hprev.reshape(T * B, H).T @ dZ2  # (H, 4H)
             if layer == 0:
-                grads["Wx0"] = _scatter_rows(lc.x.reshape(-1), dZ2, P["Wx0"].shape[0])  # (V, 4H)
+                V = P["Wx0"].shape[0]
+                scratch = pool.take(dZ2.shape, dZ2.dtype) if V > _ONEHOT_MAX_ROWS else None
+                grads["Wx0"] = _scatter_rows(lc.x.reshape(-1), dZ2, V, scratch)  # (V, 4H)
+                if scratch is not None:
+                    pool.give(scratch)
                 # every position reads exactly one row of Wx0, so the bias gradient (the sum of dz
                 # over all T*B positions) is the sum of the V rows just accumulated: no pass over dZ
                 grads["b0"] = grads["Wx0"].sum(axis=0)  # (4H,)

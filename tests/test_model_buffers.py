@@ -166,7 +166,7 @@ def test_a_stream_reads_characters_exactly_as_the_window_does(layers):
     np.testing.assert_allclose(fresh.feed(int(ids[0])), logits[0, 0], rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize(("rows", "n"), [(7, 40), (3000, 500), (1, 5)])
+@pytest.mark.parametrize(("rows", "n"), [(7, 40), (128, 300), (129, 300), (3000, 500), (1, 5)])
 def test_scatter_rows_sums_each_position_into_its_row(rows, n):
     """The gradient of the layer-0 row lookup: every dz row lands in its id's row, absent ids stay 0."""
     rng = np.random.default_rng(rows)
