@@ -16,7 +16,7 @@ from .batches import Batches, fit_shape
 from .checkpoint import Checkpoint
 from .errors import CheckpointError, ConfigError, CorpusError, LstmTuiError
 from .evaluate import Evaluation, bits_per_char, evaluate, perplexity
-from .model import GATES, CharLSTM, ModelConfig, Stepper
+from .model import GATES, CharLSTM, ModelConfig, Stepper, Stream
 from .sampling import generate, probabilities, sample
 from .trainer import (
     Controls,
@@ -50,6 +50,7 @@ __all__ = [
     "SaveReport",
     "StepReport",
     "Stepper",
+    "Stream",
     "TrainConfig",
     "Trainer",
     "Vocab",
