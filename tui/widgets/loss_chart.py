@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 import numpy as np
-from rich.segment import Segment
 from rich.style import Style
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
@@ -34,39 +33,28 @@ class _Canvas(Canvas):
     resize, and Textual's NO_COLOR filter (Monochrome) fails on a None style; here an empty line
     carries the widget's style. Seen with textual 8.2.8, textual-hires-canvas 0.14.
 
-    Canvas.render_line also computes `self.rich_style` (a walk up the widget tree) for every line;
-    here it is computed once per repaint, in `render_lines`.
+    Canvas.render_line also reads `self.rich_style` (a walk up the widget tree) for every line;
+    during a repaint (`render_lines`) it is computed once and the cached value is read instead.
     """
 
     _base_style: Style | None = None
 
+    @property
+    def rich_style(self) -> Style:
+        cached = self._base_style
+        return cached if cached is not None else super().rich_style
+
     def render_lines(self, crop: Region) -> list[Strip]:
-        self._base_style = self.rich_style
+        self._base_style = super().rich_style
         try:
             return super().render_lines(crop)
         finally:
             self._base_style = None
 
     def render_line(self, y: int) -> Strip:
-        base = self._base_style if self._base_style is not None else self.rich_style
         if not self._canvas_size.area or y >= self._canvas_size.height:
-            return Strip.blank(self.size.width, base)
-        try:  # the canvas's own buffers (textual-hires-canvas 0.14, pinned in pyproject.toml)
-            chars, styles, cache = self._buffer[y], self._styles[y], self._style_cache
-        except AttributeError:  # another version: its own, slower, line rendering
-            return super().render_line(y)
-        if all(c == " " for c in chars):
-            return Strip.blank(len(chars), base)
-        segments: list[Segment] = []
-        start = 0
-        for end in range(1, len(chars) + 1):  # runs of one style become one segment
-            if end == len(chars) or styles[end] != styles[start]:
-                name = styles[start]
-                if name and name not in cache:
-                    cache[name] = Style.parse(name)
-                segments.append(Segment("".join(chars[start:end]), base + cache[name] if name else base))
-                start = end
-        return Strip(segments).simplify()
+            return Strip.blank(self.size.width, self.rich_style)
+        return super().render_line(y)
 
 
 class _Plot(PlotWidget):
