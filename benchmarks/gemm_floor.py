@@ -17,8 +17,6 @@ element-wise work can reach 1.0x: the products are the floor. Needs the torch ex
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -26,9 +24,7 @@ import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from core.batches import Batches
-from core.model import CharLSTM, ModelConfig
-from core.optim import clip_by_global_norm, make_optimizer
-from tui.bench import FULL, case_corpus
+from tui.bench import BENCH_CLIP, BENCH_LR, FULL, alternate, calibrate, case_corpus, case_trainer
 from tui.bench_torch import TorchTrainer
 
 
@@ -59,19 +55,6 @@ def gemm_runner(mm: Callable, make: Callable, shapes: list[tuple[int, int, int, 
     return run
 
 
-def median_alternating(runners: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
-    times: dict[str, list[float]] = {k: [] for k in runners}
-    names = list(runners)
-    for fn in runners.values():
-        fn()  # warm-up
-    for rep in range(repeats):
-        for name in names if rep % 2 == 0 else reversed(names):
-            t0 = time.perf_counter()
-            runners[name]()
-            times[name].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
@@ -94,33 +77,23 @@ def main() -> None:
             if case.batch < 32:
                 continue
             corpus = case_corpus(case)
-            V, H, L, B, T = corpus.vocab.size, case.hidden, case.layers, case.batch, case.seq_len
+            trainer = case_trainer(case, corpus)  # exactly the step `lstm-tui bench` times
+            V, H, L, B, T = corpus.vocab.size, case.hidden, case.layers, trainer.batch, trainer.seq_len
             shapes = products(B, T, H, L, V)
-            model = CharLSTM.create(ModelConfig(V, H, L), np.random.default_rng(0))
-            opt = make_optimizer("adam", model.params, 2e-3)
-            batches = Batches(corpus.train_ids, B, T)
-            state = [model.initial_state(B)]
-            tt = TorchTrainer(V, H, L, 2e-3, 5.0)
+            tt = TorchTrainer(V, H, L, BENCH_LR, BENCH_CLIP)
+            windows = Batches(corpus.train_ids, B, T)
 
-            def ours(model=model, opt=opt, batches=batches, state=state) -> None:
-                w = batches.next()
-                _, grads, state[0] = model.loss_and_grads(w.x, w.y, state[0], w.resets)
-                clip_by_global_norm(grads, 5.0)
-                opt.step(model.params, grads)
-
-            def theirs(tt=tt, batches=batches) -> None:
-                w = batches.next()
+            def theirs(tt: TorchTrainer = tt, windows: Batches = windows) -> None:
+                w = windows.next()
                 tt.step(w.x, w.y)
 
-            med = median_alternating(
-                {
-                    "np": gemm_runner(np.dot, lambda a: a, shapes),
-                    "torch": gemm_runner(torch.mm, torch.from_numpy, shapes),
-                    "ours": ours,
-                    "theirs": theirs,
-                },
-                args.repeats,
-            )
+            runs = {
+                "np": gemm_runner(np.dot, lambda a: a, shapes),
+                "torch": gemm_runner(torch.mm, torch.from_numpy, shapes),
+                "ours": trainer.train_step,
+                "theirs": theirs,
+            }
+            med = alternate({k: (fn, calibrate(fn, 0.3)) for k, fn in runs.items()}, args.repeats)
             ms = {k: v * 1e3 for k, v in med.items()}
             print(
                 f"| {case.name} H={H} L={L} B={B} T={T} | {ms['np']:.1f} | {ms['torch']:.1f} | {ms['ours']:.1f} | "

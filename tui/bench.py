@@ -196,6 +196,20 @@ def time_it(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
+def case_trainer(case: Case, corpus: Corpus) -> Trainer:
+    """The trainer whose `train_step` the training section times for `case` (no evaluations)."""
+    cfg = TrainConfig(
+        hidden=case.hidden,
+        layers=case.layers,
+        seq_len=case.seq_len,
+        batch=case.batch,
+        lr=BENCH_LR,
+        clip=BENCH_CLIP,
+        eval_every=0,
+    )
+    return Trainer(corpus, cfg)
+
+
 def calibrate(step: Callable[[], Any], rep_seconds: float, warmup: int = 2) -> int:
     """Warm up, then how many calls of `step` make one repetition of about `rep_seconds`."""
     for _ in range(warmup):
@@ -236,16 +250,7 @@ def bench_training(
             continue
         log(f"training {case.name}: H={case.hidden} L={case.layers} B={case.batch} T={case.seq_len}")
         corpus = case_corpus(case)
-        cfg = TrainConfig(
-            hidden=case.hidden,
-            layers=case.layers,
-            seq_len=case.seq_len,
-            batch=case.batch,
-            lr=BENCH_LR,
-            clip=BENCH_CLIP,
-            eval_every=0,
-        )
-        trainer = Trainer(corpus, cfg)
+        trainer = case_trainer(case, corpus)
         B, T = trainer.batch, trainer.seq_len
         runners: dict[str, tuple[Callable[[], Any], int]] = {}
         runners["ours"] = (trainer.train_step, calibrate(trainer.train_step, profile.rep_seconds))
