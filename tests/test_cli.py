@@ -327,6 +327,41 @@ def test_sample_does_not_import_textual(workdir: Path, trained: tuple[Path, subp
     assert "UI MODULES: []" in res.stderr, res.stderr
 
 
+# ------------------------------------------------------------ the command registry
+REGISTRY = """
+import importlib, sys
+from tui.commands import COMMANDS, DEFAULT
+for name, command in [(None, DEFAULT), *COMMANDS.items()]:
+    module = importlib.import_module(command.module)
+    parser = module.build_parser()
+    assert callable(module.run), name
+    assert parser.prog == ("lstm-tui " + name if name else "lstm-tui"), parser.prog
+import tui.palette
+ui = sorted(m for m in sys.modules if m.split(".")[0] in ("textual", "rich"))
+print("APP IMPORTED:", "tui.app" in sys.modules, "UI:", bool(ui))
+"""
+
+
+def test_every_registered_command_has_a_parser_and_a_runner_and_the_palette_needs_no_app(tmp_path: Path) -> None:
+    """Each command module gives its parser and runner without importing the interface; the
+    palette provider imports Textual but not the app (the app imports it, not the other way)."""
+    res = subprocess.run(
+        [sys.executable, "-c", REGISTRY], cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert res.returncode == 0, res.stderr
+    assert "APP IMPORTED: False UI: True" in res.stdout, res.stdout
+
+
+def test_help_lists_every_registered_command(tmp_path: Path) -> None:
+    from tui.commands import COMMANDS
+
+    res = run("--help", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    for name, command in COMMANDS.items():
+        assert f"lstm-tui {name} {command.usage}" in res.stdout
+        assert command.summary in res.stdout
+
+
 # -------------------------------------------------------------------- signals
 def _wait_for_json_line(proc: subprocess.Popen, min_step: int) -> dict:
     """Read stdout until a JSON record with step >= min_step arrives (or the process ends)."""
