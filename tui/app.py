@@ -484,8 +484,10 @@ class LstmApp(App[None]):
             self.push_screen(InsideScreen(self.trainer, lambda: self.evaluations))
 
     def action_focus_seed(self) -> None:
-        """Put the cursor in the seed box."""
-        self.query_one("#seed", Input).focus()
+        """Put the cursor in the seed box with its text selected, so that typing replaces it."""
+        seed = self.query_one("#seed", Input)
+        seed.focus()
+        seed.select_all()
 
     def action_temperature(self, direction: int) -> None:
         """Temperature one 0.05 step down or up."""

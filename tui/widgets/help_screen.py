@@ -39,7 +39,7 @@ KEYS (all work while you type in the seed box)
   escape      stop generating
   f7 / f8     temperature down / up by 0.05; or type a value in its box,
               where up / down also step it
-  f3          back to the seed box
+  f3          back to the seed box, its text selected: typing replaces it
   f4          look inside: the text coloured by one unit's gate, cell or
               hidden value; arrows pick unit and layer, q the quantity,
               f a text feature to rank units by, r the best unit
