@@ -52,7 +52,7 @@ def trained(workdir: Path) -> tuple[Path, subprocess.CompletedProcess]:
             "--val-fraction --lowercase --encoding --checkpoint --save-every --eval-every --resume "
             "train sample .lstm.npz",
         ),
-        (["train"], "--hidden --steps --json --checkpoint --resume --save-every --eval-every 130"),
+        (["train"], "--hidden --steps --json --log --checkpoint --resume --save-every --eval-every 130"),
         (["sample"], "CHECKPOINT --prime --length --temperature --top-k --top-p --seed"),
     ],
 )
@@ -287,6 +287,28 @@ def test_bad_input_exits_2_with_one_line(args: list[str], needle: str, bad_files
 def test_interface_needs_a_terminal(tmp_path: Path) -> None:
     """Good input but no terminal: a clear message instead of a garbled screen."""
     assert_usage_error(run("--steps", "1", cwd=tmp_path), "terminal", "lstm-tui train")
+
+
+def test_train_log_appends_the_json_records_across_runs(tmp_path: Path) -> None:
+    """--log FILE gets the records --json prints, one JSON object a line, appended run after run."""
+    first = run("train", "--steps", "20", "--eval-every", "10", "--json", "--log", "run.jsonl", "--checkpoint", "m.npz",
+                *SMALL, cwd=tmp_path)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    lines = (tmp_path / "run.jsonl").read_text("utf-8").splitlines()
+    assert lines == first.stdout.splitlines()  # the same records, byte for byte
+    second = run("train", "--resume", "m.npz", "--steps", "10", "--eval-every", "5", "--log", "run.jsonl", "-q",
+                 cwd=tmp_path)  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    records = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text("utf-8").splitlines()]
+    assert [r["step"] for r in records] == [0, 10, 20, 25, 30]  # the first run's, then the resumed run's
+    assert all(r["val_loss"] > 0 and r["chars_per_s"] >= 0 for r in records)
+    assert "{" not in second.stdout  # without --json no records on stdout, only the summary
+
+
+def test_train_log_that_cannot_be_written_is_bad_input(tmp_path: Path) -> None:
+    (tmp_path / "adir").mkdir()
+    assert_usage_error(run("train", "--steps", "1", "--log", "adir", *SMALL, cwd=tmp_path), "cannot write the log adir")
+    assert not list(tmp_path.glob("*.npz"))  # nothing trained, nothing saved
 
 
 # ------------------------------------------------- headless commands stay headless

@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+from typing import TextIO
 
 import core
 from core.trainer import best_path
@@ -38,7 +39,8 @@ def build_parser() -> Parser:
         "  lstm-tui train --steps 300\n"
         "  lstm-tui train mybook.txt --hidden 256 --layers 2 --steps 5000 --save-every 500\n"
         "  lstm-tui train --resume hamlet.lstm.npz --steps 200 --lr 3e-3\n"
-        "  lstm-tui train --steps 1000 --json > log.jsonl\n\n"
+        "  lstm-tui train --steps 1000 --json > log.jsonl\n"
+        "  lstm-tui train book.txt --save-every 200 --log book.lstm.npz.jsonl   # for lstm-tui watch\n\n"
         "exit codes: 0 ok, 1 training diverged (last finite weights saved) or saving failed,\n"
         "2 bad usage or input, 130 Ctrl+C (model saved), 143 SIGTERM (model saved)",
     )
@@ -52,6 +54,12 @@ def build_parser() -> Parser:
         help="print one JSON object per evaluation on stdout (step, epoch, elapsed_s, train_loss, "
         "val_loss, accuracy, chars_per_s, ...; losses in nats per character); the summary then goes to stderr",
     )
+    out.add_argument(
+        "--log",
+        metavar="FILE",
+        help="append the --json records to FILE too, a line each, flushed as they come; "
+        "'lstm-tui watch' reads <checkpoint>.jsonl beside the checkpoint to draw a finer curve",
+    )
     out.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr, only the result")
     return p
 
@@ -60,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     """Headless training: progress on stderr, --json lines on stdout, a summary, the saved model."""
     progress = Progress(sys.stderr, args.quiet)
     trainer, label = build_trainer(args, lambda s: progress.message(f"{PROG}: {s}"))
+    log = open_log(args.log) if args.log else None  # before any output: a bad path is bad input
     cfg = trainer.config
     out = sys.stdout
     report_to = sys.stderr if args.json else sys.stdout
@@ -86,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                 )
                 progress.update(status, force=cfg.steps > 0 and r.step == cfg.steps)
             elif isinstance(r, core.EvalReport):
-                if args.json and json_ok:
+                if (args.json and json_ok) or log is not None:
                     record = {
                         "step": r.step,
                         "epoch": round(r.epoch, 4),
@@ -100,7 +109,13 @@ def run(args: argparse.Namespace) -> int:
                         "best": r.best,
                         "lr": trainer.optimizer.lr,
                     }
-                    json_ok = json_ok and emit(out, json.dumps(record))
+                    line = json.dumps(record)
+                    if args.json and json_ok:
+                        json_ok = emit(out, line)
+                    if log is not None and not emit(log, line):
+                        progress.message(f"{PROG}: warning: cannot write to {args.log} any more; training goes on")
+                        close_log(log)
+                        log = None
                 if not progress.live and status:
                     progress.update(status)
             elif isinstance(r, core.SaveReport):
@@ -122,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for sig, h in old_handlers.items():
             signal.signal(sig, h)
+        close_log(log)
     if diverged is not None:
         emit(
             sys.stderr,
@@ -146,3 +162,20 @@ def run(args: argparse.Namespace) -> int:
     if seen:
         return 128 + seen[0]
     return EXIT_OK
+
+
+def open_log(path: str) -> TextIO:
+    """The --log file, opened to append (created if missing); a clear error if it cannot be."""
+    try:
+        return open(path, "a", encoding="utf-8")  # closed by close_log
+    except OSError as e:
+        raise core.LstmTuiError(f"cannot write the log {path}: {e.strerror or e}") from None
+
+
+def close_log(log: TextIO | None) -> None:
+    """Close the log if open (ignoring a failure: the records already written were flushed)."""
+    if log is not None:
+        try:
+            log.close()
+        except OSError:
+            pass
