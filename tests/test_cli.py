@@ -329,8 +329,9 @@ sys.exit(code)
         ["--help"],
         ["train", "--help"],
         ["missing.txt"],
+        ["watch", "missing.npz"],
     ],
-    ids=["train", "help", "train-help", "app-bad-input"],
+    ids=["train", "help", "train-help", "app-bad-input", "watch-bad-input"],
 )
 def test_headless_commands_do_not_import_textual(args: list[str], tmp_path: Path) -> None:
     res = subprocess.run(

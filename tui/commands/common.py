@@ -275,19 +275,20 @@ def install_stop_handlers(controls: core.Controls, progress: Progress) -> tuple[
     return old, seen
 
 
-def exit_after_save(app: Any, code: int) -> None:
-    """After a hang-up, end the process once the model is saved. The terminal is gone, and
-    Textual's shutdown can block forever writing to it; nothing is left to restore."""
-    deadline = time.monotonic() + HANGUP_SAVE_S
+def exit_after_save(app: Any, code: int, saves: bool = True) -> None:
+    """After a hang-up, end the process once the model is saved (if the app saves on quit). The
+    terminal is gone, and Textual's shutdown can block forever writing to it; nothing is left to
+    restore."""
+    deadline = time.monotonic() + (HANGUP_SAVE_S if saves else 0.0)
     while getattr(app, "saved_path", None) is None and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(HANGUP_GRACE_S)  # a normal shutdown that can still finish ends the process first
     os._exit(code)
 
 
-def quit_app_on_signals(app: Any) -> tuple[dict[int, Any], list[int]]:
-    """SIGTERM and SIGHUP quit the interface the way ctrl+q does (saving the model and restoring
-    the terminal) instead of killing it mid-screen. A second signal kills as usual."""
+def quit_app_on_signals(app: Any, saves: bool = True) -> tuple[dict[int, Any], list[int]]:
+    """SIGTERM and SIGHUP quit the interface the way ctrl+q does (saving the model, if `saves`,
+    and restoring the terminal) instead of killing it mid-screen. A second signal kills as usual."""
     import asyncio
 
     seen: list[int] = []
@@ -305,7 +306,7 @@ def quit_app_on_signals(app: Any) -> tuple[dict[int, Any], list[int]]:
             raise KeyboardInterrupt from None  # not running yet (or any more): stop plainly
         loop.call_soon_threadsafe(app.call_later, app.action_quit)
         if signum == getattr(signal, "SIGHUP", None):
-            threading.Thread(target=exit_after_save, args=(app, 128 + signum), daemon=True).start()
+            threading.Thread(target=exit_after_save, args=(app, 128 + signum, saves), daemon=True).start()
 
     for name in ("SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)

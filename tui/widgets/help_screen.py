@@ -55,8 +55,12 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,f1,q", "dismiss", "Close help")]
 
+    def __init__(self, text: str = HELP) -> None:
+        super().__init__()
+        self.text = text
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-body") as body:
             body.border_title = "help"
             body.border_subtitle = "escape closes"
-            yield Static(HELP, markup=False)
+            yield Static(self.text, markup=False)
