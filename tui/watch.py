@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -146,6 +147,8 @@ class Follower:
         self.stamp: Stamp | None = first.stamp if first is not None else None  # the version last read
         self._failure: tuple[Stamp | None, str] | None = None  # the failure last reported
         self.reads = 0  # checkpoint reads attempted
+        self.read_at = 0.0  # time.monotonic() when the last read started
+        self.read_s = 0.0  # how long it took
 
     def poll(self) -> Loaded | Failed | None:
         """What changed since the last poll: a Loaded model, a Failed read, or None (nothing new)."""
@@ -158,12 +161,15 @@ class Follower:
         if stamp == self.stamp:
             return None
         self.reads += 1
+        self.read_at = time.monotonic()
         try:
             loaded = load(self.path)
         except CheckpointError as e:
             return self._failed(stamp, str(e), vanished=str(e).startswith("no such checkpoint"))
         except OSError as e:  # a failure of the read itself, not caught as a bad checkpoint
             return self._failed(stamp, f"cannot read {self.path}: {e.strerror or e}")
+        finally:
+            self.read_s = time.monotonic() - self.read_at
         self.stamp, self._failure = loaded.stamp, None
         return loaded
 

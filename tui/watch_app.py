@@ -45,6 +45,11 @@ from .widgets.status_line import StatusLine, describe_model
 
 POLL_S = 0.5  # how often the checkpoint's modification time (and the log) is checked
 HEADER_EVERY_S = 1.0  # the header's "last save N s ago" follows the clock this often
+# The watcher shares the machine with the run it watches, often on few cores: it reads a changed
+# checkpoint at most once per READ_GAP times the last read took, and validates the newest model
+# at most once a second (a run saving every few steps would otherwise keep a core busy).
+READ_GAP = 4.0
+ASSESS_EVERY_S = 1.0
 
 WATCH_HELP = """\
 lstm-tui watch shows a run that another process trains (a headless
@@ -97,10 +102,10 @@ class Polled(Message):
 class Assessed(Message):
     """The saved model read the validation text: the stats and the comparison show it."""
 
-    def __init__(self, report: EvalReport, model: CharLSTM) -> None:
+    def __init__(self, report: EvalReport, seq: int) -> None:
         super().__init__()
         self.report = report
-        self.model = model  # the weights it was computed from
+        self.seq = seq  # which good read it was computed from (WatchApp.loads when it was shown)
 
 
 class WatchedModel:
@@ -166,6 +171,8 @@ class WatchApp(App[None]):
         self._steppers = training.StepperCache()
         self._next_key: tuple[object, str, float] | None = None
         self._reload = False  # read the checkpoint at the next poll even if unchanged
+        self._to_assess: tuple[watch.Loaded, int] | None = None  # a model waiting for validation, its seq
+        self._assessed_seq = 0  # the read whose validation is on screen
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -198,13 +205,24 @@ class WatchApp(App[None]):
         self.query_one("#seed", Input).focus()
         self._show_model()
         self.set_interval(self.poll_s, self._poll)
-        self.set_interval(HEADER_EVERY_S, self._show_header)
+        self.set_interval(HEADER_EVERY_S, self._tick)
 
     # ---------------------------------------------------------------- following
     def _poll(self) -> None:
-        """Start a poll of the files unless one is still reading."""
-        if not any(w.group == "poll" and not w.is_finished for w in self.workers):
-            self.run_worker(self._poll_files, name="poll", group="poll", thread=True, exit_on_error=False)
+        """Start a poll of the files unless one is still reading (or the last read was slow)."""
+        if any(w.group == "poll" and not w.is_finished for w in self.workers):
+            return
+        if time.monotonic() - self.follower.read_at < READ_GAP * self.follower.read_s:
+            return
+        self.run_worker(self._poll_files, name="poll", group="poll", thread=True, exit_on_error=False)
+
+    def _tick(self) -> None:
+        """Once a second: the header's clock, and validation of the newest model if it waits."""
+        self._show_header()
+        pending = self._to_assess
+        if pending is not None and not any(w.group == "assess" and not w.is_finished for w in self.workers):
+            self._to_assess = None
+            self._assess(*pending)
 
     def _poll_files(self) -> None:
         """The poll thread: read the checkpoint if it changed, and what the log gained."""
@@ -253,7 +271,9 @@ class WatchApp(App[None]):
         if loaded.vocab != self.corpus.vocab:  # the file now holds a model of another text
             self.has_text = False
             self.corpus = watch.generated_corpus(loaded)
-            self.query_one(ComparisonView).waiting = "the checkpoint now holds a model of another text"
+            view = self.query_one(ComparisonView)
+            view.evaluation, view.waiting = None, "the checkpoint now holds a model of another text"
+            view.refresh()
         self.source.corpus, self.source.snapshot, self.source.step_count = self.corpus, loaded.model, loaded.step
         model = loaded.model.config
         self.query_one(StatusLine).set_model(describe_model(model, model.num_params()))
@@ -264,7 +284,9 @@ class WatchApp(App[None]):
         self._show_header()
         self._show_progress()
         if self.has_text:
-            self._assess(loaded)
+            self._to_assess = (loaded, self.loads)  # validated at the next tick (at once for the first)
+            if self.loads <= 2:
+                self._tick()
         self._refresh_next_chars(force=True)
 
     def _show_progress(self) -> None:
@@ -287,8 +309,8 @@ class WatchApp(App[None]):
         self.query_one(StatusLine).detail = detail
 
     # --------------------------------------------------------------- assessment
-    @work(thread=True, exclusive=True, group="assess", name="validation", exit_on_error=False)
-    def _assess(self, loaded: watch.Loaded) -> None:
+    @work(thread=True, group="assess", name="validation", exit_on_error=False)
+    def _assess(self, loaded: watch.Loaded, seq: int) -> None:
         """The validation thread: teacher-forced predictions of the saved model on the evaluation text."""
         corpus, cfg = self.corpus, loaded.config
         ids = corpus.val_ids[: cfg.eval_chars + 1]
@@ -305,13 +327,15 @@ class WatchApp(App[None]):
             best=False,
         )
         if not get_current_worker().is_cancelled:
-            self.post_message(Assessed(report, loaded.model))
+            self.post_message(Assessed(report, seq))
 
     @on(Assessed)
     def _on_assessed(self, message: Assessed) -> None:
-        """Validation of the weights on screen is ready (an older model's result is dropped)."""
-        if not self.is_running or message.model is not self.loaded.model:
+        """A validation is ready: shown unless a newer read's is on screen already. (With saves
+        coming faster than validations, it may be a save or two behind; its step is shown.)"""
+        if not self.is_running or message.seq <= self._assessed_seq:
             return
+        self._assessed_seq = message.seq
         r = message.report
         self.query_one(StatsPanel).show(evaluation=r)
         self.query_one(ComparisonView).show(r.evaluation, r.step, r.on_validation)
