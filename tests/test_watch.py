@@ -150,6 +150,7 @@ async def test_follows_replacements_never_writes_and_generates_from_the_newest_w
 
         before = run.files()
         await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: app.return_code is not None, "ctrl+q to quit")  # at once: nothing to save
     assert run.files() == before  # quitting saved nothing
     assert sorted(before) == ["model.npz", "tiny.txt"]  # the run's files only
 
