@@ -512,7 +512,14 @@ class Trainer:
         arrays["history/val_loss"] = vh[:, 1]
         meta = {
             "train": self.config.to_dict(),
-            "corpus": {"name": self.corpus.name, "size": self.corpus.size, "split": self.corpus.split},
+            "corpus": {
+                "name": self.corpus.name,
+                "size": self.corpus.size,
+                "split": self.corpus.split,
+                "n_train": self.corpus.n_train,  # where validation starts: a watcher re-reads it
+                "path": self.corpus.path,  # where the text was read (lstm-tui watch looks there)
+            },
+            "epoch": self.epoch,
             "step": self.step_count,
             "chars_seen": self.batches.chars_seen,
             "batch_used": self.batch,
