@@ -134,13 +134,9 @@ def _decode(raw: bytes, encoding: str, name: str) -> str:
         ) from None
 
 
-def load(
-    path: str | os.PathLike[str],
-    encoding: str = "utf-8",
-    lowercase: bool = False,
-    val_fraction: float = DEFAULT_VAL_FRACTION,
-) -> Corpus:
-    """Read, check and split the text file at `path`; raises CorpusError with a one-line reason."""
+def read_text(path: str | os.PathLike[str], encoding: str = "utf-8") -> str:
+    """The text of the file at `path`, checked and decoded (line endings as they are); raises
+    CorpusError with a one-line reason for a missing, unreadable, empty, binary or undecodable file."""
     p = Path(path)
     name = p.name or str(p)
     if not p.exists():
@@ -168,9 +164,19 @@ def load(
     offset = -1 if wide else raw.find(b"\x00")  # NUL bytes are normal only in UTF-16/32
     if offset >= 0:
         raise CorpusError(f"{name} looks binary (NUL byte at offset {offset}); give a text file")
-    text = _decode(raw, encoding, name)
-    del raw
-    corpus = from_text(text, name=name, lowercase=lowercase, val_fraction=val_fraction)
+    return _decode(raw, encoding, name)
+
+
+def load(
+    path: str | os.PathLike[str],
+    encoding: str = "utf-8",
+    lowercase: bool = False,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+) -> Corpus:
+    """Read, check and split the text file at `path`; raises CorpusError with a one-line reason."""
+    p = Path(path)
+    text = read_text(p, encoding)
+    corpus = from_text(text, name=p.name or str(p), lowercase=lowercase, val_fraction=val_fraction)
     return replace(corpus, path=str(p.resolve()))
 
 

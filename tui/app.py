@@ -100,9 +100,10 @@ class LstmApp(App[None]):
     state: reactive[str] = reactive("starting")
     compare_on_validation: reactive[bool] = reactive(True)
 
-    def __init__(self, trainer: Trainer, corpus_label: str | None = None) -> None:
+    def __init__(self, trainer: Trainer, corpus_label: str | None = None, notes: list[str] | None = None) -> None:
         super().__init__()
         self.trainer = trainer
+        self._notes = list(notes or [])  # shown once the screen is up
         self.corpus_label = corpus_label or trainer.corpus.name
         self.saved_path: str | None = None  # where the model was saved on quit (read by the CLI)
         self.last_save: tuple[int, str] | None = None  # (step, path) of the last successful save
@@ -162,6 +163,8 @@ class LstmApp(App[None]):
         # training with the app open ran at 51% of headless with two threads, 87% with one).
         self._blas_limit = threadpool_limits(limits=1, user_api="blas")
         self.set_interval(UI_TICK_S, self._tick)
+        for note in self._notes:
+            self.notify(note, title="settings", timeout=12, markup=False)
         if self.trainer.shrunk:
             self.notify(
                 f"text is short: training with batch {self.trainer.batch} × seq-len {self.trainer.seq_len}",
@@ -648,6 +651,7 @@ def _default_seed(text: str) -> str:
     return seed if seed.strip() else text[:8]
 
 
-def make_app(trainer: Trainer, *, corpus_label: str | None = None) -> LstmApp:
-    """The app around a ready trainer. After `run()`, `app.saved_path` says where the model went."""
-    return LstmApp(trainer, corpus_label=corpus_label)
+def make_app(trainer: Trainer, *, corpus_label: str | None = None, notes: list[str] | None = None) -> LstmApp:
+    """The app around a ready trainer. After `run()`, `app.saved_path` says where the model went.
+    `notes` (what the command line chose, and why) are shown as notifications when it opens."""
+    return LstmApp(trainer, corpus_label=corpus_label, notes=notes)

@@ -28,6 +28,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from core import CharLSTM, EvalReport, evaluate
 from core.corpus import Corpus
+from core.evaluate import DETAIL_CHARS
 
 from . import training, watch
 from .app import GENERATE_CHARS, NEXT_CHARS, _default_seed
@@ -313,7 +314,10 @@ class WatchApp(App[None]):
     def _assess(self, loaded: watch.Loaded, seq: int) -> None:
         """The validation thread: teacher-forced predictions of the saved model on the evaluation text."""
         corpus, cfg = self.corpus, loaded.config
-        ids = corpus.val_ids[: cfg.eval_chars + 1]
+        # what the screen shows of it: the start of the evaluation text (the run's own scores of the
+        # whole text are in the curve); the stats panel calls this score a sample when it is one
+        cap = min(cfg.eval_chars or DETAIL_CHARS, DETAIL_CHARS)
+        ids = corpus.val_ids[: cap + 1]
         ev = evaluate(loaded.model, ids, corpus.vocab)
         meta = loaded.meta
         report = EvalReport(
@@ -325,6 +329,8 @@ class WatchApp(App[None]):
             evaluation=ev,
             on_validation=corpus.split,
             best=False,
+            chars=ev.n,
+            sample=len(ids) < len(corpus.val_ids),
         )
         if not get_current_worker().is_cancelled:
             self.post_message(Assessed(report, seq))

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise core.LstmTuiError(f"the interface needs a terminal; to train without one use '{PROG} train'")
     for note in notes:
-        print(f"{PROG}: {note}", file=sys.stderr)
+        print(f"{PROG}: {note}", file=sys.stderr)  # also shown in the interface, for its log
     try:
         from tui.app import make_app
     except ModuleNotFoundError as e:
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
                 f"'{PROG} train' trains without it"
             ) from None
         raise
-    app = make_app(trainer, corpus_label=label)
+    app = make_app(trainer, corpus_label=label, notes=notes)
     old_handlers, seen = quit_app_on_signals(app)
     try:
         app.run()

@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 import core
 from core import corpus as corpus_io
+from core import recipe
 from core.checkpoint import load as load_checkpoint
 from core.trainer import TrainConfig
 
@@ -44,7 +45,7 @@ SUMMARY_WIDTH = 72
 # ------------------------------------------------------------- building a trainer
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig fields the user gave on the command line (steps handled by the caller)."""
-    names = "hidden layers seq_len batch lr optimizer clip dropout seed eval_every eval_chars save_every dtype"
+    names = "hidden layers seq_len batch lr lr_decay optimizer clip dropout seed eval_every eval_chars save_every dtype"
     return {n: getattr(args, n) for n in names.split() if getattr(args, n) is not None}
 
 
@@ -81,6 +82,16 @@ def default_checkpoint(corpus_name: str) -> Path:
     return Path(f"{stem}.lstm.npz")
 
 
+def choose_recipe(text: corpus_io.Corpus, given: dict[str, Any]) -> recipe.Recipe:
+    """The settings for this text (core.recipe), around those given on the command line. The
+    machine's speed is measured with one BLAS thread, as the interface trains (and as `train`
+    does on a busy two-core machine); when every setting is given there is nothing to measure."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return recipe.choose(len(text.train_ids), text.vocab.size, given)
+
+
 def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[core.Trainer, str]:
     """Load and check everything the command line names; the ready Trainer and the corpus label."""
     overrides = config_overrides(args)
@@ -105,7 +116,9 @@ def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple
             args.resume, text, checkpoint=checkpoint, controls=controls, steps=total, **overrides
         )
     else:
-        config = TrainConfig(steps=steps, **overrides)
+        chosen = choose_recipe(text, overrides)
+        say(chosen.reason)
+        config = TrainConfig(steps=steps, **chosen.settings)
         checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(text.name)
         check_writable(checkpoint)
         if checkpoint.exists():

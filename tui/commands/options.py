@@ -15,7 +15,7 @@ import numpy as np
 
 import core
 from core import corpus as corpus_io
-from core.trainer import TrainConfig
+from core.trainer import EVAL_INTERVAL, TrainConfig
 
 PROG = "lstm-tui"
 DEFAULTS = TrainConfig()
@@ -93,8 +93,11 @@ def probability(text: str) -> float:
 
 
 def eval_chars(text: str) -> int:
-    """A whole number >= 2 (an evaluation needs a character to read and one to predict)."""
-    return _whole(text, 2)
+    """0 (all of it), or a whole number >= 2 (a character to read and one to predict)."""
+    value = _whole(text, 0)
+    if value == 1:
+        raise argparse.ArgumentTypeError("expected 0 (the whole text) or a whole number >= 2, got 1")
+    return value
 
 
 # ------------------------------------------------------------------------ parsers
@@ -165,6 +168,13 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         "--batch", type=positive_int, metavar="B", help=f"parallel streams per step (default: {d.batch})"
     )
     train.add_argument("--lr", type=positive_float, metavar="LR", help=f"learning rate (default: {d.lr:g})")
+    train.add_argument(
+        "--lr-decay",
+        type=probability,
+        metavar="F",
+        help="multiply the learning rate by F when an evaluation sets no new best; 1 = never "
+        f"(default: {d.lr_decay:g})",
+    )
     train.add_argument("--optimizer", choices=("adam", "sgd", "adagrad"), help=f"update rule (default: {d.optimizer})")
     train.add_argument(
         "--clip", type=nonneg_float, metavar="C", help=f"max global gradient norm, 0 = off (default: {d.clip:g})"
@@ -185,13 +195,15 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         "--eval-every",
         type=nonneg_int,
         metavar="N",
-        help=f"steps between evaluations, 0 = never (default: {d.eval_every})",
+        help="steps between evaluations, 0 = never (default: by characters trained, "
+        f"{EVAL_INTERVAL}x the evaluation text: about a tenth of the time)",
     )
     train.add_argument(
         "--eval-chars",
         type=eval_chars,
         metavar="N",
-        help=f"characters of the evaluation text read per evaluation (default: {d.eval_chars})",
+        help="score only the first N characters of the evaluation text; the score is then "
+        "reported as a sample (default: 0, all of it)",
     )
     files = p.add_argument_group("files")
     files.add_argument(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from typing import TextIO
@@ -64,9 +65,22 @@ def build_parser() -> Parser:
     return p
 
 
+def one_blas_thread() -> None:
+    """Train with one BLAS thread unless the user chose a count (OPENBLAS_NUM_THREADS and the
+    like). Our products are small and come one after another: on two cores a second thread
+    spins, waits and, when anything else runs, slows a step many times over
+    (benchmarks/results/blas_threads.txt: 0.08x-0.82x of one thread)."""
+    if any(os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")):
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def run(args: argparse.Namespace) -> int:
     """Headless training: progress on stderr, --json lines on stdout, a summary, the saved model."""
     progress = Progress(sys.stderr, args.quiet)
+    one_blas_thread()
     trainer, label = build_trainer(args, lambda s: progress.message(f"{PROG}: {s}"))
     log = open_log(args.log) if args.log else None  # before any output: a bad path is bad input
     cfg = trainer.config
@@ -102,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
                         "elapsed_s": round(trainer.elapsed_s, 3),
                         "train_loss": finite(r.train_loss),
                         "val_loss": finite(r.val_loss),
+                        "val_chars": r.chars,
+                        "val_sample": r.sample,
                         "accuracy": r.accuracy,
                         "chars_per_s": round(chars_per_s, 1),
                         "val_bits_per_char": finite(r.evaluation.bits_per_char),

@@ -66,7 +66,11 @@ class StatsPanel(Static):
             rows.append(("loss", "–"))
             rows.append(("ppl", "–"))
         if ev:
-            rows.append(("val" if ev.on_validation else "eval", f"{ev.val_loss:.3f} nats · acc {ev.accuracy:.0%}"))
+            label = "val" if ev.on_validation else "eval"
+            if ev.sample:  # --eval-chars: only the start of the text was scored
+                rows.append((label, f"{ev.val_loss:.3f} · acc {ev.accuracy:.0%} · sample of {si(ev.chars)}"))
+            else:
+                rows.append((label, f"{ev.val_loss:.3f} nats · acc {ev.accuracy:.0%}"))
         elif self.last_val is not None:
             rows.append(("val", f"{self.last_val[1]:.3f} nats at step {self.last_val[0]:,}"))
         else:

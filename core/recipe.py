@@ -1,0 +1,136 @@
+"""Defaults that fit the text: the model size, batch shape and learning rate chosen from a text's
+length, its vocabulary and how fast this machine multiplies matrices.
+
+The rule, and why (the measurements behind it are in benchmarks/recipe_study.py and README):
+
+- A short text (under TINY_CHARS characters, like the bundled soliloquy) keeps the settings that
+  learn it in about a second: one layer of 128 units, 8 streams of 48 steps, Adam at 1e-2.
+- Otherwise the model is the largest on a ladder of sizes that satisfies two limits:
+  * time: this machine can train it on the text SESSION_PASSES times (or on SESSION_CHARS
+    characters, for a long text) in about SESSION_S seconds, estimated from the model's
+    arithmetic per character and a short timing of one matrix product on this machine;
+  * data: it has at most PARAMS_PER_CHAR parameters per training character, so a short text is
+    not handed a model that can only memorise it.
+  It trains on 32 streams of 64 steps (whole BLAS-sized products, still many updates per pass),
+  at Adam 1e-2 for up to 128 units and 5e-3 above, halving the rate whenever an evaluation of
+  the whole validation text sets no new best.
+- Anything the user sets explicitly is kept, and the rest is chosen around it (the learning
+  rate follows an explicit --hidden, for example).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+TINY_CHARS = 20_000  # below this, the soliloquy's settings
+SESSION_S = 600.0  # "what this machine can do in minutes": ten of them
+SESSION_PASSES = 4  # passes over the text wanted in a session...
+SESSION_CHARS = 5_000_000  # ...or this many characters, for a long text
+PARAMS_PER_CHAR = 2.0  # at most this many parameters per training character
+# (layers, hidden), smallest first
+LADDER = ((1, 128), (1, 256), (2, 256), (2, 384), (2, 512), (3, 512))
+# Measured here: whole training steps run train_flops_per_char at 0.8-1.2x the speed of one large
+# matrix product (1x128 the lowest; B=32, T=64), so the estimate takes 0.9 of it.
+STEP_EFFICIENCY = 0.9
+
+TINY = {"hidden": 128, "layers": 1, "batch": 8, "seq_len": 48, "lr": 1e-2}
+LARGE_SHAPE = {"batch": 32, "seq_len": 64}
+
+
+def lr_for(hidden: int) -> float:
+    """Adam's step size: 1e-2 learns fastest up to 128 units; larger layers are steadier at 5e-3."""
+    return 1e-2 if hidden <= 128 else 5e-3
+
+
+def train_flops_per_char(hidden: int, layers: int, vocab: int) -> float:
+    """Multiply-adds x 2 for one character's forward and backward pass (backward = 2x forward):
+    the recurrent products of every layer, the input products of layers above the first (layer
+    0's is a row lookup), and the readout."""
+    H = hidden
+    forward = layers * 4 * H * H + (layers - 1) * 4 * H * H + H * vocab
+    return 3 * 2 * forward
+
+
+def num_params(hidden: int, layers: int, vocab: int) -> int:
+    H = hidden
+    return 4 * H * (vocab + H + 1) + (layers - 1) * 4 * H * (2 * H + 1) + H * vocab + vocab
+
+
+_measured: float | None = None
+
+
+def machine_flops() -> float:
+    """Floating-point operations per second of one float32 matrix product the size of a training
+    step's (2048 x 256) @ (256 x 1024), best of five: a few milliseconds, measured once."""
+    global _measured  # a measurement of the machine, not state of a run
+    if _measured is None:
+        rng = np.random.default_rng(0)
+        a = rng.random((2048, 256), dtype=np.float32)
+        b = rng.random((256, 1024), dtype=np.float32)
+        a @ b  # warm up
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t0)
+        _measured = 2 * 2048 * 256 * 1024 / max(best, 1e-9)
+    return _measured
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The settings chosen for a text and the one-line reason."""
+
+    settings: dict[str, Any]  # TrainConfig fields
+    reason: str
+
+
+def choose(n_chars: int, vocab: int, given: dict[str, Any] | None = None, flops: float | None = None) -> Recipe:
+    """TrainConfig settings for a text of `n_chars` training characters and `vocab` symbols.
+
+    `given` holds the settings the user chose (they are kept, and the rest fits around them);
+    `flops` is this machine's matrix speed (measured when not given).
+    """
+    given = dict(given or {})
+    if n_chars < TINY_CHARS:
+        settings = {**TINY, **given}
+        if "hidden" in given and "lr" not in given:
+            settings["lr"] = lr_for(settings["hidden"])
+        why = f"a short text ({n_chars:,} characters): the settings that learn it in seconds"
+        return Recipe(settings, _describe(settings, why))
+    speed = (flops if flops is not None else machine_flops()) * STEP_EFFICIENCY
+    need = min(SESSION_PASSES * n_chars, SESSION_CHARS) / SESSION_S  # characters per second
+    fits = []
+    for layers, hidden in LADDER:
+        if "layers" in given and layers != given["layers"] or "hidden" in given and hidden != given["hidden"]:
+            continue
+        rate = speed / train_flops_per_char(hidden, layers, vocab)
+        if rate >= need and num_params(hidden, layers, vocab) <= PARAMS_PER_CHAR * n_chars:
+            fits.append((layers, hidden, rate))
+    if fits:
+        layers, hidden, rate = fits[-1]
+        amount = f"the text {SESSION_PASSES} times"
+        if SESSION_PASSES * n_chars > SESSION_CHARS:
+            amount = f"{SESSION_CHARS / 1e6:.0f}M characters of it"
+        why = (
+            f"the largest model this machine (~{speed / 1e9:.0f} GFLOP/s in training) can take over "
+            f"{amount} in about {SESSION_S / 60:.0f} minutes (~{rate / 1000:.0f}k chars/s) "
+            f"with at most {PARAMS_PER_CHAR:g} parameters per character"
+        )
+    else:  # nothing on the ladder fits both limits: the smallest model the user's choices allow
+        layers = given.get("layers", LADDER[0][0])
+        hidden = given.get("hidden", LADDER[0][1])
+        why = f"a {n_chars:,}-character text with {vocab:,} symbols: the smallest model"
+    settings = {"layers": layers, "hidden": hidden, **LARGE_SHAPE, "lr": lr_for(given.get("hidden", hidden))}
+    settings.update(given)
+    return Recipe(settings, _describe(settings, why))
+
+
+def _describe(s: dict[str, Any], why: str) -> str:
+    return (
+        f"chose {s['layers']} x {s['hidden']} units, batch {s['batch']} x seq-len {s['seq_len']}, lr {s['lr']:g}: {why}"
+    )

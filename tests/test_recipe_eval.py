@@ -1,0 +1,201 @@
+"""Defaults that fit the text (core.recipe and the command line's use of it), and `lstm-tui eval`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import assert_usage_error
+from helpers import run_cli as run
+
+from core import TrainConfig, Trainer, corpus, evaluate, recipe
+from core import checkpoint as ckpt_io
+
+FAST = 60e9  # a machine doing 60 GFLOP/s in one matrix product, as this one does
+SLOW = 6e9
+
+
+# ------------------------------------------------------------------- the rule
+def test_a_short_text_keeps_the_settings_that_learn_it_in_seconds():
+    r = recipe.choose(866, 32, flops=FAST)
+    assert r.settings == {"hidden": 128, "layers": 1, "batch": 8, "seq_len": 48, "lr": 1e-2}
+    assert TrainConfig(**r.settings) == TrainConfig()  # and they are TrainConfig's own defaults
+    assert "866 characters" in r.reason and "\n" not in r.reason
+
+
+@pytest.mark.parametrize(
+    ("n", "vocab", "flops", "layers", "hidden"),
+    [
+        (50_000, 65, FAST, 1, 128),  # too little text for more parameters than that
+        (200_000, 65, FAST, 1, 256),  # data-limited: 346k parameters for 200k characters
+        (1_000_000, 65, FAST, 2, 256),  # tinyshakespeare: time-limited
+        (1_000_000, 65, SLOW, 1, 128),  # a slower machine gets a smaller model for the same text
+        (20_000_000, 100, FAST, 2, 256),  # a long text: 5M characters in ten minutes
+        (300_000, 3000, FAST, 1, 128),  # a large vocabulary makes every model bigger and slower
+    ],
+)
+def test_the_model_fits_the_text_and_the_machine(n, vocab, flops, layers, hidden):
+    r = recipe.choose(n, vocab, flops=flops)
+    s = r.settings
+    assert (s["layers"], s["hidden"]) == (layers, hidden), r.reason
+    assert (s["batch"], s["seq_len"]) == (32, 64)
+    assert s["lr"] == (1e-2 if hidden <= 128 else 5e-3)
+    assert r.reason.startswith(f"chose {layers} x {hidden} units") and "\n" not in r.reason
+    TrainConfig(**s)  # valid settings
+
+
+def test_the_choice_follows_the_limits_it_states():
+    n, vocab = 1_000_000, 65
+    s = recipe.choose(n, vocab, flops=FAST).settings
+    speed = FAST * recipe.STEP_EFFICIENCY
+    need = min(recipe.SESSION_PASSES * n, recipe.SESSION_CHARS) / recipe.SESSION_S
+    assert speed / recipe.train_flops_per_char(s["hidden"], s["layers"], vocab) >= need
+    assert recipe.num_params(s["hidden"], s["layers"], vocab) <= recipe.PARAMS_PER_CHAR * n
+    bigger = recipe.LADDER[recipe.LADDER.index((s["layers"], s["hidden"])) + 1]
+    too_slow = speed / recipe.train_flops_per_char(bigger[1], bigger[0], vocab) < need
+    too_big = recipe.num_params(bigger[1], bigger[0], vocab) > recipe.PARAMS_PER_CHAR * n
+    assert too_slow or too_big
+
+
+def test_num_params_matches_the_model():
+    for layers, hidden in recipe.LADDER[:4]:
+        assert recipe.num_params(hidden, layers, 65) == TrainConfig(hidden=hidden, layers=layers).model_config(
+            65
+        ).num_params()
+
+
+def test_explicit_settings_win_and_the_rest_fits_around_them():
+    r = recipe.choose(1_000_000, 65, {"hidden": 64, "dropout": 0.3}, flops=FAST)
+    assert r.settings["hidden"] == 64 and r.settings["dropout"] == 0.3 and r.settings["lr"] == 1e-2
+    r = recipe.choose(1_000_000, 65, {"hidden": 512, "layers": 3, "lr": 1e-3, "batch": 4}, flops=FAST)
+    assert (r.settings["hidden"], r.settings["layers"], r.settings["lr"], r.settings["batch"]) == (512, 3, 1e-3, 4)
+    r = recipe.choose(866, 32, {"hidden": 256}, flops=FAST)
+    assert r.settings["hidden"] == 256 and r.settings["lr"] == 5e-3 and r.settings["batch"] == 8
+
+
+def test_machine_speed_is_measured():
+    assert 1e8 < recipe.machine_flops() < 1e14
+
+
+# ------------------------------------------------------------- command line
+def _text(tmp_path: Path, n: int) -> Path:
+    rng = np.random.default_rng(0)
+    words = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "and", "runs", "far"]
+    text = " ".join(rng.choice(words, size=n // 4))[:n] + "\n"
+    path = tmp_path / "words.txt"
+    path.write_text(text)
+    return path
+
+
+def test_train_says_what_it_chose_and_builds_that_model(tmp_path):
+    path = _text(tmp_path, 60_000)
+    res = run("train", str(path), "--steps", "1", "--eval-every", "0", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    chose = [line for line in res.stderr.splitlines() if line.startswith("lstm-tui: chose ")]
+    assert len(chose) == 1
+    ck = ckpt_io.load(tmp_path / "words.lstm.npz")
+    cfg = ck.meta["train"]
+    assert chose[0].startswith(f"lstm-tui: chose {cfg['layers']} x {cfg['hidden']} units, batch {cfg['batch']}")
+    assert f"lr {cfg['lr']:g}" in chose[0]
+
+
+def test_flags_win_over_the_choice_and_resume_keeps_the_saved_shape(tmp_path):
+    path = _text(tmp_path, 60_000)
+    res = run("train", str(path), "--steps", "1", "--hidden", "24", "--batch", "5", "--eval-every", "0", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    cfg = ckpt_io.load(tmp_path / "words.lstm.npz").meta["train"]
+    assert (cfg["hidden"], cfg["batch"], cfg["lr"]) == (24, 5, 1e-2)
+    res = run("train", str(path), "--resume", "words.lstm.npz", "--steps", "1", "--eval-every", "0", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "lstm-tui: chose" not in res.stderr  # nothing is chosen when resuming
+    cfg = ckpt_io.load(tmp_path / "words.lstm.npz").meta["train"]
+    assert (cfg["hidden"], cfg["batch"]) == (24, 5)
+
+
+def test_absurd_windows_shrink_to_the_text_before_memory_is_judged(tmp_path):
+    path = _text(tmp_path, 11_000)
+    res = run("train", str(path), "--seq-len", "100000", "--batch", "512", "--steps", "1", "--hidden", "16", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "the training text has only" in res.stderr
+
+
+# ------------------------------------------------------------------------ eval
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    """A small model trained on a text with a validation part, saved with the text beside it."""
+    tmp = tmp_path_factory.mktemp("eval")
+    text = "".join(f"{i} green bottles hanging on the wall, and if one green bottle should fall...\n" for i in range(90))
+    (tmp / "bottles.txt").write_text(text)
+    c = corpus.load(tmp / "bottles.txt")
+    assert c.split
+    Trainer(c, TrainConfig(hidden=16, steps=30, eval_every=0), checkpoint=tmp / "b.npz").save()
+    for _ in Trainer.resume(tmp / "b.npz", c, steps=30).run():
+        pass
+    return tmp / "b.npz"
+
+
+def test_eval_scores_the_validation_part_by_default(model):
+    res = run("eval", str(model), "--json", cwd=model.parent)
+    assert res.returncode == 0, res.stderr
+    rec = json.loads(res.stdout)
+    ck = ckpt_io.load(model)
+    c = corpus.load(model.parent / "bottles.txt")
+    expected = evaluate(ck.model, c.val_ids, ck.vocab)
+    assert rec["chars"] == len(c.val_ids) - 1 and rec["skipped"] == 0 and rec["sample"] is False
+    assert rec["loss"] == pytest.approx(expected.loss, rel=1e-9)
+    assert rec["accuracy"] == pytest.approx(expected.accuracy)
+    assert rec["bits_per_char"] == pytest.approx(expected.loss / np.log(2))
+    assert rec["perplexity"] == pytest.approx(np.exp(expected.loss))
+    assert "validation part" in rec["text"]
+
+
+def test_eval_any_text_skips_and_counts_unknown_characters(model, tmp_path):
+    other = tmp_path / "other.txt"
+    other.write_text("10 green bottles — hanging on the wall ✓\r\n")  # — and ✓ were never seen; \r\n -> \n
+    res = run("eval", str(model), str(other), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    ck = ckpt_io.load(model)
+    known = "10 green bottles  hanging on the wall \n"
+    expected = evaluate(ck.model, ck.vocab.encode(known), ck.vocab)
+    assert f"{len(known) - 1:,} characters scored" in out
+    assert f"loss        {expected.loss:.4f} nats/char" in out
+    assert "skipped     2 characters the model never saw (2 distinct" in out
+    res = run("eval", str(model), str(other), "--json", "--chars", "5", cwd=tmp_path)
+    rec = json.loads(res.stdout)
+    assert rec["chars"] == 5 and rec["sample"] is True and rec["skipped"] == 2
+
+
+def test_eval_bad_checkpoints(tmp_path):
+    assert_usage_error(run("eval", "missing.npz", cwd=tmp_path), "no such checkpoint")
+    (tmp_path / "x.npz").write_text("not a checkpoint")
+    assert_usage_error(run("eval", "x.npz", cwd=tmp_path), "x.npz")
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (None, "no such file"),
+        (b"", "empty"),
+        (b"\x00\x01binary", "binary"),
+        (b"abc \xfa bad utf-8 \xc3", "not valid utf-8"),
+        ("✓✓✓—✓".encode(), "characters the model knows"),
+    ],
+)
+def test_eval_bad_texts(model, tmp_path, content, needle):
+    path = tmp_path / "t.txt"
+    if content is not None:
+        path.write_bytes(content)
+    assert_usage_error(run("eval", str(model), str(path), cwd=tmp_path), needle)
+
+
+def test_eval_without_text_says_how_to_give_it(model, tmp_path):
+    shutil.copy(model, tmp_path / "moved.npz")  # away from its text, which is found by name...
+    (model.parent / "bottles.txt").rename(model.parent / "bottles.moved")  # ...and now nowhere
+    try:
+        assert_usage_error(run("eval", str(tmp_path / "moved.npz"), cwd=tmp_path), "give the text to score")
+    finally:
+        (model.parent / "bottles.moved").rename(model.parent / "bottles.txt")
