@@ -62,9 +62,10 @@ def test_the_choice_follows_the_limits_it_states():
 
 def test_num_params_matches_the_model():
     for layers, hidden in recipe.LADDER[:4]:
-        assert recipe.num_params(hidden, layers, 65) == TrainConfig(hidden=hidden, layers=layers).model_config(
-            65
-        ).num_params()
+        assert (
+            recipe.num_params(hidden, layers, 65)
+            == TrainConfig(hidden=hidden, layers=layers).model_config(65).num_params()
+        )
 
 
 def test_explicit_settings_win_and_the_rest_fits_around_them():
@@ -117,7 +118,9 @@ def test_flags_win_over_the_choice_and_resume_keeps_the_saved_shape(tmp_path):
 
 def test_absurd_windows_shrink_to_the_text_before_memory_is_judged(tmp_path):
     path = _text(tmp_path, 11_000)
-    res = run("train", str(path), "--seq-len", "100000", "--batch", "512", "--steps", "1", "--hidden", "16", cwd=tmp_path)
+    res = run(
+        "train", str(path), "--seq-len", "100000", "--batch", "512", "--steps", "1", "--hidden", "16", cwd=tmp_path
+    )
     assert res.returncode == 0, res.stderr
     assert "the training text has only" in res.stderr
 
@@ -127,7 +130,9 @@ def test_absurd_windows_shrink_to_the_text_before_memory_is_judged(tmp_path):
 def model(tmp_path_factory) -> Path:
     """A small model trained on a text with a validation part, saved with the text beside it."""
     tmp = tmp_path_factory.mktemp("eval")
-    text = "".join(f"{i} green bottles hanging on the wall, and if one green bottle should fall...\n" for i in range(90))
+    text = "".join(
+        f"{i} green bottles hanging on the wall, and if one green bottle should fall...\n" for i in range(90)
+    )
     (tmp / "bottles.txt").write_text(text)
     c = corpus.load(tmp / "bottles.txt")
     assert c.split
