@@ -1,8 +1,9 @@
-"""The inside view: a text window coloured by one LSTM unit's activation, live while training.
+"""The inside view: a text window coloured by one unit's activation, live while training.
 
 Keys (all single letters are safe here: the screen has no text input):
   ←/→ or [/]  previous/next unit      ↑/↓  previous/next layer
-  q           next quantity (input, forget, output gates, candidate, cell, hidden)
+  q           next quantity of the model's cell (LSTM: input, forget, output gates, candidate,
+              cell, hidden; GRU: reset, update gates, candidate, hidden; RNN: hidden)
   f           next text feature for the ranking        r  jump to the best-ranked unit
   escape      back to training
 """
@@ -23,7 +24,16 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
-from core.inside import FEATURES, QUANTITIES, Activations, UnitScore, activations, feature, rank_units
+from core.inside import (
+    FEATURES,
+    Activations,
+    UnitScore,
+    activations,
+    default_quantity,
+    feature,
+    quantities,
+    rank_units,
+)
 
 from ..inside_render import GATE_QUANTITIES, SHADES, colour, foreground_for, unit_fraction, value_range, visible
 
@@ -74,7 +84,7 @@ def coloured_text(text: str, values: np.ndarray, quantity: str, width: int) -> T
 
 
 class InsideScreen(Screen[None]):
-    """What one unit of the LSTM responds to, refreshed at every evaluation."""
+    """What one unit of the model (LSTM, GRU or RNN) responds to, refreshed at every evaluation."""
 
     BINDINGS = [
         Binding("escape", "close", "Back"),
@@ -102,7 +112,9 @@ class InsideScreen(Screen[None]):
         self._evaluations_seen = evaluations_seen  # () -> count of evaluations the app has shown
         self.lstm_layer = 0
         self.unit = 0
-        self.quantity = "cell"
+        cell = trainer.model.config.cell
+        self.quantities = quantities(cell)  # what this cell has to show
+        self.quantity = default_quantity(cell)
         self.feature = "position in word" if "\n" not in self._window_text() else "position in line"
         self.acts: Activations | None = None
         self.shown_step = -1
@@ -164,7 +176,8 @@ class InsideScreen(Screen[None]):
         values = acts.unit(self.quantity, self.lstm_layer, self.unit)
         lo, hi = value_range(self.quantity, values)
         head = (
-            f"inside · step {self.shown_step} · layer {self.lstm_layer + 1}/{acts.layers}"
+            f"inside {self.trainer.model.config.cell.upper()} · step {self.shown_step}"
+            f" · layer {self.lstm_layer + 1}/{acts.layers}"
             f" · unit {self.unit + 1}/{acts.hidden} · {self.quantity} [{lo:+.2f} … {hi:+.2f}]"
             f" · now {float(values[-1]):+.3f}"
         )
@@ -194,7 +207,8 @@ class InsideScreen(Screen[None]):
             self._redraw()
 
     def action_quantity(self) -> None:
-        self.quantity = QUANTITIES[(QUANTITIES.index(self.quantity) + 1) % len(QUANTITIES)]
+        qs = self.quantities
+        self.quantity = qs[(qs.index(self.quantity) + 1) % len(qs)]
         self._redraw()
 
     def action_feature(self) -> None:
