@@ -208,9 +208,10 @@ def test_batches_cover_the_text_and_reset_on_wrap():
     assert b.epoch == pytest.approx(40 / 20)
 
 
-def test_a_two_character_corpus_trains():
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_a_two_character_corpus_trains(cell):
     c = corpus.from_text("ab")
-    trainer = Trainer(c, TrainConfig(hidden=8, eval_every=1, steps=3))
+    trainer = Trainer(c, TrainConfig(hidden=8, eval_every=1, steps=3, cell=cell))
     reports = list(trainer.run())
     assert (trainer.batch, trainer.seq_len) == (1, 1) and trainer.shrunk
     steps = [r for r in reports if isinstance(r, StepReport)]
