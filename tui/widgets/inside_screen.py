@@ -47,6 +47,7 @@ class InsideComputed(Message):
 
     acts: Activations
     step: int
+    cell: str  # the model's cell (a watched run's file may be replaced by another model)
 
 
 def colourless() -> bool:
@@ -112,9 +113,9 @@ class InsideScreen(Screen[None]):
         self._evaluations_seen = evaluations_seen  # () -> count of evaluations the app has shown
         self.lstm_layer = 0
         self.unit = 0
-        cell = trainer.model.config.cell
-        self.quantities = quantities(cell)  # what this cell has to show
-        self.quantity = default_quantity(cell)
+        self.cell = trainer.snapshot.config.cell  # lstm, gru or rnn
+        self.quantities = quantities(self.cell)  # what this cell has to show
+        self.quantity = default_quantity(self.cell)
         self.feature = "position in word" if "\n" not in self._window_text() else "position in line"
         self.acts: Activations | None = None
         self.shown_step = -1
@@ -155,11 +156,14 @@ class InsideScreen(Screen[None]):
         ids = corpus.val_ids[:WINDOW_CHARS]
         acts = activations(snapshot, ids, corpus.vocab.decode(ids))
         if not get_current_worker().is_cancelled:
-            self.post_message(InsideComputed(acts, step))
+            self.post_message(InsideComputed(acts, step, snapshot.config.cell))
 
     def on_inside_computed(self, message: InsideComputed) -> None:
         """New activations arrived from the worker: show them."""
         self.acts, self.shown_step = message.acts, message.step
+        if message.cell != self.cell:
+            self.cell, self.quantities = message.cell, quantities(message.cell)
+            self.quantity = default_quantity(message.cell)
         self.lstm_layer = min(self.lstm_layer, self.acts.layers - 1)
         self.unit = min(self.unit, self.acts.hidden - 1)
         self._redraw()
@@ -176,7 +180,7 @@ class InsideScreen(Screen[None]):
         values = acts.unit(self.quantity, self.lstm_layer, self.unit)
         lo, hi = value_range(self.quantity, values)
         head = (
-            f"inside {self.trainer.model.config.cell.upper()} · step {self.shown_step}"
+            f"inside {self.cell.upper()} · step {self.shown_step}"
             f" · layer {self.lstm_layer + 1}/{acts.layers}"
             f" · unit {self.unit + 1}/{acts.hidden} · {self.quantity} [{lo:+.2f} … {hi:+.2f}]"
             f" · now {float(values[-1]):+.3f}"
