@@ -346,7 +346,7 @@ class WatchApp(App[None]):
         return [
             ("Read the checkpoint again", self.action_reload, "even if the file did not change"),
             ("Generate", self.action_generate, "ctrl+g: continue the seed text with the newest weights"),
-            ("Look inside the LSTM", self.action_inside, "f4: colour the text by a unit's gates, cell or state"),
+            ("Look inside the model", self.action_inside, "f4: colour the text by a unit's gates, cell or state"),
             ("Help", self.action_help, "f1: panels and keys"),
         ]
 
