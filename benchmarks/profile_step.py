@@ -1,6 +1,6 @@
 """Where one training step's time goes: forward, loss, backward, clipping, optimizer.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/profile_step.py [--threads 1]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/profile_step.py [--threads 1] [--cell gru]
 
 Medians over repetitions, milliseconds per step, for the benchmark's training configurations.
 """
@@ -15,7 +15,7 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from core.batches import Batches
-from core.model import CharLSTM, ModelConfig, softmax_cross_entropy
+from core.model import CELLS, ModelConfig, create_model, softmax_cross_entropy
 from core.optim import clip_by_global_norm, make_optimizer
 from tui.bench import FULL, case_corpus
 
@@ -25,15 +25,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--case", action="append")
+    ap.add_argument("--cell", action="append", choices=CELLS, help="repeatable; default lstm")
     args = ap.parse_args()
     with threadpool_limits(args.threads, user_api="blas"):
         blas = [p for p in threadpool_info() if p["user_api"] == "blas"][0]
         print(f"BLAS {blas['internal_api']} {blas['architecture']} threads={blas['num_threads']}")
-        for case in FULL.cases:
+        for case, cell in [(case, cell) for case in FULL.cases for cell in args.cell or ["lstm"]]:
             if args.case and case.name not in args.case:
                 continue
             corpus = case_corpus(case)
-            model = CharLSTM.create(ModelConfig(corpus.vocab.size, case.hidden, case.layers), np.random.default_rng(0))
+            config = ModelConfig(corpus.vocab.size, case.hidden, case.layers, cell=cell)
+            model = create_model(config, np.random.default_rng(0))
             opt = make_optimizer("adam", model.params, 2e-3)
             batches = Batches(corpus.train_ids, case.batch, case.seq_len)
             state = model.initial_state(batches.batch)
@@ -61,7 +63,7 @@ def main() -> None:
             total = sum(med.values())
             chars = batches.batch * batches.seq_len
             print(
-                f"{case.name:9s} B={batches.batch} T={batches.seq_len} total {total:7.2f} ms "
+                f"{case.name:9s} {cell} B={batches.batch} T={batches.seq_len} total {total:7.2f} ms "
                 f"({chars / total * 1e3:,.0f} chars/s): " + "  ".join(f"{k} {v:.2f}" for k, v in med.items())
             )
 

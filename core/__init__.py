@@ -1,4 +1,4 @@
-"""lstm-tui's engine: a character-level LSTM language model in pure NumPy.
+"""lstm-tui's engine: a character-level LSTM (or GRU, or vanilla RNN) language model in pure NumPy.
 
 Usable on its own, without the interface:
 
@@ -16,7 +16,9 @@ from .batches import Batches, fit_shape
 from .checkpoint import Checkpoint
 from .errors import CheckpointError, ConfigError, CorpusError, LstmTuiError
 from .evaluate import Evaluation, bits_per_char, evaluate, perplexity
-from .model import GATES, CharLSTM, ModelConfig, Stepper, Stream
+from .gru import CharGRU
+from .model import CELLS, GATES, CharLSTM, CharModel, ModelConfig, Stepper, Stream, create_model
+from .rnn import CharRNN
 from .sampling import generate, probabilities, sample
 from .trainer import (
     Controls,
@@ -33,9 +35,13 @@ from .vocab import Vocab
 __version__ = "0.1.0"
 
 __all__ = [
+    "CELLS",
     "GATES",
     "Batches",
+    "CharGRU",
     "CharLSTM",
+    "CharModel",
+    "CharRNN",
     "Checkpoint",
     "CheckpointError",
     "ConfigError",
@@ -57,6 +63,7 @@ __all__ = [
     "__version__",
     "bits_per_char",
     "corpus",
+    "create_model",
     "evaluate",
     "fit_shape",
     "generate",

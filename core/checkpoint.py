@@ -4,7 +4,7 @@ Layout of the archive (every entry a plain array; `allow_pickle=False` on load):
     meta            uint8 bytes of a UTF-8 JSON object: format, version, vocabulary, configs, counters
     param/<name>    model parameters
     opt/<slot>/<name>  optimizer moments
-    state/h<l>, state/c<l>  the carried hidden state of every stream
+    state/h<l>, state/c<l>  the carried state of every stream (c only for an LSTM)
     data/positions  the streams' positions in the text
     history/...     loss history for the graph
 """
@@ -23,18 +23,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import CheckpointError, ConfigError
-from .model import CharLSTM, ModelConfig
+from .model import CharModel, ModelConfig, load_model
 from .vocab import Vocab
 
 FORMAT = "lstm-tui-checkpoint"
-VERSION = 1
+# 2: the model configuration records its cell (lstm, gru, rnn). Version 1 files, written before
+# there was a choice, hold LSTMs and still load.
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(eq=False)
 class Checkpoint:
     """What a checkpoint holds: the model and vocabulary, and everything needed to resume."""
 
-    model: CharLSTM
+    model: CharModel
     vocab: Vocab
     meta: dict[str, Any] = field(default_factory=dict)  # train config, counters, rng state, ...
     arrays: dict[str, NDArray] = field(default_factory=dict)  # opt/, state/, data/, history/
@@ -163,20 +166,24 @@ def read(f: BinaryIO, p: Path) -> Checkpoint:
         raise CheckpointError(f"{p} has an unreadable header; it is corrupt") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{p} is a .npz archive but not an lstm-tui checkpoint")
-    if meta.get("version") != VERSION:
+    if meta.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"{p} uses checkpoint format version {meta.get('version')}; this lstm-tui reads version {VERSION}"
+            f"{p} uses checkpoint format version {meta.get('version')}; "
+            f"this lstm-tui reads versions {', '.join(map(str, READABLE_VERSIONS))}"
         )
     try:
         vocab = Vocab(meta["vocab"])
-        config = ModelConfig(**meta["model"])
+        model_meta = dict(meta["model"])
+        if meta["version"] == 1:
+            model_meta.setdefault("cell", "lstm")  # version 1 had only the LSTM
+        config = ModelConfig(**model_meta)
         if config.vocab_size != vocab.size:
             raise ConfigError("vocabulary size does not match the model")
         params = {k[len("param/") :]: v for k, v in arrays.items() if k.startswith("param/")}
         for k, v in params.items():
             if v.dtype != np.dtype(config.dtype):
                 raise ConfigError(f"parameter {k} has dtype {v.dtype}, expected {config.dtype}")
-        model = CharLSTM(config, params)
+        model = load_model(config, params)
     except (KeyError, TypeError, ValueError, ConfigError) as e:
         raise CheckpointError(f"{p} is inconsistent: {e}") from None
     rest = {k: v for k, v in arrays.items() if not k.startswith("param/")}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from .model import CharLSTM, log_softmax
+from .model import CharModel, log_softmax
 from .vocab import Vocab
 
 LN2 = math.log(2.0)
@@ -91,7 +91,7 @@ class Evaluator:
 
     def __init__(
         self,
-        model: CharLSTM,
+        model: CharModel,
         ids: NDArray,
         vocab: Vocab,
         rng: np.random.Generator | None = None,
@@ -181,7 +181,7 @@ class Evaluator:
 
 
 def evaluate(
-    model: CharLSTM,
+    model: CharModel,
     ids: NDArray,
     vocab: Vocab,
     rng: np.random.Generator | None = None,

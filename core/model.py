@@ -16,6 +16,10 @@ output otherwise) and state (h_{t-1}, c_{t-1}):
 Layer 0's x_t Wx is the row lookup Wx[id]. Parameters are a dict of arrays named
 Wx{l} (V or H, 4H), Wh{l} (H, 4H), b{l} (4H,), Wy (H, V), by (V,); gradients use the same names.
 
+This module also holds what every cell shares: ModelConfig (whose `cell` picks the LSTM here,
+the GRU in core/gru.py or the vanilla RNN in core/rnn.py), the CharModel base class with the
+interface all three models have, softmax/cross-entropy, the buffer pool, and `create_model`.
+
 Speed notes. Arrays are time-major (T, B, ...). Only the recurrence h_{t-1} Wh runs per
 step: input projections are one large product before the time loop, and weight gradients one
 large product after it. The three sigmoids and the tanh are evaluated by a single tanh call,
@@ -26,7 +30,7 @@ using sigmoid(z) = (1 + tanh(z / 2)) / 2: the i, f, o columns of the weights are
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,9 +40,13 @@ from .errors import ConfigError
 # The order of the four gate blocks inside every fused (., 4H) matrix.
 GATES = ("i", "f", "o", "g")
 
+# The recurrent cells there are, each with its model class (see `model_class`).
+CELLS = ("lstm", "gru", "rnn")
+
 Params = dict[str, NDArray]
-# Per layer (h, c), each (B, H).
-State = tuple[tuple[NDArray, NDArray], ...]
+# Per layer a tuple of (B, H) arrays named by ModelConfig.state_names: (h, c) for the LSTM,
+# (h,) for the GRU and the RNN.
+State = tuple[tuple[NDArray, ...], ...]
 # Steps at which some streams start afresh: t -> indices of the streams whose state is zeroed
 # before step t (a stream that wrapped around the end of the text).
 Resets = dict[int, NDArray]
@@ -50,9 +58,10 @@ class ModelConfig:
 
     vocab_size: int  # V: distinct characters, the size of input and output
     hidden: int = 128  # H: units per layer
-    layers: int = 1  # L: stacked LSTM layers
+    layers: int = 1  # L: stacked recurrent layers
     dropout: float = 0.0  # probability of zeroing a layer output while training (0 = off)
     dtype: str = "float32"  # float32 to train fast; float64 for gradient checks
+    cell: str = "lstm"  # the recurrent cell: lstm, gru or rnn
 
     def __post_init__(self) -> None:
         if self.vocab_size < 2:
@@ -65,18 +74,32 @@ class ModelConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.cell not in CELLS:
+            raise ConfigError(f"unknown cell {self.cell!r}; choose {', '.join(CELLS)}")
+
+    @property
+    def gates(self) -> int:
+        """Blocks of H columns in the fused Wx, Wh and b: 4 (LSTM i f o g), 3 (GRU r z n), 1 (RNN)."""
+        return {"lstm": 4, "gru": 3, "rnn": 1}[self.cell]
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """The arrays of one layer's state, in State order: ("h", "c") for the LSTM, else ("h",)."""
+        return ("h", "c") if self.cell == "lstm" else ("h",)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """Every parameter's name and shape, in a fixed order."""
-        V, H = self.vocab_size, self.hidden
+        V, H, G = self.vocab_size, self.hidden, self.gates
         shapes: dict[str, tuple[int, ...]] = {}
         for layer in range(self.layers):
-            shapes[f"Wx{layer}"] = (V if layer == 0 else H, 4 * H)
-            shapes[f"Wh{layer}"] = (H, 4 * H)
-            shapes[f"b{layer}"] = (4 * H,)
+            shapes[f"Wx{layer}"] = (V if layer == 0 else H, G * H)
+            shapes[f"Wh{layer}"] = (H, G * H)
+            shapes[f"b{layer}"] = (G * H,)
+            if self.cell == "gru":
+                shapes[f"bhn{layer}"] = (H,)  # the candidate's recurrent bias, inside r * (...)
         shapes["Wy"] = (H, V)
         shapes["by"] = (V,)
         return shapes
@@ -93,7 +116,9 @@ def gate_scale(hidden: int, dtype: np.dtype | str) -> NDArray:
 
 
 def init_params(config: ModelConfig, rng: np.random.Generator) -> Params:
-    """Uniform(-1/sqrt(H), 1/sqrt(H)) weights as in PyTorch's LSTM, zero biases, forget bias 1."""
+    """Uniform(-1/sqrt(H), 1/sqrt(H)) weights as PyTorch's LSTM, GRU and RNN start, and zero
+    biases (PyTorch draws its biases from the same uniform; zero is the usual choice, and the
+    LSTM's forget bias starts at 1 so that it remembers by default)."""
     H = config.hidden
     k = 1.0 / np.sqrt(H)
     params: Params = {}
@@ -102,15 +127,16 @@ def init_params(config: ModelConfig, rng: np.random.Generator) -> Params:
             params[name] = np.zeros(shape, dtype=config.dtype)
         else:
             params[name] = rng.uniform(-k, k, size=shape).astype(config.dtype)
-    for layer in range(config.layers):
-        params[f"b{layer}"][H : 2 * H] = 1.0  # forget gate starts open: remember by default
+    if config.cell == "lstm":
+        for layer in range(config.layers):
+            params[f"b{layer}"][H : 2 * H] = 1.0  # forget gate starts open: remember by default
     return params
 
 
 def zero_state(config: ModelConfig, batch: int) -> State:
     """The fresh (all-zero) state for `batch` streams."""
-    H, dt = config.hidden, config.dtype
-    return tuple((np.zeros((batch, H), dt), np.zeros((batch, H), dt)) for _ in range(config.layers))
+    H, dt, n = config.hidden, config.dtype, len(config.state_names)
+    return tuple(tuple(np.zeros((batch, H), dt) for _ in range(n)) for _ in range(config.layers))
 
 
 def softmax_cross_entropy(logits: NDArray, targets: NDArray) -> tuple[float, NDArray]:
@@ -276,17 +302,48 @@ class Cache:
 
     __slots__ = ("layers", "resets", "top", "spent")
 
-    def __init__(self, layers: list[LayerCache], resets: Resets | None, top: NDArray):
-        self.layers = layers
+    def __init__(self, layers: list[Any], resets: Resets | None, top: NDArray):
+        self.layers = layers  # one LayerCache per layer, of the cell's own module
         self.resets = resets
         self.top = top  # (T*B, H) readout input
         self.spent = False  # backward has run: its arrays were overwritten and recycled
 
 
-class CharLSTM:
-    """The model: a config and a dict of parameters, with forward/backward over a window."""
+class StreamLike(Protocol):
+    """One stream of text read a character at a time (each cell's Stream)."""
+
+    def feed(self, char_id: int) -> NDArray: ...
+
+    def state(self) -> State: ...
+
+
+class StepperLike(Protocol):
+    """One-step inference on a frozen copy of a model's weights (each cell's Stepper)."""
+
+    config: ModelConfig
+
+    def initial_state(self, batch: int = 1) -> State: ...
+
+    def step(self, ids: NDArray, state: State) -> tuple[NDArray, State]: ...
+
+    def prime(self, ids: NDArray, state: State | None = None) -> tuple[NDArray | None, State]: ...
+
+    def stream(self, state: State | None = None) -> StreamLike: ...
+
+
+_M = TypeVar("_M", bound="CharModel")
+
+
+class CharModel:
+    """What every cell's model shares: a config and a dict of parameters, with forward/backward
+    over a window and one-step inference. Subclasses (CharLSTM here, CharGRU in core/gru.py,
+    CharRNN in core/rnn.py) write their own `forward`, `backward` and `stepper`."""
+
+    cell: ClassVar[str] = ""  # the ModelConfig.cell this class implements
 
     def __init__(self, config: ModelConfig, params: Params):
+        if config.cell != self.cell:
+            raise ConfigError(f"a {type(self).__name__} cannot hold a {config.cell} configuration")
         shapes = config.param_shapes()
         if set(params) != set(shapes):
             raise ConfigError("parameter names do not match the model configuration")
@@ -298,13 +355,13 @@ class CharLSTM:
         self._pool = _Pool()
 
     @classmethod
-    def create(cls, config: ModelConfig, rng: np.random.Generator) -> CharLSTM:
+    def create(cls: type[_M], config: ModelConfig, rng: np.random.Generator) -> _M:
         """A freshly initialised model."""
         return cls(config, init_params(config, rng))
 
-    def copy(self) -> CharLSTM:
+    def copy(self: _M) -> _M:
         """An independent copy of the weights (a snapshot for another thread)."""
-        return CharLSTM(self.config, {k: v.copy() for k, v in self.params.items()})
+        return type(self)(self.config, {k: v.copy() for k, v in self.params.items()})
 
     def initial_state(self, batch: int = 1) -> State:
         return zero_state(self.config, batch)
@@ -320,6 +377,150 @@ class CharLSTM:
             ((rng.random((T, B, H)) < keep) / keep).astype(dt)  # (T, B, H)
             for _ in range(self.config.layers)
         ]
+
+    def forward(
+        self,
+        x: NDArray,
+        state: State,
+        resets: Resets | None = None,
+        masks: list[NDArray] | None = None,
+    ) -> tuple[NDArray, State, Cache]:
+        """Logits (T, B, V) for ids `x` (T, B) from `state`; the final state; the cache for backward."""
+        raise NotImplementedError
+
+    def backward(self, dlogits: NDArray, cache: Cache) -> tuple[Params, State]:
+        """Gradients of every parameter and of the initial state, given d loss / d logits (T, B, V)."""
+        raise NotImplementedError
+
+    def loss_and_grads(
+        self,
+        x: NDArray,
+        y: NDArray,
+        state: State,
+        resets: Resets | None = None,
+        masks: list[NDArray] | None = None,
+    ) -> tuple[float, Params, State]:
+        """Mean loss in nats per character of predicting `y` from `x` (both (T, B)), its gradients,
+        and the final state to carry into the next window."""
+        logits, new_state, cache = self.forward(x, state, resets, masks)
+        T, B, V = logits.shape
+        loss, dlogits = softmax_cross_entropy(logits.reshape(T * B, V), y.reshape(-1))
+        grads, _ = self.backward(dlogits.reshape(T, B, V), cache)
+        return loss, grads, new_state
+
+    def stepper(self) -> StepperLike:
+        """One-step inference on a frozen copy of the current weights."""
+        raise NotImplementedError
+
+
+def model_class(cell: str) -> type[CharModel]:
+    """The model class of `cell` ("lstm", "gru" or "rnn")."""
+    if cell == "lstm":
+        return CharLSTM
+    if cell == "gru":
+        from .gru import CharGRU  # imported here: core/gru.py builds on this module
+
+        return CharGRU
+    if cell == "rnn":
+        from .rnn import CharRNN
+
+        return CharRNN
+    raise ConfigError(f"unknown cell {cell!r}; choose {', '.join(CELLS)}")
+
+
+def create_model(config: ModelConfig, rng: np.random.Generator) -> CharModel:
+    """A freshly initialised model of the cell `config.cell`."""
+    return model_class(config.cell).create(config, rng)
+
+
+def load_model(config: ModelConfig, params: Params) -> CharModel:
+    """The model of the cell `config.cell` holding `params` (checked against the config)."""
+    return model_class(config.cell)(config, params)
+
+
+# ----------------------------------------------------------------- shared by the cells
+def project_inputs(layer: int, x: NDArray, below: NDArray | None, Wx_s: NDArray, b_s: NDArray, A: NDArray) -> None:
+    """A (T, B, G*H) = x_t Wx + b for every step at once, from (gate-scaled) Wx_s, b_s.
+
+    Layer 0 reads ids `x` (T, B): a one-hot x_t times Wx is a row of Wx, so this is one lookup in
+    the (V, G*H) table Wx + b (ids are checked first because mode="clip" would hide a bad one;
+    mode="raise" would buffer the whole output). Higher layers read `below` (T, B, H), the layer
+    below's output: one large product.
+    """
+    T, B, GH = A.shape
+    if layer == 0:
+        V = Wx_s.shape[0]
+        if x.size and (int(x.min()) < 0 or int(x.max()) >= V):
+            raise IndexError(f"character ids must be in [0, {V}), got {x.min()}..{x.max()}")
+        np.take(Wx_s + b_s, x, axis=0, out=A, mode="clip")
+    else:
+        assert below is not None
+        np.matmul(below.reshape(T * B, -1), Wx_s, out=A.reshape(T * B, GH))
+        A += b_s
+
+
+def input_gradients(layer: int, x: NDArray, dZ: NDArray, P: Params, pool: _Pool, grads: Params) -> NDArray | None:
+    """Fill grads Wx{layer} and b{layer} from dZ (T*B, G*H) = d loss / d (x_t Wx + b); return
+    d loss / d the layer's input (T, B, H) for the layer below (None for layer 0, whose input is ids).
+
+    The weight gradient is one product over the whole window (for layer 0 a scatter of dZ rows
+    into the rows the ids looked up; see _scatter_rows).
+    """
+    if layer == 0:
+        V = P["Wx0"].shape[0]
+        scratch = pool.take(dZ.shape, dZ.dtype) if V > _ONEHOT_MAX_ROWS else None
+        grads["Wx0"] = _scatter_rows(x.reshape(-1), dZ, V, scratch)  # (V, G*H)
+        if scratch is not None:
+            pool.give(scratch)
+        # every position reads exactly one row of Wx0, so the bias gradient (the sum of dz over
+        # all T*B positions) is the sum of the V rows just accumulated: no pass over dZ
+        grads["b0"] = grads["Wx0"].sum(axis=0)  # (G*H,)
+        return None
+    H = x.shape[-1]
+    T, B = x.shape[:2]
+    grads[f"b{layer}"] = dZ.sum(axis=0)  # (G*H,)
+    grads[f"Wx{layer}"] = x.reshape(T * B, H).T @ dZ  # (H, G*H)
+    return (dZ @ P[f"Wx{layer}"].T).reshape(T, B, H)  # (T, B, H) into the layer below
+
+
+def reset_prev(Hs: NDArray, resets: Resets | None) -> NDArray:
+    """(T, B, H) h_{t-1} as each step saw it: Hs[:-1] with the reset streams zeroed."""
+    Hprev = Hs[:-1]
+    if resets:
+        Hprev = Hprev.copy()
+        for t, streams in resets.items():
+            Hprev[t, streams] = 0.0
+    return Hprev
+
+
+class StreamBuffers:
+    """Where each layer's output h lives in a one-character-at-a-time stream, so that no layer's
+    input has to be assembled by copying (shared by every cell's Stream; see Stream below).
+
+    Every layer l >= 1 reads one vector u_l = [h_{l-1}, h_l, 1] (2H+1,) (the layer below's new
+    output, its own previous output, a 1 for the bias row) and writes its new h over the middle
+    third. Layer 0 keeps its h in the first third of u_1. The readout reads `top` = [h_top, 1],
+    the last 2/3 of the top layer's u (or, with one layer, a separate (H+1,) vector).
+    """
+
+    def __init__(self, H: int, L: int, dt: str, hs: list[NDArray]):
+        self.u = [np.empty(2 * H + 1, dt) for _ in range(1, L)]  # (2H+1,) per layer >= 1
+        self.top = np.empty(H + 1, dt) if L == 1 else self.u[-1][H:]  # (H+1,) [h_top, 1]
+        # h_l for every layer: views into the buffers above
+        self.h = [self.top[:H] if L == 1 else self.u[0][:H]] + [u[H : 2 * H] for u in self.u]
+        for layer, h in enumerate(hs):
+            self.h[layer][:] = np.reshape(h, H)
+        for layer, u in enumerate(self.u, start=1):
+            u[2 * H] = 1.0
+            if layer >= 2:
+                u[:H] = self.h[layer - 1]
+        self.top[H] = 1.0
+
+
+class CharLSTM(CharModel):
+    """The LSTM model: a config and a dict of parameters, with forward/backward over a window."""
+
+    cell = "lstm"
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -338,31 +539,14 @@ class CharLSTM:
         below: NDArray | None = None  # (T, B, H) output of the layer below
         new_state = []
         for layer in range(cfg.layers):
-            Wx, Wh, b = P[f"Wx{layer}"], P[f"Wh{layer}"], P[f"b{layer}"]
-            Wh_s = Wh * scale  # (H, 4H) scaled copies: one tanh gives all gates
-            b_s = b * scale  # (4H,)
             A = pool.take((T, B, 4 * H), dt)  # (T, B, 4H) preactivations, then activations
-            if layer == 0:
-                # x_t Wx + b for a one-hot x_t is row x_t of the (V, 4H) table Wx + b: one lookup
-                # pass writes A (ids are checked first because mode="clip" would hide a bad one;
-                # mode="raise" would buffer the whole output).
-                if x.size and (int(x.min()) < 0 or int(x.max()) >= Wx.shape[0]):
-                    raise IndexError(f"character ids must be in [0, {Wx.shape[0]}), got {x.min()}..{x.max()}")
-                np.take(Wx * scale + b_s, x, axis=0, out=A, mode="clip")
-            else:
-                assert below is not None
-                np.matmul(below.reshape(T * B, H), Wx * scale, out=A.reshape(T * B, 4 * H))  # one big product
-                A += b_s
+            project_inputs(layer, x, below, P[f"Wx{layer}"] * scale, P[f"b{layer}"] * scale, A)
             Hs = pool.take((T + 1, B, H), dt)  # (T+1, B, H) hidden states, Hs[0] the initial one
             C = pool.take((T + 1, B, H), dt)  # (T+1, B, H) cell states
             TC = pool.take((T, B, H), dt)  # (T, B, H) tanh(c_t)
             Hs[0], C[0] = state[layer]
-            _recurrence(A, Hs, C, TC, Wh_s, resets)
-            Hprev = Hs[:-1]  # (T, B, H) h_{t-1} as each step saw it
-            if resets:
-                Hprev = Hprev.copy()
-                for t, streams in resets.items():
-                    Hprev[t, streams] = 0.0
+            _recurrence(A, Hs, C, TC, P[f"Wh{layer}"] * scale, resets)  # (scaled Wh: one tanh gives all gates)
+            Hprev = reset_prev(Hs, resets)  # (T, B, H) h_{t-1} as each step saw it
             lc = LayerCache()
             lc.x = x if layer == 0 else below  # type: ignore[assignment]
             lc.A, lc.Hs, lc.Hprev, lc.C, lc.TC = A, Hs, Hprev, C, TC
@@ -391,7 +575,7 @@ class CharLSTM:
         H = cfg.hidden
         dl = dlogits.reshape(T * B, V)  # (T*B, V)
         grads: Params = {"Wy": cache.top.T @ dl, "by": dl.sum(axis=0)}
-        dY = (dl @ P["Wy"].T).reshape(T, B, H)  # (T, B, H) d loss / d top output (ours to modify)
+        dY: NDArray | None = (dl @ P["Wy"].T).reshape(T, B, H)  # (T, B, H) d loss / d top output (ours to modify)
         dstate: list[tuple[NDArray, NDArray]] = [None] * cfg.layers  # type: ignore[list-item]
         resets = cache.resets
         # The gate derivatives are computed a chunk of K steps at a time, just before the loop
@@ -402,6 +586,7 @@ class CharLSTM:
         oD = pool.take((K, B, H), dlogits.dtype)  # (K, B, H) d h / d c = o (1 - tanh(c)^2)
         for layer in reversed(range(cfg.layers)):
             lc = cache.layers[layer]
+            assert dY is not None
             dHout = dY
             if lc.mask is not None:
                 dHout *= lc.mask  # (T, B, H) through the dropout on this layer's output
@@ -434,38 +619,10 @@ class CharLSTM:
             dstate[layer] = (dh_next, dc_next)
             dZ2 = A.reshape(T * B, 4 * H)  # (T*B, 4H) d loss / d z for the whole window
             grads[f"Wh{layer}"] = lc.Hprev.reshape(T * B, H).T @ dZ2  # (H, 4H)
-            if layer == 0:
-                V = P["Wx0"].shape[0]
-                scratch = pool.take(dZ2.shape, dZ2.dtype) if V > _ONEHOT_MAX_ROWS else None
-                grads["Wx0"] = _scatter_rows(lc.x.reshape(-1), dZ2, V, scratch)  # (V, 4H)
-                if scratch is not None:
-                    pool.give(scratch)
-                # every position reads exactly one row of Wx0, so the bias gradient (the sum of dz
-                # over all T*B positions) is the sum of the V rows just accumulated: no pass over dZ
-                grads["b0"] = grads["Wx0"].sum(axis=0)  # (4H,)
-            else:
-                grads[f"b{layer}"] = dZ2.sum(axis=0)  # (4H,)
-                grads[f"Wx{layer}"] = lc.x.reshape(T * B, H).T @ dZ2  # (H, 4H)
-                dY = (dZ2 @ P[f"Wx{layer}"].T).reshape(T, B, H)  # (T, B, H) into the layer below
+            dY = input_gradients(layer, lc.x, dZ2, P, pool, grads)  # None after layer 0
             pool.give(A, lc.Hs, C, TC)  # this layer is done; lc.x (the layer below's Hs) is not yet
         pool.give(M, oD)
         return grads, tuple(dstate)
-
-    def loss_and_grads(
-        self,
-        x: NDArray,
-        y: NDArray,
-        state: State,
-        resets: Resets | None = None,
-        masks: list[NDArray] | None = None,
-    ) -> tuple[float, Params, State]:
-        """Mean loss in nats per character of predicting `y` from `x` (both (T, B)), its gradients,
-        and the final state to carry into the next window."""
-        logits, new_state, cache = self.forward(x, state, resets, masks)
-        T, B, V = logits.shape
-        loss, dlogits = softmax_cross_entropy(logits.reshape(T * B, V), y.reshape(-1))
-        grads, _ = self.backward(dlogits.reshape(T, B, V), cache)
-        return loss, grads, new_state
 
     # ---------------------------------------------------------------- inference
     def stepper(self) -> Stepper:
@@ -602,18 +759,8 @@ class Stream:
         H, L, dt = cfg.hidden, cfg.layers, cfg.dtype
         self._stepper = stepper
         self._H = H
-        self._u = [np.empty(2 * H + 1, dt) for _ in range(1, L)]  # (2H+1,) per layer >= 1
-        top = np.empty(H + 1, dt) if L == 1 else self._u[-1][H:]  # (H+1,) [h_top, 1]
-        self._top = top
-        # h_l for every layer: views into the buffers above
-        self._h = [top[:H] if L == 1 else self._u[0][:H]] + [u[H : 2 * H] for u in self._u]
-        for layer, (h, _) in enumerate(state):
-            self._h[layer][:] = np.reshape(h, H)
-        for layer, u in enumerate(self._u, start=1):
-            u[2 * H] = 1.0
-            if layer >= 2:
-                u[:H] = self._h[layer - 1]
-        top[H] = 1.0
+        buffers = StreamBuffers(H, L, dt, [h for h, _ in state])
+        self._u, self._top, self._h = buffers.u, buffers.top, buffers.h
         self._c = [np.array(c, dt).reshape(H) for _, c in state]  # (H,) cell per layer
         self._a = np.empty(4 * H, dt)  # (4H,) pre-activations, then gates
         self._ig = np.empty(H, dt)  # (H,) i * g

@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import ConfigError
-from .model import CharLSTM, Stepper
+from .model import CharModel, StepperLike
 
 
 def check_settings(temperature: float, top_k: int | None = None, top_p: float | None = None) -> None:
@@ -84,7 +84,7 @@ def sample(
 
 
 def generate(
-    model: CharLSTM | Stepper,
+    model: CharModel | StepperLike,
     prime_ids: NDArray,
     length: int,
     rng: np.random.Generator,
@@ -100,7 +100,7 @@ def generate(
     check_settings(temperature, top_k, top_p)
     if length < 0:
         raise ConfigError(f"length must be >= 0, got {length}")
-    stepper = model.stepper() if isinstance(model, CharLSTM) else model
+    stepper = model.stepper() if isinstance(model, CharModel) else model
     V = stepper.config.vocab_size
     logits, state = stepper.prime(np.asarray(prime_ids, dtype=np.int64))
     stream = stepper.stream(state)

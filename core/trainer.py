@@ -23,7 +23,7 @@ from .batches import Batches
 from .corpus import Corpus
 from .errors import CheckpointError, ConfigError, LstmTuiError
 from .evaluate import Evaluation, Evaluator
-from .model import CharLSTM, ModelConfig, State
+from .model import CELLS, CharModel, ModelConfig, State, create_model
 from .optim import Optimizer, clip_by_global_norm, make_optimizer
 
 # How often (seconds of wall time) a fresh copy of the weights is published for other threads,
@@ -61,6 +61,7 @@ class TrainConfig:
     save_every: int = 0  # steps between automatic saves to the checkpoint (0 = never)
     dtype: str = "float32"  # float32 trains fast; float64 for exactness
     smoothing: float = 0.95  # weight of the past in the smoothed training loss
+    cell: str = "lstm"  # the recurrent cell: lstm, gru or rnn
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -90,9 +91,10 @@ class TrainConfig:
         )
         need(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype!r}")
         need(0 <= self.smoothing < 1, f"smoothing must be in [0, 1), got {self.smoothing}")
+        need(self.cell in CELLS, f"unknown cell {self.cell!r}; choose {', '.join(CELLS)}")
 
     def model_config(self, vocab_size: int) -> ModelConfig:
-        return ModelConfig(vocab_size, self.hidden, self.layers, self.dropout, self.dtype)
+        return ModelConfig(vocab_size, self.hidden, self.layers, self.dropout, self.dtype, self.cell)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -228,7 +230,8 @@ def best_path(checkpoint: str | os.PathLike[str]) -> Path:
 
 
 class Trainer:
-    """Trains a CharLSTM on a corpus. Iterate `run()` in the thread that owns the weights."""
+    """Trains a model (an LSTM, GRU or RNN: TrainConfig.cell) on a corpus. Iterate `run()` in the
+    thread that owns the weights."""
 
     def __init__(
         self,
@@ -242,7 +245,7 @@ class Trainer:
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.controls = controls or Controls()
         self.rng = np.random.default_rng(config.seed)
-        self.model = CharLSTM.create(config.model_config(corpus.vocab.size), self.rng)
+        self.model = create_model(config.model_config(corpus.vocab.size), self.rng)
         self.optimizer: Optimizer = make_optimizer(config.optimizer, self.model.params, config.lr)
         self.batches = Batches(corpus.train_ids, config.batch, config.seq_len)
         check_memory(self.batches.batch, self.batches.seq_len, self.model.config)
@@ -253,7 +256,7 @@ class Trainer:
         self.loss_history: list[float] = []  # per step
         self.val_history: list[tuple[int, float]] = []  # (step, evaluation loss)
         self.best_val = math.inf
-        self.snapshot: CharLSTM = self.model.copy()  # read-only for other threads
+        self.snapshot: CharModel = self.model.copy()  # read-only for other threads
         self.last_eval: EvalReport | None = None
         self._rollback: tuple[dict[str, np.ndarray], dict[str, np.ndarray], int] | None = None
         self._snapshot_time = 0.0
@@ -502,9 +505,9 @@ class Trainer:
     def to_checkpoint(self) -> ckpt_io.Checkpoint:
         """Everything needed to resume this run exactly."""
         arrays: dict[str, np.ndarray] = {f"opt/{k}": v for k, v in self.optimizer.state_arrays().items()}
-        for layer, (h, c) in enumerate(self.state):
-            arrays[f"state/h{layer}"] = h
-            arrays[f"state/c{layer}"] = c
+        for layer, arrays_of_layer in enumerate(self.state):  # state/h{l}, and state/c{l} for an LSTM
+            for name, a in zip(self.model.config.state_names, arrays_of_layer, strict=True):
+                arrays[f"state/{name}{layer}"] = a
         arrays["data/positions"] = self.batches.positions
         arrays["history/loss"] = np.asarray(self.loss_history, dtype=np.float32)
         vh = np.asarray(self.val_history, dtype=np.float64).reshape(-1, 2)
@@ -534,7 +537,7 @@ class Trainer:
         }
         return ckpt_io.Checkpoint(model=self.model, vocab=self.corpus.vocab, meta=meta, arrays=arrays)
 
-    def _frozen_checkpoint(self, model: CharLSTM) -> ckpt_io.Checkpoint:
+    def _frozen_checkpoint(self, model: CharModel) -> ckpt_io.Checkpoint:
         """The run as it is now, with `model` (a copy of the weights) and copies of every array."""
         ck = self.to_checkpoint()
         arrays = {k: np.array(v, copy=True) for k, v in ck.arrays.items()}
@@ -574,7 +577,7 @@ class Trainer:
             saved = TrainConfig.from_dict(ck.meta["train"])
         except (KeyError, TypeError, ConfigError) as e:
             raise CheckpointError(f"{path} has an unreadable training configuration ({e})") from None
-        shape_keys = {"hidden", "layers", "dtype"}
+        shape_keys = {"hidden", "layers", "dtype", "cell"}
         for k, v in overrides.items():
             if k in shape_keys and v != getattr(saved, k):
                 raise CheckpointError(f"--{k} {v} does not match the checkpoint's {k} {getattr(saved, k)}")
@@ -602,7 +605,10 @@ class Trainer:
                 self.batches = Batches(self.corpus.train_ids, self.batch, self.seq_len, positions)
                 self.batches.chars_seen = int(meta["chars_seen"])
                 st = ck.group("state")
-                self.state = tuple((st[f"h{layer}"], st[f"c{layer}"]) for layer in range(self.model.config.layers))
+                names = self.model.config.state_names
+                self.state = tuple(
+                    tuple(st[f"{name}{layer}"] for name in names) for layer in range(self.model.config.layers)
+                )
             except ConfigError:
                 pass  # another text of the same vocabulary: start its streams afresh
         self.step_count = int(meta["step"])
@@ -655,11 +661,12 @@ class _PendingEval:
 
 
 def activation_bytes(batch: int, seq_len: int, config: ModelConfig) -> int:
-    """About how much memory one training step holds: per layer the (T, B, 4H) gates and the
-    (T+1, B, H) hidden, cell and tanh(cell) states; the (T, B, V) logits and their gradient."""
+    """About how much memory one training step holds: per layer the (T, B, G*H) gates (G = 4 for
+    an LSTM, 3 for a GRU, 1 for an RNN) and up to four (T+1, B, H) states (an LSTM's hidden, cell,
+    tanh(cell), h_{t-1}); the (T, B, V) logits and their gradient."""
     itemsize = np.dtype(config.dtype).itemsize
     T, B, H, V = seq_len, batch, config.hidden, config.vocab_size
-    per_layer = T * B * 4 * H + 4 * (T + 1) * B * H
+    per_layer = T * B * config.gates * H + 4 * (T + 1) * B * H
     return itemsize * (config.layers * per_layer + 3 * T * B * V)
 
 

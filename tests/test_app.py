@@ -26,10 +26,10 @@ TEXT = (
 )
 
 
-def tiny(steps: int = 0, checkpoint_path=None) -> Trainer:
+def tiny(steps: int = 0, checkpoint_path=None, cell: str = "lstm") -> Trainer:
     return Trainer(
         corpus.from_text(TEXT, name="tiny.txt"),
-        TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5, steps=steps),
+        TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5, steps=steps, cell=cell),
         checkpoint=checkpoint_path,
     )
 
@@ -211,6 +211,25 @@ async def test_next_character_view_sums_to_at_most_one_and_follows_temperature()
         await pilot.press("x")
         await wait_for(pilot, lambda: view.seed == seed_before + "x", "the table for the new seed")
         await finish(app, pilot)
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+async def test_other_cells_train_evaluate_generate_and_save_in_the_interface(tmp_path, cell):
+    path = tmp_path / f"{cell}.npz"
+    app = make_app(tiny(steps=30, checkpoint_path=path, cell=cell))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.state == "done", "the step budget")
+        assert f"{cell.upper()} 1×16" in str(app.query_one("#status").render())
+        assert app.query_one(ComparisonView).evaluation is not None
+        app.query_one(GeneratePanel).temperature = 0.0
+        await pilot.pause()
+        first = await generate(app, pilot)
+        second = await generate(app, pilot)
+        assert len(first) > 0 and first == second and set(first) <= set(TEXT)
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: app.saved_path is not None, "the save on quit")
+    loaded = checkpoint.load(path)
+    assert loaded.model.config.cell == cell and loaded.meta["step"] == 30
 
 
 async def test_quit_while_training_saves_a_loadable_checkpoint(tmp_path):

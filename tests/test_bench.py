@@ -50,18 +50,21 @@ def test_quick_json_has_every_section_and_field(capsys):
     assert nb_row["ours_over_notebook"] == pytest.approx(nb_row["ours_chars_per_s"] / nb_row["notebook_chars_per_s"])
     assert rows["tiny-b4"]["notebook_chars_per_s"] is None  # the notebook has no batched setting
 
-    gen = report["generation"]
+    assert report["cells"] == ["lstm"]
+    assert all(r["cell"] == "lstm" for r in report["training"])
+    (gen,) = report["generation"]
+    assert gen["cell"] == "lstm"
     assert positive(gen["ours_chars_per_s"]) and positive(gen["ours_first_char_ms"])
     assert gen["seed_chars"] == 50 and gen["torch_chars_per_s"] is None
 
-    learn = report["learn"]
+    (learn,) = report["learn"]
     assert learn["target_nats"] == 0.1
     assert 1 <= learn["ours"]["steps"] <= bench.QUICK.learn_max_steps
     assert learn["ours"]["reached"] == (learn["ours"]["loss"] < 0.1)
     assert learn["notebook"]["epochs"] <= bench.QUICK.learn_max_epochs
     assert learn["notebook"]["loss"] > 0
 
-    mem = report["memory"]
+    (mem,) = report["memory"]
     assert "error" not in mem, mem.get("error")
     assert mem["peak_rss_mib"] >= mem["baseline_rss_mib"] > 0
 
@@ -71,13 +74,13 @@ def test_missing_torch_is_reported_and_the_rest_still_runs(capsys, monkeypatch):
     code, out = run_bench(capsys, "--quick", "--compare", "torch", "--only", "training", "--case", "tiny-b4")
     assert code == 0
     assert "PyTorch comparison skipped: PyTorch is not installed" in out
-    assert "| H=16 L=2 B=4 T=12 |" in out  # our column was still measured
+    assert "| lstm H=16 L=2 B=4 T=12 |" in out  # our column was still measured
 
     code, out = run_bench(capsys, "--quick", "--compare", "torch", "--only", "generation", "--json")
     report = json.loads(out)
     assert report["torch"]["requested"] and not report["torch"]["available"]
     assert "pip install" in report["torch"]["reason"]
-    assert report["generation"]["torch_chars_per_s"] is None
+    assert report["generation"][0]["torch_chars_per_s"] is None
 
 
 @pytest.mark.slow
@@ -92,15 +95,41 @@ def test_torch_comparison_fills_its_columns(capsys):
     for r in report["training"]:
         assert positive(r["torch_chars_per_s"])
         assert r["ours_over_torch"] == pytest.approx(r["ours_chars_per_s"] / r["torch_chars_per_s"])
-    assert positive(report["generation"]["torch_chars_per_s"])
-    assert positive(report["generation"]["torch_first_char_ms"])
+    assert positive(report["generation"][0]["torch_chars_per_s"])
+    assert positive(report["generation"][0]["torch_first_char_ms"])
+
+
+@pytest.mark.slow
+def test_every_cell_is_measured_against_its_pytorch_module_in_one_run(capsys):
+    pytest.importorskip("torch")
+    argv = ["--quick", "--compare", "torch", "--only", "training", "--case", "tiny-b4", "--json"]
+    code, out = run_bench(capsys, *argv, "--cell", "gru", "--cell", "rnn", "--cell", "lstm")
+    assert code == 0
+    report = json.loads(out)
+    assert report["cells"] == ["gru", "rnn", "lstm"]
+    rows = {r["cell"]: r for r in report["training"]}
+    assert list(rows) == ["gru", "rnn", "lstm"]
+    for r in rows.values():
+        assert r["name"] == "tiny-b4" and positive(r["ours_chars_per_s"]) and positive(r["torch_chars_per_s"])
+
+
+def test_other_cells_run_every_section(capsys):
+    code, out = run_bench(capsys, "--quick", "--json", "--cell", "gru", "--cell", "rnn", "--no-notebook")
+    assert code == 0
+    report = json.loads(out)
+    assert [r["cell"] for r in report["training"]] == ["gru", "rnn"] * len(bench.QUICK.cases)
+    for section in ("generation", "learn", "memory"):
+        assert [d["cell"] for d in report[section]] == ["gru", "rnn"], section
+    assert all(positive(g["ours_chars_per_s"]) for g in report["generation"])
+    assert all(d["ours"]["steps"] >= 1 and d["notebook"] is None for d in report["learn"])
+    assert all("error" not in m for m in report["memory"])
 
 
 def test_markdown_table_renders_every_row(capsys):
     code, out = run_bench(capsys, "--quick", "--only", "training", "--no-notebook")
     assert code == 0
     assert "| training (chars/s, median) | ours | PyTorch | notebook |" in out
-    assert out.count("| H=") == len(bench.QUICK.cases)
+    assert out.count("| lstm H=") == len(bench.QUICK.cases)
     assert "kernel" in out or "threadpoolctl" in out
 
 

@@ -48,11 +48,11 @@ def trained(workdir: Path) -> tuple[Path, subprocess.CompletedProcess]:
     [
         (
             [],
-            "--hidden --layers --seq-len --batch --lr --optimizer --clip --dropout --steps --seed "
+            "--cell --hidden --layers --seq-len --batch --lr --optimizer --clip --dropout --steps --seed "
             "--val-fraction --lowercase --encoding --checkpoint --save-every --eval-every --resume "
             "train sample .lstm.npz",
         ),
-        (["train"], "--hidden --steps --json --log --checkpoint --resume --save-every --eval-every 130"),
+        (["train"], "--cell --hidden --steps --json --log --checkpoint --resume --save-every --eval-every 130"),
         (["sample"], "CHECKPOINT --prime --length --temperature --top-k --top-p --seed"),
     ],
 )
@@ -138,6 +138,35 @@ def test_resume_continues_the_step_count(workdir: Path, trained: tuple[Path, sub
     assert res.returncode == 0, res.stderr
     assert ckpt_io.load(workdir / "resumed.npz").meta["step"] == 45
     assert ckpt_io.load(path).meta["step"] == 40  # the original is left alone
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+def test_other_cells_train_sample_inspect_and_resume_from_the_command_line(cell: str, tmp_path: Path) -> None:
+    res = run("train", "--cell", cell, "--steps", "20", "--eval-every", "10", "--json", *SMALL, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    path = tmp_path / "hamlet.lstm.npz"
+    ck = ckpt_io.load(path)
+    assert ck.model.config.cell == cell and ck.meta["train"]["cell"] == cell
+    assert f"model: {cell.upper()}, 1 layer x 32 hidden" in res.stderr
+    assert [json.loads(line)["step"] for line in res.stdout.splitlines()] == [0, 10, 20]
+
+    out = run("sample", path.name, "--prime", "to be", "--length", "60", "--temperature", "0", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("to be") and len(out.stdout) == len("to be") + 60
+
+    shown = run("inspect", path.name, "--chars", "40", "--plain", cwd=tmp_path)  # default: the hidden state
+    assert shown.returncode == 0, shown.stderr
+    assert len(shown.stdout.splitlines()) == 40
+    assert all(-1 < float(line.split("\t")[2]) < 1 for line in shown.stdout.splitlines())
+    if cell == "gru":
+        gate = run("inspect", path.name, "--chars", "40", "--plain", "--quantity", "update", cwd=tmp_path)
+        assert gate.returncode == 0 and all(0 < float(line.split("\t")[2]) < 1 for line in gate.stdout.splitlines())
+    assert_usage_error(run("inspect", path.name, "--quantity", "forget", cwd=tmp_path), "forget", cell.upper())
+
+    more = run("train", "--resume", path.name, "--steps", "3", "-q", cwd=tmp_path)
+    assert more.returncode == 0, more.stderr
+    assert ckpt_io.load(path).meta["step"] == 23 and ckpt_io.load(path).model.config.cell == cell
+    assert_usage_error(run("train", "--resume", path.name, "--cell", "lstm", cwd=tmp_path), "--cell lstm", cell)
 
 
 def test_sample_streams_from_the_trained_model(
@@ -250,6 +279,8 @@ BAD_INPUTS = [
     (["train", "--eval-every", "x"], "--eval-every"),
     (["train", "--save-every", "-1"], "--save-every"),
     (["train", "--optimizer", "rmsprop"], "--optimizer"),
+    (["train", "--cell", "transformer"], "--cell"),
+    (["bench", "--cell", "lstmx"], "--cell"),
     (["train", "--frobnicate"], "--frobnicate"),
     (["--hidden", "-3"], "--hidden"),
     # checkpoints to write or resume

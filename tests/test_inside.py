@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import CharLSTM, ModelConfig, corpus
-from core.inside import FEATURES, QUANTITIES, activations, feature, rank_units
+from core import CharLSTM, ModelConfig, corpus, create_model
+from core.inside import FEATURES, QUANTITIES, activations, default_quantity, feature, quantities, rank_units
 
 
 def sigmoid(z):
@@ -80,3 +80,39 @@ def test_features_mean_what_they_say():
     assert feature("position in line", "ab\ncd").tolist() == [0, 1, 2, 0, 1]
     assert feature("after a space", "a b").tolist() == [0, 1, 0]
     assert feature("vowel", "bad").tolist() == [0, 1, 0]
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+def test_each_cell_shows_its_own_quantities(cell):
+    """GRU: reset, update, candidate, hidden; RNN: hidden. Values follow the cell's equations and
+    the hidden states are the ones the model's own one-step inference reaches."""
+    rng = np.random.default_rng(2)
+    V, H, L = 6, 5, 2
+    model = create_model(ModelConfig(V, H, layers=L, dtype="float64", cell=cell), rng)
+    for p in model.params.values():
+        p += rng.normal(0.0, 0.3, p.shape)
+    ids = rng.integers(0, V, 12)
+    acts = activations(model, ids, "x" * 12)
+    assert tuple(acts.values) == quantities(cell)
+    assert quantities(cell) == {"gru": ("reset", "update", "candidate", "hidden"), "rnn": ("hidden",)}[cell]
+    assert default_quantity(cell) == "hidden" and default_quantity("lstm") == "cell"
+    stepper = model.stepper()
+    state = stepper.initial_state(1)
+    P = model.params
+    for t, ch in enumerate(ids):
+        prev = [s[0][0] for s in state]
+        _, state = stepper.step(np.array([ch]), state)
+        x = np.eye(V)[ch]
+        for layer in range(L):
+            h = acts.values["hidden"][layer, t]
+            np.testing.assert_allclose(h, state[layer][0][0], rtol=1e-10)
+            if cell == "gru":
+                r, z, n = (acts.values[q][layer, t] for q in ("reset", "update", "candidate"))
+                Wx, Wh, b = P[f"Wx{layer}"], P[f"Wh{layer}"], P[f"b{layer}"]
+                np.testing.assert_allclose(r, sigmoid(x @ Wx[:, :H] + prev[layer] @ Wh[:, :H] + b[:H]), rtol=1e-12)
+                zz = sigmoid(x @ Wx[:, H : 2 * H] + prev[layer] @ Wh[:, H : 2 * H] + b[H : 2 * H])
+                np.testing.assert_allclose(z, zz, rtol=1e-12)
+                hn = prev[layer] @ Wh[:, 2 * H :] + P[f"bhn{layer}"]
+                np.testing.assert_allclose(n, np.tanh(x @ Wx[:, 2 * H :] + b[2 * H :] + r * hn), rtol=1e-12)
+                np.testing.assert_allclose(h, (1 - z) * n + z * prev[layer], rtol=1e-12)
+            x = h

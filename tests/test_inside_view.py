@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from helpers import wait_for
 
 from core import TrainConfig, Trainer, corpus
@@ -14,10 +15,10 @@ from tui.widgets.inside_screen import InsideScreen
 TEXT = 'he said "to be, or not to be" [and] then "that is the question"\nwhether tis nobler\n' * 3
 
 
-def tiny() -> Trainer:
+def tiny(cell: str = "lstm") -> Trainer:
     return Trainer(
         corpus.from_text(TEXT, name="quotes.txt"),
-        TrainConfig(hidden=8, layers=2, batch=4, seq_len=16, eval_every=5),
+        TrainConfig(hidden=8, layers=2, batch=4, seq_len=16, eval_every=5, cell=cell),
     )
 
 
@@ -82,6 +83,26 @@ async def test_inside_view_renders_in_a_small_terminal():
         app.trainer.controls.pause()
         await pilot.press("right", "q", "f")
         assert screen.unit == 1
+        app.trainer.controls.stop()
+        await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
+
+
+@pytest.mark.parametrize(
+    ("cell", "shown"), [("gru", ["hidden", "reset", "update", "candidate", "hidden"]), ("rnn", ["hidden", "hidden"])]
+)
+async def test_inside_view_shows_each_cells_own_quantities(cell, shown):
+    app = make_app(tiny(cell))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_inside(app, pilot)
+        app.trainer.controls.pause()
+        seen = [screen.quantity]
+        for _ in shown[1:]:
+            await pilot.press("q")
+            seen.append(screen.quantity)
+        assert seen == shown
+        assert set(screen.acts.values) == set(shown)
+        head = str(screen.query_one("#inside-head").render())
+        assert cell.upper() in head and shown[-1] in head
         app.trainer.controls.stop()
         await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
 

@@ -32,13 +32,14 @@ TEXT = (
 class Run:
     """A training run in this process, saving to `run/model.npz` the way `train --save-every` does."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, cell: str = "lstm") -> None:
         self.folder = tmp_path / "run"
         self.folder.mkdir()
         (self.folder / "tiny.txt").write_text(TEXT, encoding="utf-8")
         self.path = self.folder / "model.npz"
         text = corpus.load(self.folder / "tiny.txt", val_fraction=0.3)
-        self.trainer = Trainer(text, TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5), checkpoint=self.path)
+        config = TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5, cell=cell)
+        self.trainer = Trainer(text, config, checkpoint=self.path)
 
     def train_and_save(self, steps: int) -> int:
         """Train `steps` more steps (evaluating every 5, as the run would), then save atomically."""
@@ -153,6 +154,28 @@ async def test_follows_replacements_never_writes_and_generates_from_the_newest_w
         await wait_for(pilot, lambda: app.return_code is not None, "ctrl+q to quit")  # at once: nothing to save
     assert run.files() == before  # quitting saved nothing
     assert sorted(before) == ["model.npz", "tiny.txt"]  # the run's files only
+
+
+async def test_watches_a_gru_run_its_inside_view_and_generation(tmp_path):
+    from tui.widgets.inside_screen import InsideScreen
+
+    run = Run(tmp_path, cell="gru")
+    run.train_and_save(10)
+    app = watcher(run)
+    app.generate_chars = 30
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: "GRU 1×16" in header(app), "the GRU in the header")
+        saved = checkpoint.load(run.path)
+        text = await generated(app, pilot, "to be", 0.8, rng_seed=3)
+        assert text == expected_text(saved.model, saved.vocab, "to be", 0.8, 3, 30)
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: isinstance(app.screen, InsideScreen), "the inside view")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.acts is not None, "activations")
+        assert screen.quantity == "hidden" and set(screen.acts.values) == {"reset", "update", "candidate", "hidden"}
+        await pilot.press("escape")
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: app.return_code is not None, "ctrl+q to quit")
 
 
 async def test_survives_a_vanished_and_a_corrupt_checkpoint_and_recovers(tmp_path):

@@ -340,7 +340,7 @@ class LstmApp(App[None]):
             ("Pause / resume training", self.action_toggle_pause, "f2"),
             ("Generate", self.action_generate, "ctrl+g: continue the seed text"),
             ("Reset the model", self.action_reset_model, "start again from fresh random weights"),
-            ("Look inside the LSTM", self.action_inside, "f4: colour the text by a unit's gates, cell or state"),
+            ("Look inside the model", self.action_inside, "f4: colour the text by a unit's gates, cell or state"),
             ("Help", self.action_help, "f1: panels and keys"),
         ]
 
@@ -482,7 +482,7 @@ class LstmApp(App[None]):
             self.push_screen(HelpScreen())
 
     def action_inside(self) -> None:
-        """Open the inside view: what each LSTM unit responds to, refreshed at every evaluation."""
+        """Open the inside view: what each unit responds to, refreshed at every evaluation."""
         if not isinstance(self.screen, InsideScreen):
             self.push_screen(InsideScreen(self.trainer, lambda: self.evaluations))
 

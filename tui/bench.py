@@ -1,5 +1,8 @@
 """`lstm-tui bench`: how fast the engine trains and generates, against PyTorch and the notebook.
 
+`--cell` picks the recurrent cell (lstm, gru, rnn; several are measured in one run, each against
+PyTorch's own module: nn.LSTM, nn.GRU, nn.RNN). The notebook's column exists only for the LSTM.
+
 Every figure is the median of several timed repetitions after a warm-up, measured in this one
 process. With `--compare torch` each configuration alternates ours and PyTorch repetition by
 repetition (the order flipping each time, with a short pause between runs so one library's
@@ -34,7 +37,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -43,7 +46,7 @@ import threadpoolctl
 from core import corpus as corpus_io
 from core.corpus import Corpus
 from core.evaluate import evaluate
-from core.model import CharLSTM, ModelConfig
+from core.model import CELLS, ModelConfig, create_model
 from core.sampling import generate
 from core.trainer import TrainConfig, Trainer
 
@@ -196,9 +199,10 @@ def time_it(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
-def case_trainer(case: Case, corpus: Corpus) -> Trainer:
+def case_trainer(case: Case, corpus: Corpus, cell: str = "lstm") -> Trainer:
     """The trainer whose `train_step` the training section times for `case` (no evaluations)."""
     cfg = TrainConfig(
+        cell=cell,
         hidden=case.hidden,
         layers=case.layers,
         seq_len=case.seq_len,
@@ -241,67 +245,81 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 # ------------------------------------------------------------------------------- sections
 def bench_training(
-    profile: Profile, torch_mod: Any | None, notebook: bool, cases: list[str] | None, log: Callable[[str], None]
+    profile: Profile,
+    torch_mod: Any | None,
+    notebook: bool,
+    cases: list[str] | None,
+    log: Callable[[str], None],
+    cells: tuple[str, ...] = ("lstm",),
 ) -> list[dict[str, Any]]:
-    """Characters per second of full optimizer steps, per configuration."""
+    """Characters per second of full optimizer steps, per configuration and cell."""
     rows = []
     for case in profile.cases:
         if cases and case.name not in cases:
             continue
-        log(f"training {case.name}: H={case.hidden} L={case.layers} B={case.batch} T={case.seq_len}")
-        corpus = case_corpus(case)
-        trainer = case_trainer(case, corpus)
-        B, T = trainer.batch, trainer.seq_len
-        runners: dict[str, tuple[Callable[[], Any], int]] = {}
-        runners["ours"] = (trainer.train_step, calibrate(trainer.train_step, profile.rep_seconds))
-        if torch_mod is not None:
-            from core.batches import Batches
-
-            tt = torch_mod.TorchTrainer(corpus.vocab.size, case.hidden, case.layers, BENCH_LR, BENCH_CLIP)
-            windows = Batches(corpus.train_ids, B, T)
-
-            def torch_step(tt: Any = tt, windows: Batches = windows) -> float:
-                w = windows.next()
-                return tt.step(w.x, w.y)
-
-            runners["torch"] = (torch_step, calibrate(torch_step, profile.rep_seconds))
-        if notebook and case.notebook:
-            from .notebook_lstm import NotebookLSTM
-
-            nb = NotebookLSTM(corpus.vocab.size, case.hidden)
-            inputs, labels = nb.one_hot(corpus.ids[:-1]), corpus.ids[1:]
-
-            def notebook_epoch(nb: NotebookLSTM = nb, inputs: list = inputs, labels: np.ndarray = labels) -> float:
-                return nb.epoch(inputs, labels)
-
-            runners["notebook"] = (notebook_epoch, calibrate(notebook_epoch, profile.rep_seconds, warmup=1))
-        secs = alternate(runners, profile.repeats)
-        cps = {name: B * T / s for name, s in secs.items()}
-        rows.append(
-            {
-                **asdict(case),
-                "batch": B,
-                "seq_len": T,
-                "vocab": corpus.vocab.size,
-                "ours_chars_per_s": cps["ours"],
-                "torch_chars_per_s": cps.get("torch"),
-                "notebook_chars_per_s": cps.get("notebook"),
-                "ours_over_torch": ratio(cps["ours"], cps.get("torch")),
-                "ours_over_notebook": ratio(cps["ours"], cps.get("notebook")),
-                "steps_per_repeat": {name: n for name, (_, n) in runners.items()},
-            }
-        )
+        for cell in cells:
+            rows.append(_bench_case(profile, torch_mod, notebook and cell == "lstm", case, cell, log))
     return rows
 
 
-def bench_generation(profile: Profile, torch_mod: Any | None, log: Callable[[str], None]) -> dict[str, Any]:
+def _bench_case(
+    profile: Profile, torch_mod: Any | None, notebook: bool, case: Case, cell: str, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """One training row: ours against PyTorch's module for the same cell (and the notebook)."""
+    log(f"training {case.name} {cell}: H={case.hidden} L={case.layers} B={case.batch} T={case.seq_len}")
+    corpus = case_corpus(case)
+    trainer = case_trainer(case, corpus, cell)
+    B, T = trainer.batch, trainer.seq_len
+    runners: dict[str, tuple[Callable[[], Any], int]] = {}
+    runners["ours"] = (trainer.train_step, calibrate(trainer.train_step, profile.rep_seconds))
+    if torch_mod is not None:
+        from core.batches import Batches
+
+        tt = torch_mod.TorchTrainer(corpus.vocab.size, case.hidden, case.layers, BENCH_LR, BENCH_CLIP, cell=cell)
+        windows = Batches(corpus.train_ids, B, T)
+
+        def torch_step(tt: Any = tt, windows: Batches = windows) -> float:
+            w = windows.next()
+            return tt.step(w.x, w.y)
+
+        runners["torch"] = (torch_step, calibrate(torch_step, profile.rep_seconds))
+    if notebook and case.notebook:
+        from .notebook_lstm import NotebookLSTM
+
+        nb = NotebookLSTM(corpus.vocab.size, case.hidden)
+        inputs, labels = nb.one_hot(corpus.ids[:-1]), corpus.ids[1:]
+
+        def notebook_epoch(nb: NotebookLSTM = nb, inputs: list = inputs, labels: np.ndarray = labels) -> float:
+            return nb.epoch(inputs, labels)
+
+        runners["notebook"] = (notebook_epoch, calibrate(notebook_epoch, profile.rep_seconds, warmup=1))
+    secs = alternate(runners, profile.repeats)
+    cps = {name: B * T / s for name, s in secs.items()}
+    return {
+        **asdict(case),
+        "cell": cell,
+        "batch": B,
+        "seq_len": T,
+        "vocab": corpus.vocab.size,
+        "ours_chars_per_s": cps["ours"],
+        "torch_chars_per_s": cps.get("torch"),
+        "notebook_chars_per_s": cps.get("notebook"),
+        "ours_over_torch": ratio(cps["ours"], cps.get("torch")),
+        "ours_over_notebook": ratio(cps["ours"], cps.get("notebook")),
+        "steps_per_repeat": {name: n for name, (_, n) in runners.items()},
+    }
+
+
+def bench_generation(
+    profile: Profile, torch_mod: Any | None, log: Callable[[str], None], cell: str = "lstm"
+) -> dict[str, Any]:
     """One stream at temperature 1: characters per second, and the first character's latency."""
     H, L = profile.gen_hidden, profile.gen_layers
-    log(f"generation: H={H} L={L}, one stream, temperature 1")
+    log(f"generation {cell}: H={H} L={L}, one stream, temperature 1")
     text = soliloquy()
     V = text.vocab.size
     seed_ids = text.ids[:SEED_CHARS]
-    model = CharLSTM.create(ModelConfig(V, H, L), np.random.default_rng(0))
+    model = create_model(ModelConfig(V, H, L, cell=cell), np.random.default_rng(0))
     rng = np.random.default_rng(1)
     stepper = model.stepper()
     n = profile.gen_chars
@@ -316,7 +334,7 @@ def bench_generation(profile: Profile, torch_mod: Any | None, log: Callable[[str
     runners: dict[str, tuple[Callable[[], Any], int]] = {"ours": (ours_stream, 1)}
     first: dict[str, tuple[Callable[[], Any], int]] = {"ours": (ours_first, 1)}
     if torch_mod is not None:
-        tg = torch_mod.TorchGenerator(V, H, L)
+        tg = torch_mod.TorchGenerator(V, H, L, cell=cell)
 
         def torch_stream() -> None:
             tg.generate(seed_ids, n)
@@ -333,6 +351,7 @@ def bench_generation(profile: Profile, torch_mod: Any | None, log: Callable[[str
     cps = {name: n / s for name, s in secs.items()}
     lat = alternate(first, max(profile.repeats, 5))
     return {
+        "cell": cell,
         "hidden": H,
         "layers": L,
         "vocab": V,
@@ -346,11 +365,12 @@ def bench_generation(profile: Profile, torch_mod: Any | None, log: Callable[[str
     }
 
 
-def bench_learn(profile: Profile, notebook: bool, log: Callable[[str], None]) -> dict[str, Any]:
+def bench_learn(profile: Profile, notebook: bool, log: Callable[[str], None], cell: str = "lstm") -> dict[str, Any]:
     """Time (training only; the checks are not timed) until the whole-text loss is under 0.1."""
     text = soliloquy()
-    cfg = profile.learn
-    log(f"learn the soliloquy: ours with H={cfg.hidden} B={cfg.batch} T={cfg.seq_len} {cfg.optimizer} lr={cfg.lr}")
+    cfg = replace(profile.learn, cell=cell)
+    notebook = notebook and cell == "lstm"  # the notebook's algorithm is an LSTM
+    log(f"learn the soliloquy: ours ({cell}), H={cfg.hidden} B={cfg.batch} T={cfg.seq_len} {cfg.optimizer} lr={cfg.lr}")
     trainer = Trainer(text, cfg)
     loss = evaluate(trainer.model, text.ids, text.vocab).loss
     seconds = 0.0
@@ -366,7 +386,13 @@ def bench_learn(profile: Profile, notebook: bool, log: Callable[[str], None]) ->
         "batch_used": trainer.batch,
         "seq_len_used": trainer.seq_len,
     }
-    result: dict[str, Any] = {"target_nats": LEARN_TARGET, "chars": text.size, "ours": ours, "notebook": None}
+    result: dict[str, Any] = {
+        "cell": cell,
+        "target_nats": LEARN_TARGET,
+        "chars": text.size,
+        "ours": ours,
+        "notebook": None,
+    }
     if notebook:
         from .notebook_lstm import NotebookLSTM
 
@@ -416,21 +442,28 @@ def _memory_child(spec: str) -> None:
     rss = peak_rss_kib
     corpus = case_corpus(case)
     before = rss()
-    cfg = TrainConfig(hidden=case.hidden, layers=case.layers, seq_len=case.seq_len, batch=case.batch, eval_every=0)
+    cfg = TrainConfig(
+        hidden=case.hidden,
+        layers=case.layers,
+        seq_len=case.seq_len,
+        batch=case.batch,
+        eval_every=0,
+        cell=d.get("cell", "lstm"),
+    )
     trainer = Trainer(corpus, cfg)
     for _ in range(d["steps"]):
         trainer.train_step()
     print(json.dumps({"baseline_kib": before, "peak_kib": rss()}))
 
 
-def bench_memory(profile: Profile, log: Callable[[str], None]) -> dict[str, Any]:
+def bench_memory(profile: Profile, log: Callable[[str], None], cell: str = "lstm") -> dict[str, Any]:
     """Peak resident set of a training run in a fresh process, and the same process before training."""
     case = profile.memory_case
-    log(f"memory: {profile.memory_steps} steps of {case.name} in a child process")
-    spec = json.dumps({"case": asdict(case), "steps": profile.memory_steps})
+    log(f"memory: {profile.memory_steps} steps of {case.name} {cell} in a child process")
+    spec = json.dumps({"case": asdict(case), "steps": profile.memory_steps, "cell": cell})
     code = f"from tui.bench import _memory_child; _memory_child({spec!r})"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    result: dict[str, Any] = {**asdict(case), "steps": profile.memory_steps}
+    result: dict[str, Any] = {**asdict(case), "cell": cell, "steps": profile.memory_steps}
     if out.returncode != 0:
         result["error"] = (out.stderr.strip().splitlines() or ["child process failed"])[-1]
         return result
@@ -479,15 +512,15 @@ def markdown(report: dict[str, Any]) -> str:
         ]
         for r in report["training"]:
             lines.append(
-                f"| H={r['hidden']} L={r['layers']} B={r['batch']} T={r['seq_len']} | {_fmt(r['ours_chars_per_s'])} "
+                f"| {r['cell']} H={r['hidden']} L={r['layers']} B={r['batch']} T={r['seq_len']} "
+                f"| {_fmt(r['ours_chars_per_s'])} "
                 f"| {_fmt(r['torch_chars_per_s'])} | {_fmt(r['notebook_chars_per_s'])} "
                 f"| {_x(r['ours_over_torch'])} | {_x(r['ours_over_notebook'])} |"
             )
         lines.append("")
-    g = report.get("generation")
-    if g:
+    for g in report.get("generation") or []:
         lines += [
-            f"| generation, H={g['hidden']} L={g['layers']}, one stream, temperature 1 "
+            f"| generation, {g['cell']} H={g['hidden']} L={g['layers']}, one stream, temperature 1 "
             "| ours | PyTorch | ours / PyTorch |",
             "|---|---:|---:|---:|",
             f"| chars/s | {_fmt(g['ours_chars_per_s'])} | {_fmt(g['torch_chars_per_s'])} "
@@ -497,8 +530,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"{_x(ratio(g['torch_first_char_ms'], g['ours_first_char_ms']))} |",
             "",
         ]
-    learn = report.get("learn")
-    if learn:
+    for learn in report.get("learn") or []:
         o, nb = learn["ours"], learn["notebook"]
         c = o["config"]
 
@@ -509,7 +541,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"| learn the soliloquy (whole-text loss < {learn['target_nats']} nats/char, fresh state) "
             "| steps | seconds |",
             "|---|---:|---:|",
-            f"| ours: defaults (H={c['hidden']} B={o['batch_used']} T={o['seq_len_used']}, "
+            f"| ours: {learn['cell']}, defaults (H={c['hidden']} B={o['batch_used']} T={o['seq_len_used']}, "
             f"{c['optimizer']} lr {c['lr']:g}) | {reached(o, 'steps', o['steps'])} | {o['seconds']:.2f} |",
         ]
         if nb:
@@ -520,13 +552,13 @@ def markdown(report: dict[str, Any]) -> str:
             if learn.get("notebook_over_ours"):
                 lines.append(f"| **ours is faster by** | | **{learn['notebook_over_ours']:.0f}x** |")
         lines.append("")
-    mem = report.get("memory")
-    if mem:
+    for mem in report.get("memory") or []:
         if "error" in mem:
             lines.append(f"Memory: the child process failed: {mem['error']}")
         else:
             lines.append(
-                f"Peak RSS training H={mem['hidden']} L={mem['layers']} B={mem['batch']} T={mem['seq_len']} "
+                f"Peak RSS training {mem['cell']} H={mem['hidden']} L={mem['layers']} "
+                f"B={mem['batch']} T={mem['seq_len']} "
                 f"({mem['steps']} steps, fresh process): {mem['peak_rss_mib']:.0f} MiB "
                 f"({mem['baseline_rss_mib']:.0f} MiB before training)."
             )
@@ -542,7 +574,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--compare",
         choices=("none", "torch"),
         default="none",
-        help="also run PyTorch CPU (nn.LSTM) on the same configurations, alternating with ours",
+        help="also run PyTorch CPU (nn.LSTM, nn.GRU or nn.RNN) on the same configurations, alternating with ours",
+    )
+    parser.add_argument(
+        "--cell",
+        action="append",
+        choices=CELLS,
+        help="the recurrent cell to measure (repeatable: each one against PyTorch's module); default lstm",
     )
     parser.add_argument("--no-notebook", action="store_true", help="skip the original notebook's algorithm")
     parser.add_argument(
@@ -581,6 +619,7 @@ def run(args: argparse.Namespace) -> int:
         print("error: --threads must be at least 1", file=sys.stderr)
         return 2
     sections = args.only or list(SECTIONS)
+    cells = tuple(dict.fromkeys(args.cell or ["lstm"]))  # in the order given, once each
     notebook = not args.no_notebook
 
     def log(msg: str) -> None:
@@ -595,6 +634,7 @@ def run(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {
         "profile": "quick" if args.quick else "full",
         "repeats": profile.repeats,
+        "cells": list(cells),
         "torch": {
             "requested": args.compare == "torch",
             "available": torch_mod is not None,
@@ -607,13 +647,13 @@ def run(args: argparse.Namespace) -> int:
             torch_mod.set_threads(threads)
         report["machine"] = machine_info(threads)
         if "training" in sections:
-            report["training"] = bench_training(profile, torch_mod, notebook, args.case, log)
+            report["training"] = bench_training(profile, torch_mod, notebook, args.case, log, cells)
         if "generation" in sections:
-            report["generation"] = bench_generation(profile, torch_mod, log)
+            report["generation"] = [bench_generation(profile, torch_mod, log, cell) for cell in cells]
         if "learn" in sections:
-            report["learn"] = bench_learn(profile, notebook, log)
+            report["learn"] = [bench_learn(profile, notebook, log, cell) for cell in cells]
     if "memory" in sections:
-        report["memory"] = bench_memory(profile, log)
+        report["memory"] = [bench_memory(profile, log, cell) for cell in cells]
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -2,12 +2,15 @@
 
 Imported only when the comparison is asked for; PyTorch is an optional extra
 (`pip install 'lstm-tui[torch]'`). The model is the textbook one a PyTorch user would write for
-the same task: `nn.LSTM` over one-hot characters (input size V, so its input weights are exactly
-our Wx), `nn.Linear` readout, `F.cross_entropy`, `torch.optim.Adam`, `clip_grad_norm_`, float32,
-truncated backprop through time with the state carried (detached) from window to window.
+the same task: `nn.LSTM` (or `nn.GRU`, `nn.RNN` for the other cells) over one-hot characters
+(input size V, so its input weights are exactly our Wx), `nn.Linear` readout, `F.cross_entropy`,
+`torch.optim.Adam`, `clip_grad_norm_`, float32, truncated backprop through time with the state
+carried (detached) from window to window.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,29 +28,37 @@ def set_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
-class TorchCharLSTM(nn.Module):
-    def __init__(self, vocab: int, hidden: int, layers: int):
+RECURRENT = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # our cell -> PyTorch's module
+
+
+class TorchCharModel(nn.Module):
+    def __init__(self, vocab: int, hidden: int, layers: int, cell: str = "lstm"):
         super().__init__()
         self.vocab = vocab
-        self.lstm = nn.LSTM(vocab, hidden, layers)  # time-major (T, B, V) input
+        self.rnn = RECURRENT[cell](vocab, hidden, layers)  # time-major (T, B, V) input
         self.readout = nn.Linear(hidden, vocab)
 
-    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None):
-        """Logits (T, B, V) for ids x (T, B), and the final state."""
+    def forward(self, x: torch.Tensor, state: Any):
+        """Logits (T, B, V) for ids x (T, B), and the final state ((h, c) for an LSTM, else h)."""
         onehot = F.one_hot(x, self.vocab).to(torch.float32)  # (T, B, V)
-        out, state = self.lstm(onehot, state)  # (T, B, H)
+        out, state = self.rnn(onehot, state)  # (T, B, H)
         return self.readout(out), state
+
+
+def detach(state: Any) -> Any:
+    """The state, cut from the graph of the window that made it (an LSTM's is a pair)."""
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
 
 
 class TorchTrainer:
     """One optimizer step per call on a (T, B) window, the same work our Trainer.train_step does."""
 
-    def __init__(self, vocab: int, hidden: int, layers: int, lr: float, clip: float, seed: int = 0):
+    def __init__(self, vocab: int, hidden: int, layers: int, lr: float, clip: float, seed: int = 0, cell: str = "lstm"):
         torch.manual_seed(seed)
-        self.model = TorchCharLSTM(vocab, hidden, layers)
+        self.model = TorchCharModel(vocab, hidden, layers, cell)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.clip = clip
-        self.state: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.state: Any = None
 
     def step(self, x: NDArray, y: NDArray) -> float:
         xt = torch.from_numpy(x.astype(np.int64))  # (T, B) ids (ours are uint8)
@@ -58,16 +69,16 @@ class TorchTrainer:
         loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
         self.opt.step()
-        self.state = (state[0].detach(), state[1].detach())
+        self.state = detach(state)
         return float(loss.item())  # the trainer reports every step's loss, so both sides sync here
 
 
 class TorchGenerator:
     """One stream, one character at a time: softmax(logits / temperature), then a multinomial draw."""
 
-    def __init__(self, vocab: int, hidden: int, layers: int, seed: int = 0):
+    def __init__(self, vocab: int, hidden: int, layers: int, seed: int = 0, cell: str = "lstm"):
         torch.manual_seed(seed)
-        self.model = TorchCharLSTM(vocab, hidden, layers).eval()
+        self.model = TorchCharModel(vocab, hidden, layers, cell).eval()
         self.gen = torch.Generator().manual_seed(seed)
 
     @torch.inference_mode()

@@ -1,4 +1,4 @@
-"""`lstm-tui inspect`: colour a text by what one LSTM unit does while reading it.
+"""`lstm-tui inspect`: colour a text by what one unit of a model (LSTM, GRU or RNN) does while reading it.
 
 Headless: imports only core and the UI-free renderer, so it works in any terminal and pipes.
 """
@@ -11,7 +11,7 @@ import sys
 
 from core import checkpoint, corpus
 from core.errors import ConfigError
-from core.inside import FEATURES, QUANTITIES, activations, feature, rank_units
+from core.inside import ALL_QUANTITIES, FEATURES, activations, default_quantity, feature, quantities, rank_units
 
 from .inside_render import legend, render_ansi, render_plain, render_shades
 
@@ -27,9 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unit", type=positive_int, default=1, metavar="U", help="unit in the layer, from 1 (default: 1)")
     p.add_argument(
         "--quantity",
-        choices=QUANTITIES,
-        default="cell",
-        help="gate (input, forget, output), candidate, cell or hidden state (default: cell)",
+        choices=ALL_QUANTITIES,
+        default=None,
+        help="what to show: an LSTM's input, forget or output gate, candidate, cell or hidden state; "
+        "a GRU's reset or update gate, candidate or hidden state; an RNN's hidden state "
+        "(default: the LSTM's cell, else the hidden state)",
     )
     p.add_argument(
         "--feature",
@@ -51,6 +53,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--layer {args.layer} is out of range: this model has {cfg.layers} layer(s)")
     if args.unit > cfg.hidden:
         raise ConfigError(f"--unit {args.unit} is out of range: each layer has {cfg.hidden} units")
+    has = quantities(cfg.cell)
+    if args.quantity is None:
+        args.quantity = default_quantity(cfg.cell)
+    elif args.quantity not in has:
+        raise ConfigError(f"--quantity {args.quantity}: a {cfg.cell.upper()} has {', '.join(has)}")
     if args.text:
         text = corpus.load(args.text, encoding=args.encoding, val_fraction=0).text(0, args.chars)
     else:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from core import (
-    CharLSTM,
+    CharModel,
     DivergedReport,
     DoneReport,
     EvalReport,
@@ -23,7 +23,7 @@ from core import (
     probabilities,
     sample,
 )
-from core.model import Stepper
+from core.model import StepperLike
 
 from .messages import (
     Candidate,
@@ -187,7 +187,7 @@ def save(trainer: Trainer, path: str | None, post: Post) -> None:
 
 def generate(
     run_id: int,
-    stepper: Stepper,
+    stepper: StepperLike,
     vocab: Vocab,
     prime_ids: np.ndarray,
     length: int,
@@ -228,7 +228,7 @@ def generate(
 
 
 def next_chars(
-    stepper: Stepper, vocab: Vocab, seed: str, temperature: float, k: int
+    stepper: StepperLike, vocab: Vocab, seed: str, temperature: float, k: int
 ) -> tuple[list[Candidate], list[str]]:
     """The `k` most likely characters after `seed` at `temperature`, and the seed characters skipped."""
     ids, skipped = vocab.encode_known(seed)
@@ -245,9 +245,9 @@ class StepperCache:
     """One Stepper per published snapshot (building one copies the weights)."""
 
     def __init__(self) -> None:
-        self._entry: tuple[CharLSTM, Stepper] | None = None
+        self._entry: tuple[CharModel, StepperLike] | None = None
 
-    def get(self, snapshot: CharLSTM) -> Stepper:
+    def get(self, snapshot: CharModel) -> StepperLike:
         entry = self._entry
         if entry is not None and entry[0] is snapshot:
             return entry[1]

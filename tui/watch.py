@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core import CharLSTM, Vocab, generate
+from core import CharModel, Vocab, generate
 from core import corpus as corpus_io
 from core.checkpoint import Checkpoint, read
 from core.errors import CheckpointError, LstmTuiError
@@ -56,7 +56,7 @@ class Loaded:
     saved_at: float  # the file's modification time (seconds since the epoch): when the save arrived
 
     @property
-    def model(self) -> CharLSTM:
+    def model(self) -> CharModel:
         return self.checkpoint.model
 
     @property

@@ -26,7 +26,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from core import CharLSTM, EvalReport, evaluate
+from core import CharModel, EvalReport, evaluate
 from core.corpus import Corpus
 from core.evaluate import DETAIL_CHARS
 
@@ -112,7 +112,7 @@ class Assessed(Message):
 class WatchedModel:
     """The read side of a trainer that the inside view uses: the text, the weights on screen, their step."""
 
-    def __init__(self, corpus: Corpus, snapshot: CharLSTM, step_count: int) -> None:
+    def __init__(self, corpus: Corpus, snapshot: CharModel, step_count: int) -> None:
         self.corpus = corpus
         self.snapshot = snapshot
         self.step_count = step_count
@@ -352,7 +352,7 @@ class WatchApp(App[None]):
         return [
             ("Read the checkpoint again", self.action_reload, "even if the file did not change"),
             ("Generate", self.action_generate, "ctrl+g: continue the seed text with the newest weights"),
-            ("Look inside the LSTM", self.action_inside, "f4: colour the text by a unit's gates, cell or state"),
+            ("Look inside the model", self.action_inside, "f4: colour the text by a unit's gates, cell or state"),
             ("Help", self.action_help, "f1: panels and keys"),
         ]
 
@@ -469,7 +469,7 @@ class WatchApp(App[None]):
         self._compute_next_chars(model, self.loaded.vocab, panel.seed, panel.temperature)
 
     @work(thread=True, exclusive=True, group="next-chars", name="next characters", exit_on_error=False)
-    def _compute_next_chars(self, model: CharLSTM, vocab, seed: str, temperature: float) -> None:
+    def _compute_next_chars(self, model: CharModel, vocab, seed: str, temperature: float) -> None:
         """The next-character thread: prime on the seed, post the top candidates."""
         if get_current_worker().is_cancelled:
             return

@@ -45,7 +45,9 @@ SUMMARY_WIDTH = 72
 # ------------------------------------------------------------- building a trainer
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig fields the user gave on the command line (steps handled by the caller)."""
-    names = "hidden layers seq_len batch lr lr_decay optimizer clip dropout seed eval_every eval_chars save_every dtype"
+    names = (
+        "cell hidden layers seq_len batch lr lr_decay optimizer clip dropout seed eval_every eval_chars save_every dtype"
+    )
     return {n: getattr(args, n) for n in names.split() if getattr(args, n) is not None}
 
 
@@ -136,7 +138,7 @@ def describe(trainer: core.Trainer, label: str) -> list[str]:
     mc = trainer.model.config
     lines = [
         f"corpus: {label}: {text.size:,} characters, {text.vocab.size} distinct; {text.note}",
-        f"model: {mc.layers} layer{'s' if mc.layers > 1 else ''} x {mc.hidden} hidden, "
+        f"model: {mc.cell.upper()}, {mc.layers} layer{'s' if mc.layers > 1 else ''} x {mc.hidden} hidden, "
         f"{mc.num_params():,} parameters ({mc.dtype}); {cfg.optimizer} lr {trainer.optimizer.lr:g}, "
         f"clip {cfg.clip:g}, dropout {cfg.dropout:g}, seed {cfg.seed}",
     ]

@@ -1,4 +1,4 @@
-"""`lstm-tui inspect`: colour a text by what one LSTM unit does. The work is in tui.inspect_cmd."""
+"""`lstm-tui inspect`: colour a text by what one unit of a model does. The work is in tui.inspect_cmd."""
 
 from __future__ import annotations
 

@@ -135,6 +135,15 @@ def add_version(p: argparse.ArgumentParser) -> None:
     p.add_argument("--version", action="version", version=version_line())
 
 
+def add_cell_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--cell lstm|gru|rnn: the recurrent cell (default None, so a resumed run keeps its own)."""
+    p.add_argument(
+        "--cell",
+        choices=core.CELLS,
+        help=f"the recurrent cell: lstm, gru (PyTorch's GRU) or rnn (vanilla tanh RNN) (default: {DEFAULTS.cell})",
+    )
+
+
 def add_training_options(p: argparse.ArgumentParser) -> None:
     """The options shared by the interface and `train`. Defaults are None so that, when resuming,
     only the options actually given override the checkpoint's settings."""
@@ -157,8 +166,9 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         "500 characters on each side train and evaluate on the whole text (default: %(default)s)",
     )
     model = p.add_argument_group("model (fixed once trained)")
-    model.add_argument("--hidden", type=positive_int, metavar="H", help=f"units per LSTM layer (default: {d.hidden})")
-    model.add_argument("--layers", type=positive_int, metavar="L", help=f"stacked LSTM layers (default: {d.layers})")
+    add_cell_option(model)
+    model.add_argument("--hidden", type=positive_int, metavar="H", help=f"units per layer (default: {d.hidden})")
+    model.add_argument("--layers", type=positive_int, metavar="L", help=f"stacked layers (default: {d.layers})")
     model.add_argument("--dtype", choices=("float32", "float64"), help=f"floating-point precision (default: {d.dtype})")
     train = p.add_argument_group("training")
     train.add_argument(

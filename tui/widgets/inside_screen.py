@@ -1,8 +1,9 @@
-"""The inside view: a text window coloured by one LSTM unit's activation, live while training.
+"""The inside view: a text window coloured by one unit's activation, live while training.
 
 Keys (all single letters are safe here: the screen has no text input):
   ←/→ or [/]  previous/next unit      ↑/↓  previous/next layer
-  q           next quantity (input, forget, output gates, candidate, cell, hidden)
+  q           next quantity of the model's cell (LSTM: input, forget, output gates, candidate,
+              cell, hidden; GRU: reset, update gates, candidate, hidden; RNN: hidden)
   f           next text feature for the ranking        r  jump to the best-ranked unit
   escape      back to training
 """
@@ -23,7 +24,16 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
-from core.inside import FEATURES, QUANTITIES, Activations, UnitScore, activations, feature, rank_units
+from core.inside import (
+    FEATURES,
+    Activations,
+    UnitScore,
+    activations,
+    default_quantity,
+    feature,
+    quantities,
+    rank_units,
+)
 
 from ..inside_render import GATE_QUANTITIES, SHADES, colour, foreground_for, unit_fraction, value_range, visible
 
@@ -37,6 +47,7 @@ class InsideComputed(Message):
 
     acts: Activations
     step: int
+    cell: str  # the model's cell (a watched run's file may be replaced by another model)
 
 
 def colourless() -> bool:
@@ -74,7 +85,7 @@ def coloured_text(text: str, values: np.ndarray, quantity: str, width: int) -> T
 
 
 class InsideScreen(Screen[None]):
-    """What one unit of the LSTM responds to, refreshed at every evaluation."""
+    """What one unit of the model (LSTM, GRU or RNN) responds to, refreshed at every evaluation."""
 
     BINDINGS = [
         Binding("escape", "close", "Back"),
@@ -102,7 +113,9 @@ class InsideScreen(Screen[None]):
         self._evaluations_seen = evaluations_seen  # () -> count of evaluations the app has shown
         self.lstm_layer = 0
         self.unit = 0
-        self.quantity = "cell"
+        self.cell = trainer.snapshot.config.cell  # lstm, gru or rnn
+        self.quantities = quantities(self.cell)  # what this cell has to show
+        self.quantity = default_quantity(self.cell)
         self.feature = "position in word" if "\n" not in self._window_text() else "position in line"
         self.acts: Activations | None = None
         self.shown_step = -1
@@ -143,11 +156,14 @@ class InsideScreen(Screen[None]):
         ids = corpus.val_ids[:WINDOW_CHARS]
         acts = activations(snapshot, ids, corpus.vocab.decode(ids))
         if not get_current_worker().is_cancelled:
-            self.post_message(InsideComputed(acts, step))
+            self.post_message(InsideComputed(acts, step, snapshot.config.cell))
 
     def on_inside_computed(self, message: InsideComputed) -> None:
         """New activations arrived from the worker: show them."""
         self.acts, self.shown_step = message.acts, message.step
+        if message.cell != self.cell:
+            self.cell, self.quantities = message.cell, quantities(message.cell)
+            self.quantity = default_quantity(message.cell)
         self.lstm_layer = min(self.lstm_layer, self.acts.layers - 1)
         self.unit = min(self.unit, self.acts.hidden - 1)
         self._redraw()
@@ -164,7 +180,8 @@ class InsideScreen(Screen[None]):
         values = acts.unit(self.quantity, self.lstm_layer, self.unit)
         lo, hi = value_range(self.quantity, values)
         head = (
-            f"inside · step {self.shown_step} · layer {self.lstm_layer + 1}/{acts.layers}"
+            f"inside {self.cell.upper()} · step {self.shown_step}"
+            f" · layer {self.lstm_layer + 1}/{acts.layers}"
             f" · unit {self.unit + 1}/{acts.hidden} · {self.quantity} [{lo:+.2f} … {hi:+.2f}]"
             f" · now {float(values[-1]):+.3f}"
         )
@@ -194,7 +211,8 @@ class InsideScreen(Screen[None]):
             self._redraw()
 
     def action_quantity(self) -> None:
-        self.quantity = QUANTITIES[(QUANTITIES.index(self.quantity) + 1) % len(QUANTITIES)]
+        qs = self.quantities
+        self.quantity = qs[(qs.index(self.quantity) + 1) % len(qs)]
         self._redraw()
 
     def action_feature(self) -> None:

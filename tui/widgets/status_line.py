@@ -68,5 +68,5 @@ class StatusLine(Static):
 
 
 def describe_model(config, num_params: int) -> str:
-    """'LSTM 1×128 · 58.6k params'."""
-    return f"LSTM {config.layers}×{config.hidden} · {si(num_params)} params"
+    """'LSTM 1×128 · 58.6k params' (or GRU, RNN: the model's cell)."""
+    return f"{config.cell.upper()} {config.layers}×{config.hidden} · {si(num_params)} params"
