@@ -46,18 +46,23 @@ def lr_for(hidden: int) -> float:
     return 1e-2 if hidden <= 128 else 5e-3
 
 
-def train_flops_per_char(hidden: int, layers: int, vocab: int) -> float:
+# Weight blocks per layer: the LSTM's four gates, the GRU's three, the plain RNN's one.
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+def train_flops_per_char(hidden: int, layers: int, vocab: int, cell: str = "lstm") -> float:
     """Multiply-adds x 2 for one character's forward and backward pass (backward = 2x forward):
     the recurrent products of every layer, the input products of layers above the first (layer
     0's is a row lookup), and the readout."""
-    H = hidden
-    forward = layers * 4 * H * H + (layers - 1) * 4 * H * H + H * vocab
+    H, G = hidden, GATES[cell]
+    forward = layers * G * H * H + (layers - 1) * G * H * H + H * vocab
     return 3 * 2 * forward
 
 
-def num_params(hidden: int, layers: int, vocab: int) -> int:
-    H = hidden
-    return 4 * H * (vocab + H + 1) + (layers - 1) * 4 * H * (2 * H + 1) + H * vocab + vocab
+def num_params(hidden: int, layers: int, vocab: int, cell: str = "lstm") -> int:
+    H, G = hidden, GATES[cell]
+    extra = H * layers if cell == "gru" else 0  # the GRU's recurrent candidate bias
+    return G * H * (vocab + H + 1) + (layers - 1) * G * H * (2 * H + 1) + H * vocab + vocab + extra
 
 
 _measured: float | None = None
@@ -102,14 +107,15 @@ def choose(n_chars: int, vocab: int, given: dict[str, Any] | None = None, flops:
             settings["lr"] = lr_for(settings["hidden"])
         why = f"a short text ({n_chars:,} characters): the settings that learn it in seconds"
         return Recipe(settings, _describe(settings, why))
+    cell = given.get("cell", "lstm")
     speed = (flops if flops is not None else machine_flops()) * STEP_EFFICIENCY
     need = min(SESSION_PASSES * n_chars, SESSION_CHARS) / SESSION_S  # characters per second
     fits = []
     for layers, hidden in LADDER:
         if "layers" in given and layers != given["layers"] or "hidden" in given and hidden != given["hidden"]:
             continue
-        rate = speed / train_flops_per_char(hidden, layers, vocab)
-        if rate >= need and num_params(hidden, layers, vocab) <= PARAMS_PER_CHAR * n_chars:
+        rate = speed / train_flops_per_char(hidden, layers, vocab, cell)
+        if rate >= need and num_params(hidden, layers, vocab, cell) <= PARAMS_PER_CHAR * n_chars:
             fits.append((layers, hidden, rate))
     if fits:
         layers, hidden, rate = fits[-1]
