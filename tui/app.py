@@ -450,7 +450,7 @@ class LstmApp(App[None]):
 
     def _do_reset(self) -> None:
         old = self.trainer
-        self.trainer = Trainer(old.corpus, old.config, checkpoint=old.checkpoint)
+        self.trainer = old.restart()  # the same engine (NumPy or PyTorch) on the same device
         self._curve = self._history_curve()
         self.last_save = None
         self._progress = self._evaluated = self._to_compare = None  # the old model's
