@@ -161,6 +161,9 @@ class LstmApp(App[None]):
         # multithreaded BLAS waits for it on every small product (benchmarks/blas_threads.py:
         # training with the app open ran at 51% of headless with two threads, 87% with one).
         self._blas_limit = threadpool_limits(limits=1, user_api="blas")
+        limit_threads = getattr(self.trainer, "limit_threads", None)  # the PyTorch engine's own pool
+        if limit_threads is not None:
+            limit_threads(1)
         self.set_interval(UI_TICK_S, self._tick)
         if self.trainer.shrunk:
             self.notify(

@@ -188,6 +188,10 @@ class TorchTrainer(Trainer):
     def restart(self) -> TorchTrainer:
         return type(self)(self.corpus, self.config, checkpoint=self.checkpoint, device=self.device.type)
 
+    def limit_threads(self, n: int) -> None:
+        """Use at most `n` threads for PyTorch's CPU arithmetic (the interface keeps a core free)."""
+        torch.set_num_threads(n)
+
     # ------------------------------------------------------------------ set-up
     def _attach(self, device: str | None) -> None:
         """Build the net, optimizer and carried state from core's, on `device`; join torchrun's group."""
