@@ -188,6 +188,18 @@ class TorchTrainer(Trainer):
     def restart(self) -> TorchTrainer:
         return type(self)(self.corpus, self.config, checkpoint=self.checkpoint, device=self.device.type)
 
+    def describe_engine(self) -> str:
+        """One line for the start of a run: PyTorch's version, the device, the processes."""
+        line = f"PyTorch {torch.__version__} on {self.device}"
+        if self.world > 1:
+            import torch.distributed as dist
+
+            line += (
+                f"; {self.world} processes ({dist.get_backend()}, DistributedDataParallel), "
+                f"rank {self.rank} training {len(self._mine)} of the {self.batch} streams"
+            )
+        return line
+
     def limit_threads(self, n: int) -> None:
         """Use at most `n` threads for PyTorch's CPU arithmetic (the interface keeps a core free)."""
         torch.set_num_threads(n)
