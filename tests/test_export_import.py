@@ -49,8 +49,8 @@ def test_export_loads_into_nn_lstm_by_name_and_scores_our_loss(tmp_path: Path, d
     path = export(ckpt, tmp_path)
     ck = ckpt_io.load(ckpt)
     tensors = load_file(str(path))
-    with open(path, "rb") as f:  # the metadata, as any safetensors reader sees it
-        header = json.loads(f.read(8 + int.from_bytes(f.read(8), "little"))[8:])["__metadata__"]
+    with open(path, "rb") as f:  # the metadata, read from the file's header as the format defines it
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))["__metadata__"]
     vocab = json.loads(header["vocab"])
     assert vocab == list(ck.vocab.chars)
     assert json.loads(header["config"])["cell"] == "lstm" and header["lstm_tui_version"] == core.__version__

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -216,3 +217,27 @@ async def test_the_interface_trains_with_the_torch_engine_and_resets_with_it(tmp
         await wait_for(pilot, lambda: app.saved_path is not None, "the save on quit")
     ck = ckpt_io.load(tmp_path / "tiny.npz")
     assert ck.meta["step"] >= 2 and ck.model.config.hidden == 16
+
+
+@pytest.mark.slow
+def test_sigterm_to_torchrun_stops_every_rank_after_the_same_step_and_rank_0_saves(tmp_path: Path):
+    """torchrun passes SIGTERM on to its processes; they agree on a step to stop after, and rank 0 saves.
+    (torchrun itself then exits 1 with its own report: that part is PyTorch's.)"""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "tui"]
+    args = ["train", "--engine", "torch", "--hidden", "12", "--eval-every", "5", "--json", "--checkpoint", "run.npz"]
+    proc = subprocess.Popen(
+        [*launcher, *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        records = [json.loads(proc.stdout.readline()) for _ in range(2)]  # evaluations at steps 0 and 5
+        assert [r["step"] for r in records] == [0, 5]
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=TIMEOUT)  # a rank left waiting for another would hang here
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "SIGTERM: stopping and saving" in err and err.count("model saved to run.npz") == 1, err[-2000:]
+    ck = ckpt_io.load(tmp_path / "run.npz")
+    assert ck.meta["step"] >= 5 and len(ck.arrays["history/loss"]) == ck.meta["step"]
