@@ -17,7 +17,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
@@ -124,8 +124,22 @@ def load(path: str | os.PathLike[str]) -> Checkpoint:
     if p.is_dir():
         raise CheckpointError(f"{p} is a directory, not a checkpoint")
     try:
-        with open(p, "rb") as f:
-            head = f.read(4)
+        f = open(p, "rb")
+    except OSError as e:
+        raise CheckpointError(f"cannot read {p}: {e.strerror or e}") from None
+    with f:
+        return read(f, p)
+
+
+def read(f: BinaryIO, p: Path) -> Checkpoint:
+    """Read and validate the checkpoint in the open file `f` (named `p` in messages).
+
+    Everything comes from this one open file: if the path is replaced meanwhile (a save is an
+    atomic rename), the file read is still the complete one that was opened.
+    """
+    try:
+        head = f.read(4)
+        f.seek(0)
     except OSError as e:
         raise CheckpointError(f"cannot read {p}: {e.strerror or e}") from None
     if head[:1] == b"\x80":
@@ -133,7 +147,7 @@ def load(path: str | os.PathLike[str]) -> Checkpoint:
     if head != b"PK\x03\x04":
         raise CheckpointError(f"{p} is not an lstm-tui checkpoint (not a .npz archive)")
     try:
-        with np.load(p, allow_pickle=False) as z:
+        with np.load(f, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except ValueError as e:
         if "pickle" in str(e):

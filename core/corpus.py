@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import codecs
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ class Corpus:
     n_train: int  # ids[:n_train] train; ids[n_train:] validate (when split)
     split: bool  # False: training text is also the evaluation text
     note: str  # one line on how the text was split, for reports
+    path: str | None = None  # the file's absolute path, when read from a file
 
     @property
     def size(self) -> int:
@@ -169,7 +170,8 @@ def load(
         raise CorpusError(f"{name} looks binary (NUL byte at offset {offset}); give a text file")
     text = _decode(raw, encoding, name)
     del raw
-    return from_text(text, name=name, lowercase=lowercase, val_fraction=val_fraction)
+    corpus = from_text(text, name=name, lowercase=lowercase, val_fraction=val_fraction)
+    return replace(corpus, path=str(p.resolve()))
 
 
 def bundled_path() -> Path:

@@ -22,13 +22,21 @@ from . import checkpoint as ckpt_io
 from .batches import Batches, Window
 from .corpus import Corpus
 from .errors import CheckpointError, ConfigError, LstmTuiError
-from .evaluate import Evaluation, evaluate
+from .evaluate import Evaluation, Evaluator
 from .model import CharLSTM, ModelConfig, State
 from .optim import Optimizer, clip_by_global_norm, make_optimizer
 
 # How often (seconds of wall time) a fresh copy of the weights is published for other threads,
 # and how often weights that just gave a finite loss are kept to roll back to on divergence.
 SNAPSHOT_EVERY_S = 0.25
+# With the default schedule an evaluation starts once this many times as many characters as the
+# evaluation text holds have been trained on since the last one began (and at least
+# EVAL_MIN_CHARS). Scoring a character costs about a third of training on one, so evaluation
+# takes roughly a tenth of the run, whatever the text's length.
+EVAL_INTERVAL = 4
+EVAL_MIN_CHARS = 20_000
+# Memory a run may plan for its activations, as a fraction of this machine's memory.
+MEMORY_FRACTION = 0.75
 
 
 @dataclass(frozen=True)
@@ -45,8 +53,11 @@ class TrainConfig:
     dropout: float = 0.0  # dropout on each layer's output while training
     steps: int = 0  # optimizer steps to take (0 = until stopped)
     seed: int = 0  # seeds initial weights, dropout masks and sampling
-    eval_every: int = 50  # steps between evaluations (0 = never)
-    eval_chars: int = 2000  # at most this many characters of the evaluation text are read
+    eval_every: int | None = None  # steps between evaluations; None = by characters trained
+    # (EVAL_INTERVAL x the evaluation text, so scoring costs about a tenth of the time); 0 = never
+    eval_chars: int = 0  # score at most this many characters of the evaluation text (0 = all of it)
+    lr_decay: float = 0.5  # multiply the learning rate by this when validation stops improving (1 = never)
+    lr_patience: int = 1  # evaluations without improvement before the learning rate is cut
     save_every: int = 0  # steps between automatic saves to the checkpoint (0 = never)
     dtype: str = "float32"  # float32 trains fast; float64 for exactness
     smoothing: float = 0.95  # weight of the past in the smoothed training loss
@@ -63,17 +74,16 @@ class TrainConfig:
         need(self.layers <= 16, f"{self.layers} layers is absurd here (at most 16)")
         need(self.seq_len <= 100_000, f"sequence length {self.seq_len} is absurd (at most 100000)")
         need(self.batch <= 100_000, f"batch {self.batch} is absurd (at most 100000)")
-        need(
-            self.batch * self.seq_len * self.hidden <= 2_000_000_000,
-            "batch x seq-len x hidden is too large to fit in memory",
-        )
         need(math.isfinite(self.lr) and 0 < self.lr <= 100, f"learning rate must be in (0, 100], got {self.lr}")
         need(math.isfinite(self.clip) and self.clip >= 0, f"clip must be >= 0, got {self.clip}")
         need(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
-        for name in ("steps", "eval_every", "save_every"):
+        for name in ("steps", "save_every", "lr_patience"):
             v = getattr(self, name)
             need(isinstance(v, int) and v >= 0, f"{name.replace('_', '-')} must be a whole number >= 0, got {v}")
-        need(self.eval_chars >= 2, f"eval-chars must be >= 2, got {self.eval_chars}")
+        ee = self.eval_every
+        need(ee is None or (isinstance(ee, int) and ee >= 0), f"eval-every must be a whole number >= 0, got {ee}")
+        need(self.eval_chars == 0 or self.eval_chars >= 2, f"eval-chars must be 0 (all) or >= 2, got {self.eval_chars}")
+        need(0 < self.lr_decay <= 1, f"lr-decay must be in (0, 1], got {self.lr_decay}")
         need(
             self.optimizer in ("adam", "sgd", "adagrad"),
             f"unknown optimizer {self.optimizer!r}; choose adam, sgd or adagrad",
@@ -120,6 +130,9 @@ class EvalReport:
     evaluation: Evaluation  # ground truth against prediction, per character
     on_validation: bool  # True: held-out text; False: the training text itself
     best: bool  # lowest evaluation loss so far
+    chars: int = 0  # characters scored
+    sample: bool = False  # True: only the first `chars` of the evaluation text (--eval-chars)
+    lr_cut: float | None = None  # the learning rate was cut to this after this evaluation
 
 
 @dataclass(frozen=True)
@@ -232,6 +245,7 @@ class Trainer:
         self.model = CharLSTM.create(config.model_config(corpus.vocab.size), self.rng)
         self.optimizer: Optimizer = make_optimizer(config.optimizer, self.model.params, config.lr)
         self.batches = Batches(corpus.train_ids, config.batch, config.seq_len)
+        check_memory(self.batches.batch, self.batches.seq_len, self.model.config)
         self.state: State = self.model.initial_state(self.batches.batch)
         self.step_count = 0
         self.smooth_loss = math.log(corpus.vocab.size)  # a uniform guess
@@ -242,10 +256,13 @@ class Trainer:
         self.snapshot: CharLSTM = self.model.copy()  # read-only for other threads
         self.last_eval: EvalReport | None = None
         self._rollback: tuple[dict[str, np.ndarray], dict[str, np.ndarray], int] | None = None
-        self._pending: Any = None  # what _learn leaves for _apply
+        self._learned: Any = None  # what _learn leaves for _apply
         self._snapshot_time = 0.0
         self._last_step_time = 0.0
         self._speed = 0.0  # smoothed seconds per step
+        self._pending: _PendingEval | None = None  # an evaluation being read a chunk at a time
+        self._eval_started_at = 0  # chars_seen when the last evaluation began
+        self._stale_evals = 0  # evaluations in a row without a new best (for lr_decay)
         self._take_rollback()
 
     # ---------------------------------------------------------------- properties
@@ -269,8 +286,19 @@ class Trainer:
 
     @property
     def eval_ids(self) -> np.ndarray:
-        """The evaluation text (validation part, or the whole text), capped at eval_chars."""
-        return self.corpus.val_ids[: self.config.eval_chars + 1]
+        """The evaluation text (validation part, or the whole text), capped at eval_chars if set."""
+        ids = self.corpus.val_ids
+        return ids[: self.config.eval_chars + 1] if self.config.eval_chars else ids
+
+    @property
+    def eval_is_sample(self) -> bool:
+        """True when --eval-chars cuts the evaluation text short: its score is a sample."""
+        return len(self.eval_ids) < len(self.corpus.val_ids)
+
+    @property
+    def eval_interval_chars(self) -> int:
+        """Characters trained between the starts of two evaluations, with the default schedule."""
+        return max(EVAL_MIN_CHARS, EVAL_INTERVAL * (len(self.eval_ids) - 1))
 
     # -------------------------------------------------------------------- steps
     def train_step(self) -> StepReport | DivergedReport:
@@ -315,15 +343,15 @@ class Trainer:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             loss, grads, state = self.model.loss_and_grads(window.x, window.y, self.state, window.resets, masks)
             norm = clip_by_global_norm(grads, self.config.clip)
-        self._pending = (grads, state)
+        self._learned = (grads, state)
         return loss, norm
 
     def _apply(self) -> None:
         """Update the weights with the gradients `_learn` left, and carry its state on."""
-        grads, state = self._pending
+        grads, state = self._learned
         self.optimizer.step(self.model.params, grads)
         self.state = state
-        self._pending = None
+        self._learned = None
 
     def _roll_back(self) -> None:
         """Return to the weights and optimizer state kept by `_take_rollback`; fresh carried state."""
@@ -363,78 +391,133 @@ class Trainer:
         self._snapshot_time = time.perf_counter()
 
     def evaluate(self, sample_rng: np.random.Generator | None = None) -> EvalReport:
-        """Read the evaluation text from a fresh state; remember the best loss."""
-        ev = self._read_eval_text(sample_rng)
-        best = ev.loss < self.best_val
-        if best:
-            self.best_val = ev.loss
-        self.val_history.append((self.step_count, ev.loss))
-        report = EvalReport(
+        """Score the current weights on the evaluation text now, from a fresh state; remember the best."""
+        pending = self._start_eval(sample_rng, keep_checkpoint=False)
+        return self._finish_eval(pending)
+
+    def _start_eval(self, sample_rng: np.random.Generator | None = None, keep_checkpoint: bool = True) -> _PendingEval:
+        """Begin scoring a frozen copy of the current weights; read it with `Evaluator.advance`."""
+        model = self.model.copy()
+        self._eval_started_at = self.batches.chars_seen
+        return _PendingEval(
+            evaluator=Evaluator(model, self.eval_ids, self.corpus.vocab, rng=sample_rng),
             step=self.step_count,
             epoch=self.epoch,
             train_loss=self.smooth_loss,
+            # what the best-model file gets if this evaluation sets a record: the run as it was
+            checkpoint=self._frozen_checkpoint(model) if keep_checkpoint and self.checkpoint is not None else None,
+        )
+
+    def _finish_eval(self, pending: _PendingEval) -> EvalReport:
+        ev = pending.evaluator.result()
+        best = ev.loss < self.best_val
+        lr_cut = None
+        if best:
+            self.best_val = ev.loss
+            self._stale_evals = 0
+        elif math.isfinite(ev.loss) and self.config.lr_decay < 1 and self.config.lr_patience:
+            self._stale_evals += 1
+            if self._stale_evals >= self.config.lr_patience:  # validation stopped improving
+                self._stale_evals = 0
+                self.optimizer.lr *= self.config.lr_decay
+                lr_cut = self.optimizer.lr
+        self.val_history.append((pending.step, ev.loss))
+        report = EvalReport(
+            step=pending.step,
+            epoch=pending.epoch,
+            train_loss=pending.train_loss,
             val_loss=ev.loss,
             accuracy=ev.accuracy,
             evaluation=ev,
             on_validation=self.corpus.split,
             best=best,
+            chars=ev.n,
+            sample=self.eval_is_sample,
+            lr_cut=lr_cut,
         )
         self.last_eval = report
         return report
-
-    def _read_eval_text(self, sample_rng: np.random.Generator | None) -> Evaluation:
-        """The model's reading of the evaluation text (another engine may read it its own way)."""
-        return evaluate(self.model, self.eval_ids, self.corpus.vocab, rng=sample_rng)
 
     def restart(self) -> Trainer:
         """A fresh run (new random weights) with the same text, settings, checkpoint and engine."""
         return type(self)(self.corpus, self.config, checkpoint=self.checkpoint)
 
+    def _eval_due(self) -> bool:
+        every = self.config.eval_every
+        if every is None:
+            return self.batches.chars_seen - self._eval_started_at >= self.eval_interval_chars
+        return bool(every) and self.step_count % every == 0
+
+    def _advance_eval(self) -> Iterator[Report]:
+        """Read one chunk of the evaluation in progress; when it is complete, report it (and keep
+        the weights it scored as the best model, if they are)."""
+        pending = self._pending
+        if pending is None or not pending.evaluator.advance():
+            return
+        self._pending = None
+        report = self._finish_eval(pending)
+        yield report
+        if report.best and report.on_validation and pending.checkpoint is not None and self.checkpoint is not None:
+            pending.checkpoint.meta["best_val"] = report.val_loss
+            yield from self._save_reports(str(best_path(self.checkpoint)), kind="best", ck=pending.checkpoint)
+
     # --------------------------------------------------------------------- loop
     def run(self) -> Iterator[Report]:
         """Train until the step budget is reached or `controls.stop()`; yield a report per event.
 
-        While paused the loop idles (waking every 0.1 s) but still answers save requests.
+        Evaluations are read a chunk at a time between training steps (on a frozen copy of the
+        weights they score), so a long validation text never holds training or the controls up.
+        While paused the loop idles (waking every 0.1 s), finishes an evaluation in progress and
+        still answers save requests.
         """
         cfg, controls = self.config, self.controls
         self.publish()
-        if self.step_count == 0 and cfg.eval_every:
-            yield self.evaluate()
+        if self.step_count == 0 and cfg.eval_every != 0 and self._pending is None:
+            self._pending = self._start_eval()
         while True:
             for path in controls.take_saves():
                 yield from self._save_reports(path)
             if controls.stopped or (cfg.steps and self.step_count >= cfg.steps):
+                if self._pending is not None and not controls.stopped:
+                    while self._pending is not None:  # the budget is spent: finish the scoring
+                        yield from self._advance_eval()
+                self._pending = None
                 self.publish()  # readers see the final weights
                 yield DoneReport(self.step_count, "stopped" if controls.stopped else "budget")
                 return
             if controls.paused:
                 if self._snapshot_time < self._last_step_time:
                     self.publish()
+                if self._pending is not None:
+                    yield from self._advance_eval()
+                    continue
                 controls.wait_running(0.1)
                 continue
             report = self.train_step()
             yield report
             if isinstance(report, DivergedReport):
+                self._pending = None
                 continue
             self._last_step_time = now = time.perf_counter()
             if now - self._snapshot_time >= SNAPSHOT_EVERY_S:
                 self.publish()
-            step = self.step_count
-            if cfg.eval_every and step % cfg.eval_every == 0:
-                ev = self.evaluate()
-                yield ev
-                if ev.best and ev.on_validation and self.checkpoint is not None:
-                    yield from self._save_reports(str(best_path(self.checkpoint)), kind="best")
-            if cfg.save_every and step % cfg.save_every == 0 and self.checkpoint is not None:
+            if self._pending is not None:
+                yield from self._advance_eval()
+            elif self._eval_due():
+                self._pending = self._start_eval()
+                yield from self._advance_eval()
+            if cfg.save_every and self.step_count % cfg.save_every == 0 and self.checkpoint is not None:
                 yield from self._save_reports(None)
 
-    def _save_reports(self, path: str | None, kind: str = "checkpoint") -> Iterator[SaveReport]:
+    def _save_reports(
+        self, path: str | None, kind: str = "checkpoint", ck: ckpt_io.Checkpoint | None = None
+    ) -> Iterator[SaveReport]:
         target = path or (str(self.checkpoint) if self.checkpoint is not None else None)
         if target is None:
             yield SaveReport(self.step_count, "", kind, "no checkpoint path was given")
             return
         try:
-            saved = self.save(target)
+            saved = ckpt_io.save(target, ck) if ck is not None else self.save(target)
             yield SaveReport(self.step_count, str(saved), kind)
         except LstmTuiError as e:
             yield SaveReport(self.step_count, target, kind, str(e))
@@ -453,7 +536,14 @@ class Trainer:
         arrays["history/val_loss"] = vh[:, 1]
         meta = {
             "train": self.config.to_dict(),
-            "corpus": {"name": self.corpus.name, "size": self.corpus.size, "split": self.corpus.split},
+            "corpus": {
+                "name": self.corpus.name,
+                "size": self.corpus.size,
+                "split": self.corpus.split,
+                "n_train": self.corpus.n_train,  # where validation starts: a watcher re-reads it
+                "path": self.corpus.path,  # where the text was read (lstm-tui watch looks there)
+            },
+            "epoch": self.epoch,
             "step": self.step_count,
             "chars_seen": self.batches.chars_seen,
             "batch_used": self.batch,
@@ -463,9 +553,16 @@ class Trainer:
             "smooth_loss": self.smooth_loss,
             "elapsed_s": self.elapsed_s,
             "best_val": self.best_val if math.isfinite(self.best_val) else None,
+            "stale_evals": self._stale_evals,
             "rng": _jsonable_rng(self.rng),
         }
         return ckpt_io.Checkpoint(model=self.model, vocab=self.corpus.vocab, meta=meta, arrays=arrays)
+
+    def _frozen_checkpoint(self, model: CharLSTM) -> ckpt_io.Checkpoint:
+        """The run as it is now, with `model` (a copy of the weights) and copies of every array."""
+        ck = self.to_checkpoint()
+        arrays = {k: np.array(v, copy=True) for k, v in ck.arrays.items()}
+        return ckpt_io.Checkpoint(model=model, vocab=ck.vocab, meta=ck.meta, arrays=arrays)
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Save atomically to `path` (default: the run's checkpoint)."""
@@ -536,6 +633,8 @@ class Trainer:
         self.smooth_loss = float(meta["smooth_loss"])
         self.elapsed_s = float(meta.get("elapsed_s", 0.0))
         self.best_val = float(meta["best_val"]) if meta.get("best_val") is not None else math.inf
+        self._stale_evals = int(meta.get("stale_evals", 0))
+        self._eval_started_at = self.batches.chars_seen
         self.loss_history = [float(v) for v in ck.arrays.get("history/loss", np.zeros(0))]
         steps = ck.arrays.get("history/val_step", np.zeros(0, np.int64))
         losses = ck.arrays.get("history/val_loss", np.zeros(0))
@@ -566,3 +665,44 @@ def _rng_from_json(d: Any) -> Any:
             return int(d["int"])
         return {k: _rng_from_json(v) for k, v in d.items()}
     return d
+
+
+@dataclass
+class _PendingEval:
+    """An evaluation being read: what it scores, and the run as it was when it began."""
+
+    evaluator: Evaluator
+    step: int
+    epoch: float
+    train_loss: float
+    checkpoint: ckpt_io.Checkpoint | None  # saved as the best model if this evaluation is a record
+
+
+def activation_bytes(batch: int, seq_len: int, config: ModelConfig) -> int:
+    """About how much memory one training step holds: per layer the (T, B, 4H) gates and the
+    (T+1, B, H) hidden, cell and tanh(cell) states; the (T, B, V) logits and their gradient."""
+    itemsize = np.dtype(config.dtype).itemsize
+    T, B, H, V = seq_len, batch, config.hidden, config.vocab_size
+    per_layer = T * B * 4 * H + 4 * (T + 1) * B * H
+    return itemsize * (config.layers * per_layer + 3 * T * B * V)
+
+
+def machine_memory() -> int:
+    """This machine's physical memory in bytes (a generous guess where it cannot be read)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return 16 << 30
+
+
+def check_memory(batch: int, seq_len: int, config: ModelConfig) -> None:
+    """Refuse, in one line, a batch shape whose activations cannot fit in this machine's memory.
+
+    Judged on the batch and window actually used, after they have shrunk to fit the text."""
+    need, have = activation_bytes(batch, seq_len, config), machine_memory()
+    if need > MEMORY_FRACTION * have:
+        raise ConfigError(
+            f"batch {batch} x seq-len {seq_len} x hidden {config.hidden} needs about {need / 2**30:.1f} GiB "
+            f"for one training step, more than this machine can give ({have / 2**30:.1f} GiB in all); "
+            "lower --batch, --seq-len or --hidden"
+        )

@@ -159,6 +159,24 @@ async def test_generate_temperature_and_unknown_seed_characters():
         await finish(app, pilot)
 
 
+async def test_f3_selects_the_seed_so_that_typing_replaces_it():
+    app = make_app(tiny(steps=5))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.state == "done", "the step budget")
+        seed = app.query_one("#seed")
+        seed.value = "to be"
+        await pilot.press("tab")  # away from the seed box, then back with f3
+        assert app.focused is not seed
+        await pilot.press("f3")
+        assert app.focused is seed
+        await pilot.press(*"or")
+        assert seed.value == "or"
+        await pilot.press("f3")  # already in the box: f3 selects again
+        await pilot.press("x")
+        assert seed.value == "x"
+        await finish(app, pilot)
+
+
 def panel_text(app: LstmApp) -> str:
     panel = app.query_one(GeneratePanel)
     return panel.run_seed + panel.output_text

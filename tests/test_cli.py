@@ -52,7 +52,7 @@ def trained(workdir: Path) -> tuple[Path, subprocess.CompletedProcess]:
             "--val-fraction --lowercase --encoding --checkpoint --save-every --eval-every --resume "
             "train sample .lstm.npz",
         ),
-        (["train"], "--hidden --steps --json --checkpoint --resume --save-every --eval-every 130"),
+        (["train"], "--hidden --steps --json --log --checkpoint --resume --save-every --eval-every 130"),
         (["sample"], "CHECKPOINT --prime --length --temperature --top-k --top-p --seed"),
     ],
 )
@@ -289,6 +289,28 @@ def test_interface_needs_a_terminal(tmp_path: Path) -> None:
     assert_usage_error(run("--steps", "1", cwd=tmp_path), "terminal", "lstm-tui train")
 
 
+def test_train_log_appends_the_json_records_across_runs(tmp_path: Path) -> None:
+    """--log FILE gets the records --json prints, one JSON object a line, appended run after run."""
+    first = run("train", "--steps", "20", "--eval-every", "10", "--json", "--log", "run.jsonl", "--checkpoint", "m.npz",
+                *SMALL, cwd=tmp_path)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    lines = (tmp_path / "run.jsonl").read_text("utf-8").splitlines()
+    assert lines == first.stdout.splitlines()  # the same records, byte for byte
+    second = run("train", "--resume", "m.npz", "--steps", "10", "--eval-every", "5", "--log", "run.jsonl", "-q",
+                 cwd=tmp_path)  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    records = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text("utf-8").splitlines()]
+    assert [r["step"] for r in records] == [0, 10, 20, 25, 30]  # the first run's, then the resumed run's
+    assert all(r["val_loss"] > 0 and r["chars_per_s"] >= 0 for r in records)
+    assert "{" not in second.stdout  # without --json no records on stdout, only the summary
+
+
+def test_train_log_that_cannot_be_written_is_bad_input(tmp_path: Path) -> None:
+    (tmp_path / "adir").mkdir()
+    assert_usage_error(run("train", "--steps", "1", "--log", "adir", *SMALL, cwd=tmp_path), "cannot write the log adir")
+    assert not list(tmp_path.glob("*.npz"))  # nothing trained, nothing saved
+
+
 # ------------------------------------------------- headless commands stay headless
 NO_TEXTUAL = """
 import sys
@@ -307,8 +329,9 @@ sys.exit(code)
         ["--help"],
         ["train", "--help"],
         ["missing.txt"],
+        ["watch", "missing.npz"],
     ],
-    ids=["train", "help", "train-help", "app-bad-input"],
+    ids=["train", "help", "train-help", "app-bad-input", "watch-bad-input"],
 )
 def test_headless_commands_do_not_import_textual(args: list[str], tmp_path: Path) -> None:
     res = subprocess.run(
@@ -325,6 +348,41 @@ def test_sample_does_not_import_textual(workdir: Path, trained: tuple[Path, subp
     )
     assert res.returncode == 0, res.stderr
     assert "UI MODULES: []" in res.stderr, res.stderr
+
+
+# ------------------------------------------------------------ the command registry
+REGISTRY = """
+import importlib, sys
+from tui.commands import COMMANDS, DEFAULT
+for name, command in [(None, DEFAULT), *COMMANDS.items()]:
+    module = importlib.import_module(command.module)
+    parser = module.build_parser()
+    assert callable(module.run), name
+    assert parser.prog == ("lstm-tui " + name if name else "lstm-tui"), parser.prog
+import tui.palette
+ui = sorted(m for m in sys.modules if m.split(".")[0] in ("textual", "rich"))
+print("APP IMPORTED:", "tui.app" in sys.modules, "UI:", bool(ui))
+"""
+
+
+def test_every_registered_command_has_a_parser_and_a_runner_and_the_palette_needs_no_app(tmp_path: Path) -> None:
+    """Each command module gives its parser and runner without importing the interface; the
+    palette provider imports Textual but not the app (the app imports it, not the other way)."""
+    res = subprocess.run(
+        [sys.executable, "-c", REGISTRY], cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert res.returncode == 0, res.stderr
+    assert "APP IMPORTED: False UI: True" in res.stdout, res.stdout
+
+
+def test_help_lists_every_registered_command(tmp_path: Path) -> None:
+    from tui.commands import COMMANDS
+
+    res = run("--help", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    for name, command in COMMANDS.items():
+        assert f"lstm-tui {name} {command.usage}" in res.stdout
+        assert command.summary in res.stdout
 
 
 # -------------------------------------------------------------------- signals

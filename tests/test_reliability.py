@@ -29,7 +29,7 @@ def test_a_100_mb_text_trains_in_memory_proportional_to_its_size(tmp_path):
         f"""
         from core import corpus, Trainer, TrainConfig
         c = corpus.load({str(path)!r})
-        t = Trainer(c, TrainConfig(steps=2, eval_every=1))
+        t = Trainer(c, TrainConfig(steps=2, eval_every=1, eval_chars=2000))
         for r in t.run():
             pass
         # VmHWM: this process's own peak (ru_maxrss would carry the parent's over the fork)

@@ -32,8 +32,8 @@ from core import Controls, EvalReport, Trainer, evaluate
 from core.errors import ConfigError
 
 from . import training
-from .commands import TrainingCommands
 from .messages import Compared, Diverged, Evaluated, Finished, Generated, GenerationDone, NextChars, Progress, Saved
+from .palette import AppCommands, PaletteCommand
 from .widgets.comparison import ComparisonView
 from .widgets.generate_panel import GeneratePanel
 from .widgets.help_screen import HelpScreen
@@ -74,7 +74,7 @@ class LstmApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "lstm-tui"
-    COMMANDS = App.COMMANDS | {TrainingCommands}
+    COMMANDS = App.COMMANDS | {AppCommands}  # lists palette_commands()
     # Below these sizes the screen gets a reduced layout (see app.tcss).
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (70, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (22, "-tall")]
@@ -330,6 +330,20 @@ class LstmApp(App[None]):
             if self._quitting:  # save what we have: the loop is gone
                 self._save_direct(None)
 
+    def palette_commands(self) -> list[PaletteCommand]:
+        """The command palette's training commands (the less common actions; see tui.palette)."""
+        return [
+            ("Save now", self.action_save, "write the model to its checkpoint"),
+            ("Save as…", self.action_save_as, "write the model to another file"),
+            ("Change learning rate…", self.action_change_lr, "takes effect at the next step"),
+            ("Toggle comparison text", self.action_toggle_comparison, "validation or training text"),
+            ("Pause / resume training", self.action_toggle_pause, "f2"),
+            ("Generate", self.action_generate, "ctrl+g: continue the seed text"),
+            ("Reset the model", self.action_reset_model, "start again from fresh random weights"),
+            ("Look inside the LSTM", self.action_inside, "f4: colour the text by a unit's gates, cell or state"),
+            ("Help", self.action_help, "f1: panels and keys"),
+        ]
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Textual's palette commands, with Quit saying that it saves first."""
         for command in super().get_system_commands(screen):
@@ -473,8 +487,10 @@ class LstmApp(App[None]):
             self.push_screen(InsideScreen(self.trainer, lambda: self.evaluations))
 
     def action_focus_seed(self) -> None:
-        """Put the cursor in the seed box."""
-        self.query_one("#seed", Input).focus()
+        """Put the cursor in the seed box with its text selected, so that typing replaces it."""
+        seed = self.query_one("#seed", Input)
+        seed.focus()
+        seed.select_all()
 
     def action_temperature(self, direction: int) -> None:
         """Temperature one 0.05 step down or up."""

@@ -18,7 +18,7 @@ from .inside_render import legend, render_ansi, render_plain, render_shades
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of `lstm-tui inspect`."""
-    from .cli import nonneg_int, positive_int  # the CLI's number parsers and messages
+    from .commands.options import nonneg_int, positive_int  # the CLI's number parsers and messages
 
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a model saved by lstm-tui")
     p.add_argument("--text", metavar="FILE", help="text to read (default: the bundled soliloquy)")

@@ -25,9 +25,10 @@ Data parallel under `torchrun` (RANK, WORLD_SIZE, LOCAL_RANK set): every rank bu
 from the same seed and reads the same windows; rank r trains streams r, r + N, r + 2N, ... of the
 B, so together the ranks do exactly the single-process step. Each rank's loss is scaled so that
 DistributedDataParallel's mean of the gradients is the gradient of the mean over all B streams.
-After the backward pass one all-reduce gathers the loss, the carried state of every stream and
-any stop request, so that every rank keeps the whole state (rank 0 saves it) and all ranks stop
-at the same step. Rank 0 alone evaluates and saves.
+After the backward pass one all-reduce gathers the loss, the carried state of every stream, any
+stop request and rank 0's learning rate (which its evaluations may cut), so that every rank keeps
+the whole state (rank 0 saves it), takes the same update, and all ranks stop after the same step.
+Rank 0 alone evaluates (a NumPy copy of the weights, as the NumPy engine does) and saves.
 """
 
 from __future__ import annotations
@@ -47,8 +48,7 @@ from torch import nn
 
 from core.batches import Window
 from core.errors import ConfigError
-from core.evaluate import Evaluation, evaluate
-from core.trainer import Controls, EvalReport, Trainer
+from core.trainer import Controls, Trainer
 
 from .torch_io import layer_from_torch, layer_to_torch
 
@@ -107,23 +107,6 @@ class CharLSTMNet(nn.Module):
             new_state.append((h, c))
             inp = out
         return self.readout(inp), new_state  # (T, B, V)
-
-
-class _EvalView:
-    """The net as `core.evaluate` reads a model: initial_state(1) and forward(x, state)."""
-
-    def __init__(self, net: CharLSTMNet, device: torch.device, hidden: int, dtype: torch.dtype):
-        self.net, self.device, self.hidden, self.dtype = net, device, hidden, dtype
-
-    def initial_state(self, batch: int = 1) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        z = torch.zeros(batch, self.hidden, dtype=self.dtype, device=self.device)
-        return [(z, z) for _ in self.net.lstm]
-
-    @torch.no_grad()
-    def forward(self, x: NDArray, state: Any) -> tuple[NDArray, Any, None]:
-        xt = torch.from_numpy(np.asarray(x, dtype=np.int64)).to(self.device)  # (T, 1)
-        logits, state = self.net(xt, state, {}, None)
-        return logits.cpu().numpy(), state, None
 
 
 class AgreedControls(Controls):
@@ -290,10 +273,14 @@ class TorchTrainer(Trainer):
             for slot, name in slots.items():
                 st[name] = self._tensor(moments[slot][i][1]).clone(memory_format=torch.preserve_format)
 
-    def _pull(self) -> None:
-        """Weights, moments and carried state back into core's arrays (for checkpoints)."""
+    def _pull_params(self) -> None:
+        """The weights back into core's arrays (for snapshots and evaluation)."""
         for k, v in self._ours(lambda p: p).items():
             self.model.params[k][...] = v
+
+    def _pull(self) -> None:
+        """Weights, moments and carried state back into core's arrays (for checkpoints)."""
+        self._pull_params()
         zeros = torch.zeros(())
         for slot, name in SLOTS[self.config.optimizer].items():
             moments = self._ours(lambda p, name=name: self._opt.state[p].get(name, zeros.expand(p.shape)))
@@ -350,17 +337,21 @@ class TorchTrainer(Trainer):
         import torch.distributed as dist
 
         L, B, H = len(new_state), self.batch, self.model.config.hidden
-        buf = torch.zeros(L * 2 * B * H + 2, dtype=torch.float64, device=self.device)
+        buf = torch.zeros(L * 2 * B * H + 3, dtype=torch.float64, device=self.device)
         full = buf[: L * 2 * B * H].view(L, 2, B, H)
         for k, (h, c) in enumerate(new_state):
             full[k, 0, self._mine_t] = h.detach().to(torch.float64)
             full[k, 1, self._mine_t] = c.detach().to(torch.float64)
-        buf[-2] = loss_sum.to(torch.float64)
-        buf[-1] = float(isinstance(self.controls, AgreedControls) and self.controls.requested)
+        buf[-3] = loss_sum.to(torch.float64)
+        buf[-2] = float(isinstance(self.controls, AgreedControls) and self.controls.requested)
+        if self.rank == 0:  # rank 0's learning rate, which its evaluations may have cut (--lr-decay)
+            buf[-1] = self.optimizer.lr
         dist.all_reduce(buf)
         full = full.to(self.dtype)
         self._new_state = [(full[k, 0], full[k, 1]) for k in range(L)]
-        return buf[-2], bool(buf[-1].item() > 0)
+        stop, lr = buf[-2:].tolist()
+        self.optimizer.lr = lr  # every rank takes the same step
+        return buf[-3], stop > 0
 
     def _apply(self) -> None:
         for group in self._opt.param_groups:
@@ -395,22 +386,23 @@ class TorchTrainer(Trainer):
         if self._net is not None:
             if self.rank != 0:
                 return  # nobody reads another rank's snapshot
-            for k, v in self._ours(lambda p: p).items():
-                self.model.params[k][...] = v
+            self._pull_params()
         super().publish()
 
-    def evaluate(self, sample_rng: np.random.Generator | None = None) -> EvalReport:
-        """core's evaluation; on ranks other than 0 (which neither print nor save) a placeholder."""
-        if self._net is not None and self.rank != 0:
-            empty = Evaluation(math.nan, math.nan, "", "", "", np.zeros(0), None)
-            return EvalReport(self.step_count, self.epoch, self.smooth_loss, math.nan, math.nan, empty, False, False)
-        return super().evaluate(sample_rng)
+    def _start_eval(self, sample_rng: np.random.Generator | None = None, keep_checkpoint: bool = True) -> Any:
+        """core's evaluation, of a NumPy copy of the current weights (so it scores exactly as the
+        NumPy engine would, a chunk between steps); ranks other than 0 do not evaluate."""
+        if self._net is not None:
+            if self.rank != 0:
+                return None
+            self._pull_params()
+        return super()._start_eval(sample_rng, keep_checkpoint)
 
-    def _read_eval_text(self, sample_rng: np.random.Generator | None) -> Evaluation:
-        """core.evaluate, with the net reading the text on its device."""
-        assert self._net is not None
-        view = _EvalView(self._net, self.device, self.model.config.hidden, self.dtype)
-        return evaluate(view, self.eval_ids, self.corpus.vocab, rng=sample_rng)  # type: ignore[arg-type]
+    def _advance_eval(self) -> Any:
+        if self._net is not None and self.rank != 0:
+            self._pending = None
+            return iter(())
+        return super()._advance_eval()
 
     def to_checkpoint(self) -> Any:
         if self._net is not None:

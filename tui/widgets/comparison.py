@@ -63,7 +63,7 @@ class ComparisonView(Widget):
         width = max(2, self.size.width - LABEL)
         pairs = max(1, self.size.height // 2)
         out = Text(no_wrap=True, overflow="crop")
-        i, n = 0, ev.n
+        i, n = 0, len(ev.truth)
         for row in range(pairs):
             if i >= n:
                 break

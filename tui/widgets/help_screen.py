@@ -39,7 +39,7 @@ KEYS (all work while you type in the seed box)
   escape      stop generating
   f7 / f8     temperature down / up by 0.05; or type a value in its box,
               where up / down also step it
-  f3          back to the seed box
+  f3          back to the seed box, its text selected: typing replaces it
   f4          look inside: the text coloured by one unit's gate, cell or
               hidden value; arrows pick unit and layer, q the quantity,
               f a text feature to rank units by, r the best unit
@@ -55,8 +55,12 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,f1,q", "dismiss", "Close help")]
 
+    def __init__(self, text: str = HELP) -> None:
+        super().__init__()
+        self.text = text
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-body") as body:
             body.border_title = "help"
             body.border_subtitle = "escape closes"
-            yield Static(HELP, markup=False)
+            yield Static(self.text, markup=False)

@@ -18,13 +18,18 @@ STATES = {
     "stopped": ("■ stopped", "bold"),
     "done": ("✔ done", "bold green"),
     "error": ("✖ error", "bold red"),
+    # lstm-tui watch: another process trains; this screen only reads its checkpoint
+    "watching": ("◉ WATCHING, not training", "bold reverse cyan"),
+    "watch-failed": ("◉ WATCHING, not training", "bold reverse red"),
 }
 
 
 class StatusLine(Static):
-    """One line: corpus, model shape, parameters, training state."""
+    """One line: training state (and a detail such as when the watched run last saved), corpus,
+    model shape, parameters."""
 
     state: reactive[str] = reactive("starting")
+    detail: reactive[str] = reactive("")
 
     def __init__(self, corpus: str, model: str, **kwargs) -> None:
         super().__init__("", markup=False, **kwargs)
@@ -39,6 +44,10 @@ class StatusLine(Static):
         """Redraw when the training state changes."""
         self._redraw()
 
+    def watch_detail(self) -> None:
+        """Redraw when the detail after the state changes."""
+        self._redraw()
+
     def set_model(self, model: str) -> None:
         """Show another model description (after a reset)."""
         self.model = model
@@ -49,6 +58,8 @@ class StatusLine(Static):
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(" lstm-tui ", "reverse bold")
         text.append(f" {label} ", style)
+        if self.detail:
+            text.append(f" {self.detail} ", "bold red" if self.state == "watch-failed" else "bold")
         text.append("│", "dim")
         text.append(f" {self.corpus} ")
         text.append("│", "dim")

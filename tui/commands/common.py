@@ -1,0 +1,315 @@
+"""What the commands share beyond option parsing: building a trainer from the options, progress
+and summaries on a terminal or a pipe, and the handlers that turn signals into a clean stop.
+
+Imports neither Textual nor the commands: the headless commands use it.
+
+Exit codes: 0 success; 1 training diverged or the model could not be saved; 2 bad usage or bad
+input; 130 interrupted (Ctrl+C); 143 terminated (SIGTERM); 129 hang-up (SIGHUP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import math
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import core
+from core import corpus as corpus_io
+from core.checkpoint import load as load_checkpoint
+from core.trainer import TrainConfig
+
+from . import COMMANDS
+from .options import PROG
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# Progress: a live line is redrawn at most this often; plain lines are written at most this often.
+LIVE_EVERY_S = 0.1
+PLAIN_EVERY_S = 2.0
+# After a hang-up the interface gets this long to save, then this long to shut down normally.
+HANGUP_SAVE_S = 60.0
+HANGUP_GRACE_S = 1.0
+# The final summary shows at most this many characters of the evaluation text.
+SUMMARY_CHARS = 900
+SUMMARY_WIDTH = 72
+
+
+# ------------------------------------------------------------- building a trainer
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields the user gave on the command line (steps handled by the caller)."""
+    names = "hidden layers seq_len batch lr optimizer clip dropout seed eval_every eval_chars save_every dtype"
+    return {n: getattr(args, n) for n in names.split() if getattr(args, n) is not None}
+
+
+def load_corpus(args: argparse.Namespace) -> tuple[corpus_io.Corpus, str]:
+    """The corpus named on the command line (or the bundled one) and a label for reports."""
+    if args.corpus is None:
+        path = corpus_io.bundled_path()
+        label = f"{path.name} (bundled)"
+    else:
+        path = Path(args.corpus)
+        label = str(path)
+        if not path.exists():
+            guess = difflib.get_close_matches(args.corpus, COMMANDS, n=1, cutoff=0.75)
+            hint = f" (did you mean '{PROG} {guess[0]}'?)" if guess else ""
+            raise core.CorpusError(f"no such file: {path}{hint}")
+    text = corpus_io.load(path, encoding=args.encoding, lowercase=args.lowercase, val_fraction=args.val_fraction)
+    return text, label
+
+
+def check_writable(path: Path) -> None:
+    """Raise CheckpointError early if the checkpoint could never be written at `path`."""
+    if path.is_dir():
+        raise core.CheckpointError(f"--checkpoint {path} is a directory; give a file name such as {path}/model.npz")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise core.CheckpointError(f"cannot save the model to {path}: {folder} is not a writable directory")
+
+
+def default_checkpoint(corpus_name: str) -> Path:
+    """./<corpus stem>.lstm.npz in the current directory."""
+    stem = Path(corpus_name).stem or "model"
+    return Path(f"{stem}.lstm.npz")
+
+
+def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[core.Trainer, str]:
+    """Load and check everything the command line names; the ready Trainer and the corpus label."""
+    overrides = config_overrides(args)
+    resumed_step = 0
+    if args.resume is not None:
+        ck = load_checkpoint(args.resume)  # a clear CheckpointError if missing or corrupt
+        resumed_step = int(ck.meta.get("step", 0))
+        trained_on = (ck.meta.get("corpus") or {}).get("name")
+        if args.corpus is None and trained_on and trained_on != corpus_io.bundled_path().name:
+            raise core.CheckpointError(
+                f"{args.resume} was trained on {trained_on}; give that text too: "
+                f"{PROG} {'train ' if args.command == 'train' else ''}{trained_on} --resume {args.resume}"
+            )
+    text, label = load_corpus(args)
+    steps = args.steps if args.steps is not None else 0
+    controls = core.Controls()
+    if args.resume is not None:
+        checkpoint = Path(args.checkpoint) if args.checkpoint else Path(args.resume)
+        check_writable(checkpoint)
+        total = resumed_step + steps if steps else 0
+        trainer = core.Trainer.resume(
+            args.resume, text, checkpoint=checkpoint, controls=controls, steps=total, **overrides
+        )
+    else:
+        config = TrainConfig(steps=steps, **overrides)
+        checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(text.name)
+        check_writable(checkpoint)
+        if checkpoint.exists():
+            say(
+                f"note: {checkpoint} exists and will be replaced when this run saves "
+                f"(to continue training it instead: --resume {checkpoint})"
+            )
+        trainer = core.Trainer(text, config, checkpoint=checkpoint, controls=controls)
+    return trainer, label
+
+
+def describe(trainer: core.Trainer, label: str) -> list[str]:
+    """What is about to be trained, for the start of a run."""
+    text, cfg = trainer.corpus, trainer.config
+    mc = trainer.model.config
+    lines = [
+        f"corpus: {label}: {text.size:,} characters, {text.vocab.size} distinct; {text.note}",
+        f"model: {mc.layers} layer{'s' if mc.layers > 1 else ''} x {mc.hidden} hidden, "
+        f"{mc.num_params():,} parameters ({mc.dtype}); {cfg.optimizer} lr {trainer.optimizer.lr:g}, "
+        f"clip {cfg.clip:g}, dropout {cfg.dropout:g}, seed {cfg.seed}",
+    ]
+    shape = f"batch {trainer.batch} x seq-len {trainer.seq_len}"
+    if trainer.shrunk:
+        shape += (
+            f" (asked for batch {cfg.batch} x seq-len {cfg.seq_len}; "
+            f"the training text has only {len(text.train_ids):,} characters)"
+        )
+    lines.append(f"windows: {shape}")
+    if trainer.step_count:
+        lines.append(f"resumed at step {trainer.step_count:,} (epoch {trainer.epoch:.2f})")
+    return lines
+
+
+# ------------------------------------------------------- progress and summaries
+def emit(stream: TextIO, text: str, end: str = "\n") -> bool:
+    """Write and flush; False instead of an exception when the stream is gone (a closed pipe, a
+    hung-up terminal), so that losing an output never costs the model."""
+    try:
+        stream.write(text + end)
+        stream.flush()
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+class Progress:
+    """Progress on stderr: a live redrawn line on a terminal, plain periodic lines otherwise."""
+
+    def __init__(self, stream: TextIO, quiet: bool):
+        self.stream = stream
+        self.quiet = quiet
+        self.live = not quiet and stream.isatty()
+        self.drawn = False
+        self.last = -math.inf
+
+    def _write(self, text: str) -> None:
+        if not emit(self.stream, text, end=""):
+            self.quiet, self.live = True, False  # the stream is gone: stop talking, keep training
+
+    def message(self, text: str) -> None:
+        """A line that stays (clears the live line first)."""
+        self.clear()
+        self._write(text + "\n")
+
+    def clear(self) -> None:
+        if self.drawn:
+            self.drawn = False
+            self._write("\r\x1b[K")
+
+    def finish(self) -> None:
+        """Leave the live line on screen as the last word on progress."""
+        if self.drawn:
+            self.drawn = False
+            self._write("\n")
+
+    def _width(self) -> int:
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns
+        except (OSError, ValueError):
+            return shutil.get_terminal_size((80, 24)).columns
+
+    def update(self, text: str, force: bool = False) -> None:
+        """Show `text` if enough time has passed since the last update (or when forced)."""
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if not force and now - self.last < (LIVE_EVERY_S if self.live else PLAIN_EVERY_S):
+            return
+        self.last = now
+        if self.live:
+            self._write("\r\x1b[K" + text[: max(20, self._width() - 1)])
+            self.drawn = self.live
+        else:
+            self._write(text + "\n")
+
+
+def bar(done: int, total: int, width: int = 12) -> str:
+    frac = min(1.0, done / total) if total else 0.0
+    filled = int(frac * width)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {int(frac * 100):3d}%"  # 100% only when done
+
+
+def clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def visible(text: str) -> str:
+    """One display cell per character: newline, tab and other controls made visible."""
+    return "".join(
+        "↵" if ch == "\n" else "→" if ch == "\t" else "·" if (ch < " " or "\x7f" <= ch < "\xa0") else ch for ch in text
+    )
+
+
+def summary_lines(ev: core.Evaluation, on_validation: bool) -> list[str]:
+    """Ground truth against the model's predictions, as the original notebook printed them,
+    aligned in rows with a caret under every wrong prediction."""
+    n = min(ev.n, SUMMARY_CHARS)
+    truth, pred = visible(ev.truth[:n]), visible(ev.predicted[:n])
+    where = "held-out validation text" if on_validation else "training text (there is no validation split)"
+    shown = f"the first {n:,} of {ev.n:,}" if n < ev.n else f"all {n:,}"
+    lines = [
+        f"The model's prediction of each next character, teacher-forced on {shown} characters",
+        f"of the {where}; ^ marks a wrong prediction:",
+    ]
+    for start in range(0, n, SUMMARY_WIDTH):
+        t, p = truth[start : start + SUMMARY_WIDTH], pred[start : start + SUMMARY_WIDTH]
+        marks = "".join(" " if a == b else "^" for a, b in zip(t, p, strict=True)).rstrip()
+        lines += [f"  truth  {t}", f"  model  {p}"] + ([f"         {marks}"] if marks else [])
+    lines.append(
+        f"Accuracy: {ev.accuracy:.1%} ({int(ev.correct.sum()):,} of {ev.n:,} characters); "
+        f"loss {ev.loss:.4f} nats/char ({ev.bits_per_char:.3f} bits/char, perplexity {ev.perplexity:.2f})"
+    )
+    return lines
+
+
+# ------------------------------------------------------------------- signals
+def install_stop_handlers(controls: core.Controls, progress: Progress) -> tuple[dict[int, Any], list[int]]:
+    """Ctrl+C, SIGTERM and SIGHUP stop training at the next step boundary so the model is saved.
+    A second Ctrl+C quits at once without saving. Returns the old handlers and the signal seen."""
+    seen: list[int] = []
+    old: dict[int, Any] = {}
+
+    def handler(signum: int, _frame: Any) -> None:
+        if seen and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if not seen:
+            seen.append(signum)
+            controls.stop()
+            if signum == signal.SIGINT:
+                why = "Ctrl+C: stopping and saving (Ctrl+C again to quit without saving)"
+            else:
+                why = f"{signal.Signals(signum).name}: stopping and saving"
+            try:
+                progress.message(f"{PROG}: {why}")
+            except (OSError, ValueError):
+                pass  # stderr gone (hang-up): still save
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            old[sig] = signal.signal(sig, handler)
+    return old, seen
+
+
+def exit_after_save(app: Any, code: int, saves: bool = True) -> None:
+    """After a hang-up, end the process once the model is saved (if the app saves on quit). The
+    terminal is gone, and Textual's shutdown can block forever writing to it; nothing is left to
+    restore."""
+    deadline = time.monotonic() + (HANGUP_SAVE_S if saves else 0.0)
+    while getattr(app, "saved_path", None) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(HANGUP_GRACE_S)  # a normal shutdown that can still finish ends the process first
+    os._exit(code)
+
+
+def quit_app_on_signals(app: Any, saves: bool = True) -> tuple[dict[int, Any], list[int]]:
+    """SIGTERM and SIGHUP quit the interface the way ctrl+q does (saving the model, if `saves`,
+    and restoring the terminal) instead of killing it mid-screen. A second signal kills as usual."""
+    import asyncio
+
+    seen: list[int] = []
+    old: dict[int, Any] = {}
+
+    def handler(signum: int, _frame: Any) -> None:
+        if seen:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        seen.append(signum)
+        try:
+            loop = asyncio.get_running_loop()  # the interface's loop, running in this thread
+        except RuntimeError:
+            raise KeyboardInterrupt from None  # not running yet (or any more): stop plainly
+        loop.call_soon_threadsafe(app.call_later, app.action_quit)
+        if signum == getattr(signal, "SIGHUP", None):
+            threading.Thread(target=exit_after_save, args=(app, 128 + signum, saves), daemon=True).start()
+
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            old[sig] = signal.signal(sig, handler)
+    return old, seen

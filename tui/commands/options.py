@@ -1,0 +1,214 @@
+"""Option parsing shared by every command: the parser class, number types and the training options.
+
+Imports neither Textual nor the commands, so any command (and tui.cli) can use it cheaply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+from typing import NoReturn
+
+import numpy as np
+
+import core
+from core import corpus as corpus_io
+from core.trainer import TrainConfig
+
+PROG = "lstm-tui"
+DEFAULTS = TrainConfig()
+
+
+class UsageError(Exception):
+    """Bad usage found by argparse; turned into one `lstm-tui: error:` line and exit code 2."""
+
+
+# ------------------------------------------------------------------ argument types
+def _number(text: str, kind: str) -> float:
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite {kind}, got {text!r}")
+    return value
+
+
+def _whole(text: str, minimum: int) -> int:
+    kind = "a whole number" + (f" >= {minimum}" if minimum else " >= 0")
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        f = _number(text, kind)  # accept 1e3, reject 2.5
+        if f != int(f):
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        value = int(f)
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1 (accepts 1_000 and 1e3)."""
+    return _whole(text, 1)
+
+
+def nonneg_int(text: str) -> int:
+    """A whole number >= 0."""
+    return _whole(text, 0)
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    value = _number(text, "a number > 0")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def nonneg_float(text: str) -> float:
+    """A finite number >= 0."""
+    value = _number(text, "a number >= 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number in [0, 1)."""
+    value = _number(text, "a number in [0, 1)")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+def probability(text: str) -> float:
+    """A number in (0, 1]."""
+    value = _number(text, "a number in (0, 1]")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+def eval_chars(text: str) -> int:
+    """A whole number >= 2 (an evaluation needs a character to read and one to predict)."""
+    return _whole(text, 2)
+
+
+# ------------------------------------------------------------------------ parsers
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2 (raised, so tests can run main())."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's line breaks; option help starts at column 30, lines at most 100 wide."""
+
+    def __init__(self, prog: str) -> None:
+        width = min(100, shutil.get_terminal_size((100, 24)).columns - 2)
+        super().__init__(prog, max_help_position=30, width=width)
+
+
+def new_parser(prog: str, usage: str | None, description: str, epilog: str = "") -> Parser:
+    """A parser with the command line's error handling and help layout."""
+    return Parser(
+        prog=prog,
+        usage=usage,
+        description=description,
+        epilog=epilog,
+        formatter_class=HelpFormatter,
+    )
+
+
+def version_line() -> str:
+    return f"{PROG} {core.__version__} (numpy {np.__version__}, python {sys.version.split()[0]})"
+
+
+def add_version(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--version", action="version", version=version_line())
+
+
+def add_training_options(p: argparse.ArgumentParser) -> None:
+    """The options shared by the interface and `train`. Defaults are None so that, when resuming,
+    only the options actually given override the checkpoint's settings."""
+    d = DEFAULTS
+    p.add_argument(
+        "corpus",
+        nargs="?",
+        metavar="CORPUS",
+        help="a UTF-8 text file to learn (default: the bundled Hamlet soliloquy, 866 characters)",
+    )
+    text = p.add_argument_group("text")
+    text.add_argument("--encoding", default="utf-8", help="the corpus's encoding (default: utf-8)")
+    text.add_argument("--lowercase", action="store_true", help="lowercase the corpus before learning it")
+    text.add_argument(
+        "--val-fraction",
+        type=fraction,
+        default=corpus_io.DEFAULT_VAL_FRACTION,
+        metavar="F",
+        help="hold out this last fraction of the text for validation; texts too short to spare "
+        "500 characters on each side train and evaluate on the whole text (default: %(default)s)",
+    )
+    model = p.add_argument_group("model (fixed once trained)")
+    model.add_argument("--hidden", type=positive_int, metavar="H", help=f"units per LSTM layer (default: {d.hidden})")
+    model.add_argument("--layers", type=positive_int, metavar="L", help=f"stacked LSTM layers (default: {d.layers})")
+    model.add_argument("--dtype", choices=("float32", "float64"), help=f"floating-point precision (default: {d.dtype})")
+    train = p.add_argument_group("training")
+    train.add_argument(
+        "--seq-len", type=positive_int, metavar="T", help=f"steps of backprop through time (default: {d.seq_len})"
+    )
+    train.add_argument(
+        "--batch", type=positive_int, metavar="B", help=f"parallel streams per step (default: {d.batch})"
+    )
+    train.add_argument("--lr", type=positive_float, metavar="LR", help=f"learning rate (default: {d.lr:g})")
+    train.add_argument("--optimizer", choices=("adam", "sgd", "adagrad"), help=f"update rule (default: {d.optimizer})")
+    train.add_argument(
+        "--clip", type=nonneg_float, metavar="C", help=f"max global gradient norm, 0 = off (default: {d.clip:g})"
+    )
+    train.add_argument(
+        "--dropout", type=fraction, metavar="P", help=f"dropout on layer outputs in [0, 1) (default: {d.dropout:g})"
+    )
+    train.add_argument(
+        "--steps",
+        type=nonneg_int,
+        metavar="N",
+        help="optimizer steps to take in this run, 0 = until stopped (default: 0)",
+    )
+    train.add_argument(
+        "--seed", type=nonneg_int, metavar="S", help=f"seeds weights, dropout and sampling (default: {d.seed})"
+    )
+    train.add_argument(
+        "--eval-every",
+        type=nonneg_int,
+        metavar="N",
+        help=f"steps between evaluations, 0 = never (default: {d.eval_every})",
+    )
+    train.add_argument(
+        "--eval-chars",
+        type=eval_chars,
+        metavar="N",
+        help=f"characters of the evaluation text read per evaluation (default: {d.eval_chars})",
+    )
+    files = p.add_argument_group("files")
+    files.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="where the model is saved (default: ./<corpus name>.lstm.npz in the current directory, "
+        "or the --resume file); when part of the text is held out, the weights with the best "
+        "validation loss also go to <name>.best.npz beside it",
+    )
+    files.add_argument(
+        "--save-every",
+        type=nonneg_int,
+        metavar="N",
+        help=f"steps between automatic saves, 0 = only when training ends (default: {d.save_every})",
+    )
+    files.add_argument(
+        "--resume",
+        metavar="PATH",
+        help="continue training the model saved in PATH (give the same CORPUS it was trained on)",
+    )

@@ -1,0 +1,493 @@
+"""`lstm-tui watch`: the interface on a run that another process trains, read from its checkpoint.
+
+The screen is the training screen's (same panels, same layout), fed from the checkpoint instead of
+a training thread. Every `POLL_S` a thread worker checks the file's version (tui.watch.Follower)
+and reads it when it changed, and reads what the run's log gained; the UI thread only shows what
+the worker posts. A read that fails leaves the last good model on screen, with a notice and a red
+header, until a good file appears again. Nothing here writes a file: quitting just quits, and the
+run being watched never knows.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from core import CharLSTM, EvalReport, evaluate
+from core.corpus import Corpus
+
+from . import training, watch
+from .app import GENERATE_CHARS, NEXT_CHARS, _default_seed
+from .format import duration
+from .messages import Generated, GenerationDone, NextChars
+from .palette import AppCommands, PaletteCommand
+from .widgets.comparison import ComparisonView
+from .widgets.generate_panel import GeneratePanel
+from .widgets.help_screen import HelpScreen
+from .widgets.inside_screen import InsideScreen
+from .widgets.loss_chart import LossChart
+from .widgets.next_chars import NextCharView
+from .widgets.stats import StatsPanel
+from .widgets.status_line import StatusLine, describe_model
+
+POLL_S = 0.5  # how often the checkpoint's modification time (and the log) is checked
+HEADER_EVERY_S = 1.0  # the header's "last save N s ago" follows the clock this often
+# The watcher shares the machine with the run it watches, often on few cores: it reads a changed
+# checkpoint at most once per READ_GAP times the last read took, and validates the newest model
+# at most once a second (a run saving every few steps would otherwise keep a core busy).
+READ_GAP = 4.0
+ASSESS_EVERY_S = 1.0
+
+WATCH_HELP = """\
+lstm-tui watch shows a run that another process trains (a headless
+`lstm-tui train --save-every N`, another session, another machine
+sharing the folder). It reads the checkpoint each time it is saved, and
+<checkpoint>.jsonl beside it when the run writes one (train --log), and
+never writes anything: quitting leaves the run as it is.
+
+HEADER
+  WATCHING    this screen does not train; "last save 12s ago, step 3,400"
+              says which saved weights are on screen. Red: the last read
+              failed (the file vanished or is not a checkpoint); the last
+              good model stays on screen until a good file appears.
+
+PANELS
+  loss graph  training loss per step from the checkpoint's history, then
+              each evaluation the log recorded since the last save;
+              validation loss (diamonds); the dashed line is ln V.
+  stats       the run's step, loss, validation, speed (between the last
+              two saves, or the log's), learning rate, training time.
+  truth vs    the training text's validation part with the saved model's
+  prediction  guess for each next character, when the text is found
+              beside the checkpoint, here, or given with --corpus.
+  generate    type a seed, press enter or ctrl+g: the newest saved
+              weights continue it. Temperature 0 is greedy.
+  next char   the likeliest next characters after the seed.
+
+KEYS
+  ctrl+q      quit (ctrl+c too); the run goes on
+  ctrl+g      generate from the seed (enter in the seed box too)
+  escape      stop generating
+  f7 / f8     temperature down / up by 0.05
+  f3          back to the seed box, its text selected
+  f4          look inside: the text coloured by one unit's gate, cell or
+              hidden value (arrows pick unit and layer, q the quantity)
+  ctrl+p      command palette: read the checkpoint again, ...
+  f1          this help (escape closes it)
+"""
+
+
+class Polled(Message):
+    """What one poll of the files found: a new model or a failed read, and/or new log records."""
+
+    def __init__(self, result: watch.Loaded | watch.Failed | None, log: tuple[list[dict], bool] | None) -> None:
+        super().__init__()
+        self.result = result
+        self.log = log
+
+
+class Assessed(Message):
+    """The saved model read the validation text: the stats and the comparison show it."""
+
+    def __init__(self, report: EvalReport, seq: int) -> None:
+        super().__init__()
+        self.report = report
+        self.seq = seq  # which good read it was computed from (WatchApp.loads when it was shown)
+
+
+class WatchedModel:
+    """The read side of a trainer that the inside view uses: the text, the weights on screen, their step."""
+
+    def __init__(self, corpus: Corpus, snapshot: CharLSTM, step_count: int) -> None:
+        self.corpus = corpus
+        self.snapshot = snapshot
+        self.step_count = step_count
+
+
+class WatchApp(App[None]):
+    """Watch a run that another process trains."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "lstm-tui watch"
+    COMMANDS = App.COMMANDS | {AppCommands}  # lists palette_commands()
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (70, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (22, "-tall")]
+
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("f1", "help", "Help"),
+        Binding("ctrl+g", "generate", "Generate"),
+        Binding("escape", "stop_generation", "Stop gen", show=False),
+        Binding("f7", "temperature(-1)", "T−"),
+        Binding("f8", "temperature(1)", "T+"),
+        Binding("f3", "focus_seed", "Seed", show=False),
+        Binding("f4", "inside", "Inside"),
+    ]
+
+    def __init__(
+        self,
+        path: str | Path,
+        first: watch.Loaded,
+        corpus: Corpus | None = None,
+        corpus_note: str = "",
+        log_path: str | Path | None = None,
+        poll_s: float = POLL_S,
+    ) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.follower = watch.Follower(self.path, first)
+        self.log_tail = watch.LogTail(log_path) if log_path is not None else None
+        self.poll_s = poll_s
+        self.loaded = first  # the newest good read: the model on screen
+        self.previous: watch.Loaded | None = None  # the one before (for the speed between saves)
+        self.failure: watch.Failed | None = None  # the last read failed (cleared by a good one)
+        self.records: list[dict[str, Any]] = []  # the log's records so far
+        self.has_text = corpus is not None
+        self.corpus = corpus if corpus is not None else watch.generated_corpus(first)
+        self.corpus_note = corpus_note
+        self.source = WatchedModel(self.corpus, first.model, first.step)
+        self.loads = 1  # good reads shown (the inside view refreshes when it changes)
+        self.polls = 0  # polls finished (for tests: a poll saw the files as they are)
+        self.sampling_temperature = 0.8
+        self.generation_temperatures: list[float] = []
+        self.generated = ""
+        self.generate_chars = GENERATE_CHARS
+        self.generation_rng: np.random.Generator | None = None  # None: a fresh unseeded one per run
+        self._run_id = 0
+        self._steppers = training.StepperCache()
+        self._next_key: tuple[object, str, float] | None = None
+        self._reload = False  # read the checkpoint at the next poll even if unchanged
+        self._to_assess: tuple[watch.Loaded, int] | None = None  # a model waiting for validation, its seq
+        self._assessed_seq = 0  # the read whose validation is on screen
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        first, cfg = self.loaded, self.loaded.config
+        info = first.meta.get("corpus") or {}
+        name = info.get("name") or "?"
+        corpus_info = f"{name} · {int(info.get('size') or 0):,} chars · V={first.vocab.size}"
+        model = first.model.config
+        yield StatusLine(corpus_info, describe_model(model, model.num_params()), id="status")
+        with Horizontal(id="top"):
+            yield LossChart(first.vocab.size, cfg.steps, id="chart")
+            tokens = int(first.meta.get("batch_used") or cfg.batch) * int(first.meta.get("seq_len_used") or cfg.seq_len)
+            yield StatsPanel(cfg.steps, tokens, id="stats")
+        with Vertical(id="compare-panel"):
+            yield ComparisonView(id="compare")
+        with Horizontal(id="bottom"):
+            seed = _default_seed(self.corpus.text(0, 200))  # (the model's own words without the text)
+            yield GeneratePanel(seed=seed, id="generate")
+            yield NextCharView(id="next")
+        yield Static("a small terminal: 80×24 or more shows every panel", id="small-note", markup=False)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        """Show the first read, then follow the files and the clock."""
+        status = self.query_one(StatusLine)
+        status.state = "watching"
+        if not self.has_text:
+            view = self.query_one(ComparisonView)
+            view.waiting = f"no ground truth to compare with: {self.corpus_note}"
+        self.query_one("#seed", Input).focus()
+        self._show_model()
+        self.set_interval(self.poll_s, self._poll)
+        self.set_interval(HEADER_EVERY_S, self._tick)
+
+    # ---------------------------------------------------------------- following
+    def _poll(self) -> None:
+        """Start a poll of the files unless one is still reading (or the last read was slow)."""
+        if any(w.group == "poll" and not w.is_finished for w in self.workers):
+            return
+        if time.monotonic() - self.follower.read_at < READ_GAP * self.follower.read_s:
+            return
+        self.run_worker(self._poll_files, name="poll", group="poll", thread=True, exit_on_error=False)
+
+    def _tick(self) -> None:
+        """Once a second: the header's clock, and validation of the newest model if it waits."""
+        self._show_header()
+        pending = self._to_assess
+        if pending is not None and not any(w.group == "assess" and not w.is_finished for w in self.workers):
+            self._to_assess = None
+            self._assess(*pending)
+
+    def _poll_files(self) -> None:
+        """The poll thread: read the checkpoint if it changed, and what the log gained."""
+        if self._reload:
+            self._reload = False
+            self.follower.forget()
+        result = self.follower.poll()
+        log = self.log_tail.read() if self.log_tail is not None else None
+        if not get_current_worker().is_cancelled:
+            self.post_message(Polled(result, log))
+
+    @on(Polled)
+    def _on_polled(self, message: Polled) -> None:
+        """A poll finished: show a new model, a failed read, or the log's new records."""
+        self.polls += 1
+        if not self.is_running:
+            return
+        if message.log is not None:
+            new, restart = message.log
+            self.records = new if restart else self.records + new
+        result = message.result
+        if isinstance(result, watch.Loaded):
+            self.previous, self.loaded, self.failure = self.loaded, result, None
+            self.query_one(StatusLine).state = "watching"
+            self._show_model()
+            return
+        if isinstance(result, watch.Failed):
+            self.failure = result
+            self.query_one(StatusLine).state = "watch-failed"
+            self.notify(
+                f"{result.reason}. Still showing step {self.loaded.step:,}; "
+                "the screen follows again when a good checkpoint appears.",
+                title="checkpoint unreadable: keeping the last good model",
+                severity="error",
+                timeout=10,
+                markup=False,
+            )
+            self._show_header()
+        if message.log is not None and message.log[0]:
+            self._show_progress()
+
+    def _show_model(self) -> None:
+        """Everything for a new good read: header, stats, graph, comparison, next characters."""
+        loaded = self.loaded
+        self.loads += 1
+        if loaded.vocab != self.corpus.vocab:  # the file now holds a model of another text
+            self.has_text = False
+            self.corpus = watch.generated_corpus(loaded)
+            view = self.query_one(ComparisonView)
+            view.evaluation, view.waiting = None, "the checkpoint now holds a model of another text"
+            view.refresh()
+        self.source.corpus, self.source.snapshot, self.source.step_count = self.corpus, loaded.model, loaded.step
+        model = loaded.model.config
+        self.query_one(StatusLine).set_model(describe_model(model, model.num_params()))
+        stats = self.query_one(StatsPanel)
+        stats.budget = loaded.config.steps
+        val = loaded.val_history
+        stats.last_val = val[-1] if val else None
+        self._show_header()
+        self._show_progress()
+        if self.has_text:
+            self._to_assess = (loaded, self.loads)  # validated at the next tick (at once for the first)
+            if self.loads <= 2:
+                self._tick()
+        self._refresh_next_chars(force=True)
+
+    def _show_progress(self) -> None:
+        """The run's latest numbers (the log's when it is ahead of the checkpoint) and the curve."""
+        loaded = self.loaded
+        report = watch.newer_report(loaded, self.records) or loaded.step_report(watch.speed(loaded, self.previous))
+        self.query_one(StatsPanel).show(report)
+        chart = self.query_one(LossChart)
+        chart.show(watch.curve(loaded, self.records))
+        chart.redraw_if_new()
+
+    def _show_header(self) -> None:
+        """WATCHING, and when the weights on screen were saved (and whether the last read failed)."""
+        if not self.is_running:
+            return
+        ago = duration(max(0.0, time.time() - self.loaded.saved_at))
+        detail = f"last save {ago} ago, step {self.loaded.step:,}"
+        if self.failure is not None:
+            detail += " · " + ("checkpoint gone" if self.failure.vanished else "last read failed")
+        self.query_one(StatusLine).detail = detail
+
+    # --------------------------------------------------------------- assessment
+    @work(thread=True, group="assess", name="validation", exit_on_error=False)
+    def _assess(self, loaded: watch.Loaded, seq: int) -> None:
+        """The validation thread: teacher-forced predictions of the saved model on the evaluation text."""
+        corpus, cfg = self.corpus, loaded.config
+        ids = corpus.val_ids[: cfg.eval_chars + 1]
+        ev = evaluate(loaded.model, ids, corpus.vocab)
+        meta = loaded.meta
+        report = EvalReport(
+            step=loaded.step,
+            epoch=float(meta.get("epoch", 0.0)),
+            train_loss=float(meta.get("smooth_loss", math.nan)),
+            val_loss=ev.loss,
+            accuracy=ev.accuracy,
+            evaluation=ev,
+            on_validation=corpus.split,
+            best=False,
+        )
+        if not get_current_worker().is_cancelled:
+            self.post_message(Assessed(report, seq))
+
+    @on(Assessed)
+    def _on_assessed(self, message: Assessed) -> None:
+        """A validation is ready: shown unless a newer read's is on screen already. (With saves
+        coming faster than validations, it may be a save or two behind; its step is shown.)"""
+        if not self.is_running or message.seq <= self._assessed_seq:
+            return
+        self._assessed_seq = message.seq
+        r = message.report
+        self.query_one(StatsPanel).show(evaluation=r)
+        self.query_one(ComparisonView).show(r.evaluation, r.step, r.on_validation)
+
+    # ---------------------------------------------------------------- actions
+    def palette_commands(self) -> list[PaletteCommand]:
+        """The command palette's entries for this screen (see tui.palette)."""
+        return [
+            ("Read the checkpoint again", self.action_reload, "even if the file did not change"),
+            ("Generate", self.action_generate, "ctrl+g: continue the seed text with the newest weights"),
+            ("Look inside the LSTM", self.action_inside, "f4: colour the text by a unit's gates, cell or state"),
+            ("Help", self.action_help, "f1: panels and keys"),
+        ]
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Textual's palette commands, with Quit saying that the run goes on."""
+        for command in super().get_system_commands(screen):
+            if command.title == "Quit":
+                command = SystemCommand("Quit", "stop watching; the run goes on", self.action_quit)
+            yield command
+
+    async def action_quit(self) -> None:
+        """Stop watching at once: nothing to save, and the run being watched is not touched."""
+        self.exit()
+
+    def action_reload(self) -> None:
+        """Read the checkpoint at the next poll even if its version did not change."""
+        self._reload = True
+
+    def action_help(self) -> None:
+        """Show the help screen."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(WATCH_HELP))
+
+    def action_inside(self) -> None:
+        """Open the inside view on the weights on screen, refreshed at every new save."""
+        if not isinstance(self.screen, InsideScreen):
+            self.push_screen(InsideScreen(self.source, lambda: self.loads))
+
+    def action_focus_seed(self) -> None:
+        """Put the cursor in the seed box with its text selected, so that typing replaces it."""
+        seed = self.query_one("#seed", Input)
+        seed.focus()
+        seed.select_all()
+
+    def action_temperature(self, direction: int) -> None:
+        """Temperature one 0.05 step down or up."""
+        self.query_one(GeneratePanel).nudge(direction)
+
+    # -------------------------------------------------------------- generation
+    def action_generate(self) -> None:
+        """Continue the seed text with the newest weights read."""
+        panel = self.query_one(GeneratePanel)
+        vocab = self.loaded.vocab
+        ids, skipped = vocab.encode_known(panel.seed)
+        if skipped:
+            self.notify(
+                "not in the text's characters, skipped: " + " ".join(repr(c) for c in skipped),
+                title="unknown seed characters",
+                severity="warning",
+                markup=False,
+            )
+        self._run_id += 1
+        self.generated = ""
+        self.generation_temperatures = []
+        panel.start(vocab.decode(ids))
+        stepper = self._steppers.get(self.loaded.model)
+        rng = self.generation_rng if self.generation_rng is not None else np.random.default_rng()
+        self._generate(self._run_id, stepper, vocab, ids, rng)
+
+    @work(thread=True, exclusive=True, group="generate", name="generate", exit_on_error=False)
+    def _generate(self, run_id: int, stepper, vocab, ids, rng: np.random.Generator) -> None:
+        """The generation thread: sample characters, post them a few at a time."""
+        worker = get_current_worker()
+        training.generate(
+            run_id,
+            stepper,
+            vocab,
+            ids,
+            self.generate_chars,
+            rng,
+            lambda: self.sampling_temperature,
+            self.post_message,
+            lambda: worker.is_cancelled,
+        )
+
+    @on(Generated)
+    def _on_generated(self, message: Generated) -> None:
+        """More generated characters."""
+        if message.run_id != self._run_id or not self.is_running:
+            return
+        self.generated += message.text
+        self.generation_temperatures.append(message.temperature)
+        self.query_one(GeneratePanel).append(message.text)
+
+    @on(GenerationDone)
+    def _on_generation_done(self, message: GenerationDone) -> None:
+        """A generation run ended."""
+        if message.run_id == self._run_id and self.is_running:
+            self.query_one(GeneratePanel).finish(message.stopped)
+
+    def action_stop_generation(self) -> None:
+        """Stop the text streaming in."""
+        self.workers.cancel_group(self, "generate")
+
+    @on(GeneratePanel.GenerateRequested)
+    def _on_generate_requested(self) -> None:
+        """Enter in the seed or temperature box."""
+        self.action_generate()
+
+    @on(GeneratePanel.Changed)
+    def _on_generate_changed(self) -> None:
+        """Seed or temperature changed: the sampler and the next-character view follow."""
+        self.sampling_temperature = self.query_one(GeneratePanel).temperature
+        self._refresh_next_chars(force=True)
+
+    # ------------------------------------------------------------ next chars
+    def _refresh_next_chars(self, force: bool = False) -> None:
+        panel = self.query_one(GeneratePanel)
+        model = self.loaded.model
+        key = (model, panel.seed, panel.temperature)
+        if not force and key == self._next_key:
+            return
+        self._next_key = key
+        self._compute_next_chars(model, self.loaded.vocab, panel.seed, panel.temperature)
+
+    @work(thread=True, exclusive=True, group="next-chars", name="next characters", exit_on_error=False)
+    def _compute_next_chars(self, model: CharLSTM, vocab, seed: str, temperature: float) -> None:
+        """The next-character thread: prime on the seed, post the top candidates."""
+        if get_current_worker().is_cancelled:
+            return
+        stepper = self._steppers.get(model)
+        candidates, skipped = training.next_chars(stepper, vocab, seed, temperature, NEXT_CHARS)
+        self.post_message(NextChars(model, seed, temperature, candidates, skipped))
+
+    @on(NextChars)
+    def _on_next_chars(self, message: NextChars) -> None:
+        """A fresh table of next characters."""
+        if not self.is_running:
+            return
+        view = self.query_one(NextCharView)
+        view.source = message.source
+        view.show(message.seed, message.temperature, message.candidates, message.skipped)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Every worker's failure surfaces here as a notice."""
+        if event.state != WorkerState.ERROR:
+            return
+        worker, error = event.worker, event.worker.error
+        title = f"{worker.name or 'worker'} failed"
+        self.notify(f"{type(error).__name__}: {error}", title=title, severity="error", timeout=30, markup=False)
+
+    def on_unmount(self) -> None:
+        """Leave no thread behind."""
+        self.workers.cancel_all()
