@@ -193,6 +193,19 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"characters of the evaluation text read per evaluation (default: {d.eval_chars})",
     )
+    engine = p.add_argument_group("engine")
+    engine.add_argument(
+        "--engine",
+        choices=("numpy", "torch"),
+        help="who does the arithmetic: numpy (lstm-tui's own, the default) or torch (PyTorch, "
+        "pip install 'lstm-tui[torch]'; data-parallel when launched by torchrun); checkpoints are the "
+        "same, so a run resumes with either",
+    )
+    engine.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "mps"),
+        help="with --engine torch: where to train (default: cuda when PyTorch sees a GPU, else cpu)",
+    )
     files = p.add_argument_group("files")
     files.add_argument(
         "--checkpoint",
