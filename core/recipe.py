@@ -37,6 +37,10 @@ LADDER = ((1, 128), (1, 256), (2, 256), (2, 384), (2, 512), (3, 512))
 # (2x256, 1x512) of the speed machine_flops() measures; the estimate takes 0.7.
 STEP_EFFICIENCY = 0.7
 
+# One core of the machine these defaults were measured on (machine_flops()): used where a
+# measurement of this CPU would not say how fast training will go (the PyTorch engine).
+REFERENCE_FLOPS = 85e9
+
 TINY = {"hidden": 128, "layers": 1, "batch": 8, "seq_len": 48, "lr": 1e-2}
 LARGE_SHAPE = {"batch": 32, "seq_len": 64}
 

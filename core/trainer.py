@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import checkpoint as ckpt_io
-from .batches import Batches
+from .batches import Batches, Window
 from .corpus import Corpus
 from .errors import CheckpointError, ConfigError, LstmTuiError
 from .evaluate import Evaluation, Evaluator
@@ -259,6 +259,7 @@ class Trainer:
         self.snapshot: CharModel = self.model.copy()  # read-only for other threads
         self.last_eval: EvalReport | None = None
         self._rollback: tuple[dict[str, np.ndarray], dict[str, np.ndarray], int] | None = None
+        self._learned: Any = None  # what _learn leaves for _apply
         self._snapshot_time = 0.0
         self._last_step_time = 0.0
         self._speed = 0.0  # smoothed seconds per step
@@ -312,16 +313,12 @@ class Trainer:
         t0 = time.perf_counter()
         window = self.batches.next()
         masks = self.model.dropout_masks(self.seq_len, self.batch, self.rng)
-        # Overflow is detected below and explained; NumPy's own warnings would only add noise.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            loss, grads, state = self.model.loss_and_grads(window.x, window.y, self.state, window.resets, masks)
-            norm = clip_by_global_norm(grads, cfg.clip)
+        loss, norm = self._learn(window, masks)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             return self._diverged(loss)
         if t0 - self._rollback_time >= SNAPSHOT_EVERY_S:
             self._take_rollback()  # these weights just gave a finite loss: safe to return to
-        self.optimizer.step(self.model.params, grads)
-        self.state = state
+        self._apply()
         self.step_count += 1
         dt = time.perf_counter() - t0
         self.elapsed_s += dt
@@ -340,14 +337,37 @@ class Trainer:
             elapsed_s=self.elapsed_s,
         )
 
-    def _diverged(self, loss: float) -> DivergedReport:
-        """Roll back to the last published (finite) weights, reset the carried state, pause."""
+    # The arithmetic of a step, which another engine (tui/torch_engine.py) overrides; everything
+    # around it (windows, dropout masks, reports, rollback timing, checkpoints) is shared.
+    def _learn(self, window: Window, masks: list[np.ndarray] | None) -> tuple[float, float]:
+        """Forward and backward over `window`: its mean loss and the gradient norm before clipping.
+        The clipped gradients and the new carried state wait for `_apply`."""
+        # Overflow is detected by the caller and explained; NumPy's own warnings would only add noise.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            loss, grads, state = self.model.loss_and_grads(window.x, window.y, self.state, window.resets, masks)
+            norm = clip_by_global_norm(grads, self.config.clip)
+        self._learned = (grads, state)
+        return loss, norm
+
+    def _apply(self) -> None:
+        """Update the weights with the gradients `_learn` left, and carry its state on."""
+        grads, state = self._learned
+        self.optimizer.step(self.model.params, grads)
+        self.state = state
+        self._learned = None
+
+    def _roll_back(self) -> None:
+        """Return to the weights and optimizer state kept by `_take_rollback`; fresh carried state."""
         assert self._rollback is not None
         params, opt_state, t = self._rollback
         for k, v in params.items():
             self.model.params[k][...] = v
         self.optimizer.load_state_arrays(opt_state, t)
         self.state = self.model.initial_state(self.batch)
+
+    def _diverged(self, loss: float) -> DivergedReport:
+        """Roll back to the last published (finite) weights, reset the carried state, pause."""
+        self._roll_back()
         self.publish()
         self.controls.pause()
         what = f"loss became {loss}" if not math.isfinite(loss) else "gradient became non-finite"
@@ -420,6 +440,10 @@ class Trainer:
         )
         self.last_eval = report
         return report
+
+    def restart(self) -> Trainer:
+        """A fresh run (new random weights) with the same text, settings, checkpoint and engine."""
+        return type(self)(self.corpus, self.config, checkpoint=self.checkpoint)
 
     def _eval_due(self) -> bool:
         every = self.config.eval_every

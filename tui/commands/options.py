@@ -215,6 +215,19 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         help="score only the first N characters of the evaluation text; the score is then "
         "reported as a sample (default: 0, all of it)",
     )
+    engine = p.add_argument_group("engine")
+    engine.add_argument(
+        "--engine",
+        choices=("numpy", "torch"),
+        help="who does the arithmetic: numpy (lstm-tui's own, the default) or torch (PyTorch, "
+        "pip install 'lstm-tui[torch]'; data-parallel when launched by torchrun); checkpoints are the "
+        "same, so a run resumes with either",
+    )
+    engine.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "mps"),
+        help="with --engine torch: where to train (default: cuda when PyTorch sees a GPU, else cpu)",
+    )
     files = p.add_argument_group("files")
     files.add_argument(
         "--checkpoint",
