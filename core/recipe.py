@@ -137,7 +137,10 @@ def choose(n_chars: int, vocab: int, given: dict[str, Any] | None = None, flops:
     else:  # nothing on the ladder fits both limits: the smallest model the user's choices allow
         layers = given.get("layers", LADDER[0][0])
         hidden = given.get("hidden", LADDER[0][1])
-        why = f"a {n_chars:,}-character text with {vocab:,} symbols: the smallest model"
+        why = (
+            f"the smallest model: a {n_chars:,}-character text with {vocab:,} symbols is too short for more "
+            f"than {PARAMS_PER_CHAR:g} parameters per character (or this machine too slow for a larger one)"
+        )
     settings = {"layers": layers, "hidden": hidden, **LARGE_SHAPE, "lr": lr_for(given.get("hidden", hidden))}
     settings.update(given)
     return Recipe(settings, _describe(settings, why))
