@@ -54,10 +54,11 @@ def config(**kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
-def test_one_step_gives_the_same_gradients_in_both_engines():
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_one_step_gives_the_same_gradients_in_both_engines(cell: str):
     """Same weights, same window (with streams restarting mid-window) and same dropout masks."""
     text = soliloquy()
-    cfg = config(dropout=0.3, clip=0.1)
+    cfg = config(dropout=0.3, clip=0.1, cell=cell)
     ours, theirs = Trainer(text, cfg), TorchTrainer(text, cfg, device="cpu")
     for name, v in ours.model.params.items():
         assert np.array_equal(v, theirs.model.params[name])
@@ -69,7 +70,7 @@ def test_one_step_gives_the_same_gradients_in_both_engines():
     assert any(0 < t < ours.seq_len for t in window.resets), window.resets
     state = ours.model.initial_state(ours.batch)
     rng = np.random.default_rng(1)
-    state = tuple((rng.standard_normal(h.shape) * 0.5, rng.standard_normal(c.shape)) for h, c in state)
+    state = tuple(tuple(rng.standard_normal(a.shape) * 0.5 for a in layer) for layer in state)  # a carried state
     ours.state, theirs._tstate = state, theirs._to_device_state(state)
     masks = ours.model.dropout_masks(ours.seq_len, ours.batch, rng)
     loss_a, norm_a = ours._learn(window, masks)
@@ -82,16 +83,19 @@ def test_one_step_gives_the_same_gradients_in_both_engines():
     assert norm_a > ours.config.clip  # so clipping ran, and by the same rule
     ours._apply()
     theirs._apply()
-    (ha, ca), (hb, cb) = ours.state[1], theirs._tstate[1]
-    np.testing.assert_allclose(hb.numpy(), ha, atol=1e-12)
-    np.testing.assert_allclose(cb.numpy(), ca, atol=1e-12)
+    for layer_a, layer_b in zip(ours.state, theirs._tstate, strict=True):  # (h, c) or (h,) per layer
+        assert len(layer_a) == len(layer_b) == (2 if cell == "lstm" else 1)
+        for a, b in zip(layer_a, layer_b, strict=True):
+            np.testing.assert_allclose(b.numpy(), a, atol=1e-12)
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sgd", "adagrad"])
-def test_a_run_is_the_same_run_in_either_engine(optimizer: str):
+@pytest.mark.parametrize(
+    ("optimizer", "cell"), [("adam", "lstm"), ("sgd", "lstm"), ("adagrad", "lstm"), ("adam", "gru"), ("adagrad", "rnn")]
+)
+def test_a_run_is_the_same_run_in_either_engine(optimizer: str, cell: str):
     """Steps, evaluations and the weights and moments saved after them agree to rounding."""
     text = soliloquy()
-    cfg = config(optimizer=optimizer, steps=12, eval_every=6, dropout=0.1)
+    cfg = config(optimizer=optimizer, steps=12, eval_every=6, dropout=0.1, cell=cell)
     ours, theirs = Trainer(text, cfg), TorchTrainer(text, cfg, device="cpu")
     a, b = list(ours.run()), list(theirs.run())
     assert [type(r) for r in a] == [type(r) for r in b]

@@ -6,11 +6,13 @@ Everything else is core's: the corpus, the windows and carried state (`core.batc
 masks (drawn from the run's NumPy generator), the loop, its reports and controls, checkpoints in
 lstm-tui's own format. A run can therefore be saved by one engine and resumed by the other.
 
-The network is the textbook PyTorch one: an `nn.LSTM` per layer over one-hot characters and an
-`nn.Linear` readout, with the loss `F.cross_entropy`. Its parameters map 1:1 onto ours
-(tui/torch_io.py): PyTorch has two bias vectors per layer where we have one, so `bias_hh` is frozen
-at zero and `bias_ih` is our `b`. Adam's and Adagrad's moments map the same way, and the step
-count is the optimizer's `t`. Gradients are clipped by the same rule as core's
+The network is the textbook PyTorch one: an `nn.LSTM` (`nn.GRU`, `nn.RNN` for --cell gru, rnn)
+per layer over one-hot characters and an `nn.Linear` readout, with the loss `F.cross_entropy`.
+Its parameters map 1:1 onto ours (tui/torch_io.py): PyTorch has two bias vectors per layer where
+our LSTM and RNN have one, so their `bias_hh` is frozen at zero and `bias_ih` is our `b`; a GRU's
+`bias_hh` keeps only its candidate third (our `bhn`; the r and z thirds would only add to `b`, so
+their gradient is masked to zero and they stay zero). Adam's and Adagrad's moments map the same
+way, and the step count is the optimizer's `t`. Gradients are clipped by the same rule as core's
 (`clip_by_global_norm`), and `torch.optim`'s Adam, SGD and Adagrad are the same updates as
 core.optim's (Adagrad with core's eps of 1e-8).
 
@@ -19,7 +21,10 @@ Streams that wrap around the end of the text start afresh mid-window (core.batch
 piece is one `nn.LSTM` call, with the rows of the restarted streams zeroed in between. That is
 exact, and costs one extra call per reset step (a few per epoch per stream, so rare on a text of
 any size). Layers are separate `nn.LSTM(in, H)` modules rather than one `nn.LSTM(V, H, L)`, so
-that dropout is applied where core applies it (on every layer's output, the top one included).
+that dropout is applied where core applies it (on every layer's output, the top one included);
+this gives up cuDNN's overlap of layers on a GPU (see the README's scaling notes).
+
+On the CPU it uses one thread unless OMP_NUM_THREADS says otherwise (see `_attach`).
 
 Data parallel under `torchrun` (RANK, WORLD_SIZE, LOCAL_RANK set): every rank builds the same run
 from the same seed and reads the same windows; rank r trains streams r, r + N, r + 2N, ... of the
@@ -61,29 +66,40 @@ def version() -> str:
     return torch.__version__
 
 
-class CharLSTMNet(nn.Module):
-    """One `nn.LSTM` per layer over one-hot characters, and an `nn.Linear` readout."""
+TORCH_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
-    def __init__(self, vocab: int, hidden: int, layers: int, dtype: torch.dtype, device: torch.device):
+# Per layer, a tuple of (B, H) tensors: (h, c) for the LSTM, (h,) for the GRU and the RNN.
+TorchState = list[tuple[torch.Tensor, ...]]
+
+
+class CharNet(nn.Module):
+    """One `nn.LSTM` (or `nn.GRU`, `nn.RNN`) per layer over one-hot characters, and an `nn.Linear`
+    readout. Each layer's second bias vector, which our cells do not have, is held at zero: all
+    of an LSTM's or RNN's `bias_hh` (frozen), a GRU's r and z thirds (their gradient is masked),
+    leaving its n third, our `bhn`, to train."""
+
+    def __init__(self, cell: str, vocab: int, hidden: int, layers: int, dtype: torch.dtype, device: torch.device):
         super().__init__()
-        self.vocab = vocab
-        self.lstm = nn.ModuleList(
-            nn.LSTM(vocab if k == 0 else hidden, hidden, dtype=dtype, device=device) for k in range(layers)
+        self.cell, self.vocab = cell, vocab
+        module = TORCH_CELLS[cell]
+        self.layers = nn.ModuleList(
+            module(vocab if k == 0 else hidden, hidden, dtype=dtype, device=device) for k in range(layers)
         )
         self.readout = nn.Linear(hidden, vocab, dtype=dtype, device=device)
-        for layer in self.lstm:  # our one bias is bias_ih; PyTorch's second one stays zero
+        keep_n = torch.zeros(3 * hidden, dtype=dtype, device=device)
+        keep_n[2 * hidden :] = 1.0
+        for layer in self.layers:
             with torch.no_grad():
                 layer.bias_hh_l0.zero_()
-            layer.bias_hh_l0.requires_grad_(False)
+            if cell == "gru":
+                layer.bias_hh_l0.register_hook(lambda g, keep_n=keep_n: g * keep_n)
+            else:
+                layer.bias_hh_l0.requires_grad_(False)
 
     def forward(
-        self,
-        x: torch.Tensor,
-        state: list[tuple[torch.Tensor, torch.Tensor]],
-        keep: dict[int, torch.Tensor],
-        masks: list[torch.Tensor] | None,
-    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Logits (T, B, V) for ids x (T, B) from `state` (per layer (h, c), each (B, H)); the new state.
+        self, x: torch.Tensor, state: TorchState, keep: dict[int, torch.Tensor], masks: list[torch.Tensor] | None
+    ) -> tuple[torch.Tensor, TorchState]:
+        """Logits (T, B, V) for ids x (T, B) from `state`; the new state.
 
         keep: t -> (B, 1) ones with zeros for the streams that start afresh before step t.
         masks: per layer (T, B, H) inverted-dropout masks for the layer's output, or None.
@@ -92,19 +108,20 @@ class CharLSTMNet(nn.Module):
         inp = F.one_hot(x, self.vocab).to(self.readout.weight.dtype)  # (T, B, V)
         cuts = [0, *sorted(t for t in keep if 0 < t < T), T]
         new_state = []
-        for k, layer in enumerate(self.lstm):
-            h, c = state[k]  # (B, H) each
+        for k, layer in enumerate(self.layers):
+            st = state[k]  # (B, H) each
             pieces = []
             for t0, t1 in zip(cuts[:-1], cuts[1:], strict=True):
                 if t0 in keep:  # these streams wrapped around the text: fresh state
-                    h, c = h * keep[t0], c * keep[t0]
-                out, (h1, c1) = layer(inp[t0:t1], (h[None], c[None]))  # out (t1 - t0, B, H)
-                h, c = h1[0], c1[0]
+                    st = tuple(a * keep[t0] for a in st)
+                hx = (st[0][None], st[1][None]) if self.cell == "lstm" else st[0][None]
+                out, hx = layer(inp[t0:t1], hx)  # out (t1 - t0, B, H)
+                st = (hx[0][0], hx[1][0]) if self.cell == "lstm" else (hx[0],)
                 pieces.append(out)
             out = pieces[0] if len(pieces) == 1 else torch.cat(pieces)  # (T, B, H)
             if masks is not None:
                 out = out * masks[k]
-            new_state.append((h, c))
+            new_state.append(st)
             inp = out
         return self.readout(inp), new_state  # (T, B, V)
 
@@ -150,7 +167,7 @@ class TorchTrainer(Trainer):
     engine = "torch"
 
     def __init__(self, corpus: Any, config: Any = None, checkpoint: Any = None, controls: Any = None, device=None):
-        self._net: CharLSTMNet | None = None  # None until attached: core's own code paths apply
+        self._net: CharNet | None = None  # None until attached: core's own code paths apply
         super().__init__(corpus, config, checkpoint, controls)
         self._attach(device)
 
@@ -214,9 +231,9 @@ class TorchTrainer(Trainer):
                 dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
                 atexit.register(dist.destroy_process_group)
             self.controls = AgreedControls()
-        net = CharLSTMNet(mc.vocab_size, mc.hidden, mc.layers, self.dtype, dev)
+        net = CharNet(mc.cell, mc.vocab_size, mc.hidden, mc.layers, self.dtype, dev)
         self._net = net
-        self._trainable = [p for p in net.parameters() if p.requires_grad]
+        self._trainable = [p for p, _ in self._theirs(self.model.params)]  # in the order _theirs pairs them
         self._push_params()
         opt_cls = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad}[cfg.optimizer]
         kwargs = {"eps": 1e-8} if cfg.optimizer == "adagrad" else {}
@@ -233,29 +250,35 @@ class TorchTrainer(Trainer):
         self._take_rollback()
 
     # ----------------------------------------------------- our layout <-> theirs
+    def _layer_params(self, layer: nn.Module) -> tuple[nn.Parameter, ...]:
+        return (layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
+
     def _ours(self, get: Any) -> dict[str, NDArray]:
-        """Arrays in core's layout and names, from get(parameter) (its data, grad or a moment)."""
+        """Arrays in core's layout and names, from get(parameter): its data, gradient or a moment
+        (None, as for a frozen parameter's gradient, reads as zeros)."""
 
         def arr(p: nn.Parameter) -> NDArray:
-            return get(p).detach().cpu().numpy()
+            t = get(p)
+            return np.zeros(tuple(p.shape), self.model.config.dtype) if t is None else t.detach().cpu().numpy()
 
         assert self._net is not None
         out: dict[str, NDArray] = {}
-        for k, layer in enumerate(self._net.lstm):
-            out[f"Wx{k}"], out[f"Wh{k}"], out[f"b{k}"] = layer_from_torch(
-                arr(layer.weight_ih_l0), arr(layer.weight_hh_l0), arr(layer.bias_ih_l0)
-            )
+        for k, layer in enumerate(self._net.layers):
+            four = (arr(p) for p in self._layer_params(layer))
+            for name, v in layer_from_torch(self._net.cell, *four).items():
+                out[f"{name}{k}"] = v
         out["Wy"] = np.ascontiguousarray(arr(self._net.readout.weight).T)
         out["by"] = arr(self._net.readout.bias).copy()
         return out
 
     def _theirs(self, arrays: dict[str, NDArray]) -> list[tuple[nn.Parameter, NDArray]]:
-        """(parameter, array in its layout) pairs for arrays in core's layout and names."""
+        """(trainable parameter, array in its layout) pairs for arrays in core's layout and names."""
         assert self._net is not None
         pairs = []
-        for k, layer in enumerate(self._net.lstm):
-            w_ih, w_hh, b_ih = layer_to_torch(arrays[f"Wx{k}"], arrays[f"Wh{k}"], arrays[f"b{k}"])
-            pairs += [(layer.weight_ih_l0, w_ih), (layer.weight_hh_l0, w_hh), (layer.bias_ih_l0, b_ih)]
+        for k, layer in enumerate(self._net.layers):
+            ours = {name: arrays[f"{name}{k}"] for name in ("Wx", "Wh", "b", "bhn") if f"{name}{k}" in arrays}
+            four = layer_to_torch(self._net.cell, ours)
+            pairs += [(p, a) for p, a in zip(self._layer_params(layer), four, strict=True) if p.requires_grad]
         pairs += [(self._net.readout.weight, arrays["Wy"].T), (self._net.readout.bias, arrays["by"])]
         return pairs
 
@@ -287,15 +310,14 @@ class TorchTrainer(Trainer):
     def _pull(self) -> None:
         """Weights, moments and carried state back into core's arrays (for checkpoints)."""
         self._pull_params()
-        zeros = torch.zeros(())
         for slot, name in SLOTS[self.config.optimizer].items():
-            moments = self._ours(lambda p, name=name: self._opt.state[p].get(name, zeros.expand(p.shape)))
+            moments = self._ours(lambda p, name=name: self._opt.state[p].get(name))
             for k, v in moments.items():
                 self.optimizer.state[slot][k][...] = v
-        self.state = tuple((h.cpu().numpy(), c.cpu().numpy()) for h, c in self._tstate)
+        self.state = tuple(tuple(a.cpu().numpy() for a in layer) for layer in self._tstate)
 
-    def _to_device_state(self, state: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        return [(self._tensor(h), self._tensor(c)) for h, c in state]
+    def _to_device_state(self, state: Any) -> TorchState:
+        return [tuple(self._tensor(a) for a in layer) for layer in state]
 
     def grads(self) -> dict[str, NDArray]:
         """The gradients `_learn` left (clipped), in core's layout and names."""
@@ -315,7 +337,7 @@ class TorchTrainer(Trainer):
             if rows.any():
                 keep[t] = self._tensor((~rows).astype(np.float64)[:, None])  # (b, 1)
         tmasks = [self._tensor(m[:, mine]) for m in masks] if masks is not None else None
-        state = [(h[self._mine_t], c[self._mine_t]) for h, c in self._tstate] if self.world > 1 else self._tstate
+        state = [tuple(a[self._mine_t] for a in layer) for layer in self._tstate] if self.world > 1 else self._tstate
         logits, new_state = self._model(x, state, keep, tmasks)
         total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum")
         self._opt.zero_grad(set_to_none=True)
@@ -326,7 +348,7 @@ class TorchTrainer(Trainer):
             loss_sum, stop = self._gather(total.detach(), new_state, local)
         else:
             loss_sum, stop = total.detach(), False
-            self._new_state = [(h.detach(), c.detach()) for h, c in new_state]
+            self._new_state = [tuple(a.detach() for a in layer) for layer in new_state]
         grads = [p.grad for p in self._trainable if p.grad is not None]
         norm_t = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
         loss, norm = (float(v) for v in torch.stack([loss_sum / (B * T), norm_t.to(loss_sum.dtype)]).tolist())
@@ -338,23 +360,24 @@ class TorchTrainer(Trainer):
                 g.mul_(scale)
         return loss, norm
 
-    def _gather(self, loss_sum: torch.Tensor, new_state: list[Any], local: int) -> tuple[torch.Tensor, bool]:
-        """One all-reduce: the loss summed over ranks, every stream's new state, any stop request."""
+    def _gather(self, loss_sum: torch.Tensor, new_state: TorchState, local: int) -> tuple[torch.Tensor, bool]:
+        """One all-reduce: the loss summed over ranks, every stream's new state, any stop request,
+        rank 0's learning rate."""
         import torch.distributed as dist
 
-        L, B, H = len(new_state), self.batch, self.model.config.hidden
-        buf = torch.zeros(L * 2 * B * H + 3, dtype=torch.float64, device=self.device)
-        full = buf[: L * 2 * B * H].view(L, 2, B, H)
-        for k, (h, c) in enumerate(new_state):
-            full[k, 0, self._mine_t] = h.detach().to(torch.float64)
-            full[k, 1, self._mine_t] = c.detach().to(torch.float64)
+        L, S, B, H = len(new_state), len(new_state[0]), self.batch, self.model.config.hidden
+        buf = torch.zeros(L * S * B * H + 3, dtype=torch.float64, device=self.device)
+        full = buf[: L * S * B * H].view(L, S, B, H)
+        for k, layer in enumerate(new_state):
+            for j, a in enumerate(layer):
+                full[k, j, self._mine_t] = a.detach().to(torch.float64)
         buf[-3] = loss_sum.to(torch.float64)
         buf[-2] = float(isinstance(self.controls, AgreedControls) and self.controls.requested)
         if self.rank == 0:  # rank 0's learning rate, which its evaluations may have cut (--lr-decay)
             buf[-1] = self.optimizer.lr
         dist.all_reduce(buf)
         full = full.to(self.dtype)
-        self._new_state = [(full[k, 0], full[k, 1]) for k in range(L)]
+        self._new_state = [tuple(full[k, j] for j in range(S)) for k in range(L)]
         stop, lr = buf[-2:].tolist()
         self.optimizer.lr = lr  # every rank takes the same step
         return buf[-3], stop > 0
