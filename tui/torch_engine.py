@@ -389,6 +389,12 @@ class TorchTrainer(Trainer):
         self.optimizer.t += 1
         self._tstate = self._new_state
 
+    def _update_average(self) -> None:
+        """The moving average is kept in core's arrays: bring the weights over first."""
+        if self.average is not None and self._net is not None:
+            self._pull_params()
+        super()._update_average()
+
     # ------------------------------------------------------------- rollback
     def _take_rollback(self) -> None:
         if self._net is None:

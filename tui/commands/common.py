@@ -45,7 +45,8 @@ SUMMARY_WIDTH = 72
 # ------------------------------------------------------------- building a trainer
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig fields the user gave on the command line (steps handled by the caller)."""
-    names = "cell hidden layers seq_len batch lr lr_decay optimizer clip dropout seed eval_every eval_chars save_every"
+    names = "cell hidden layers seq_len batch lr lr_decay average optimizer clip dropout seed eval_every eval_chars"
+    names += " save_every"
     names += " dtype"
     return {n: getattr(args, n) for n in names.split() if getattr(args, n) is not None}
 

@@ -185,6 +185,13 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         help="multiply the learning rate by F when an evaluation sets no new best; 1 = never "
         f"(default: {d.lr_decay:g})",
     )
+    train.add_argument(
+        "--average",
+        type=fraction,
+        metavar="D",
+        help="the model is a moving average of the weights, keeping D of it per step; 0 = the weights "
+        "themselves (default: 0.998 for a text of 20,000 characters or more, else 0)",
+    )
     train.add_argument("--optimizer", choices=("adam", "sgd", "adagrad"), help=f"update rule (default: {d.optimizer})")
     train.add_argument(
         "--clip", type=nonneg_float, metavar="C", help=f"max global gradient norm, 0 = off (default: {d.clip:g})"
