@@ -90,12 +90,21 @@ def test_one_step_gives_the_same_gradients_in_both_engines(cell: str):
 
 
 @pytest.mark.parametrize(
-    ("optimizer", "cell"), [("adam", "lstm"), ("sgd", "lstm"), ("adagrad", "lstm"), ("adam", "gru"), ("adagrad", "rnn")]
+    ("optimizer", "cell", "average"),
+    [
+        ("adam", "lstm", 0.0),
+        ("sgd", "lstm", 0.0),
+        ("adagrad", "lstm", 0.0),
+        ("adam", "gru", 0.0),
+        ("adagrad", "rnn", 0.0),
+        ("adam", "lstm", 0.9),  # the saved model is a moving average of the weights trained
+        ("adam", "gru", 0.9),
+    ],
 )
-def test_a_run_is_the_same_run_in_either_engine(optimizer: str, cell: str):
+def test_a_run_is_the_same_run_in_either_engine(optimizer: str, cell: str, average: float):
     """Steps, evaluations and the weights and moments saved after them agree to rounding."""
     text = soliloquy()
-    cfg = config(optimizer=optimizer, steps=12, eval_every=6, dropout=0.1, cell=cell)
+    cfg = config(optimizer=optimizer, steps=12, eval_every=6, dropout=0.1, cell=cell, average=average)
     ours, theirs = Trainer(text, cfg), TorchTrainer(text, cfg, device="cpu")
     a, b = list(ours.run()), list(theirs.run())
     assert [type(r) for r in a] == [type(r) for r in b]
@@ -110,19 +119,19 @@ def test_a_run_is_the_same_run_in_either_engine(optimizer: str, cell: str):
     for name, v in ca.arrays.items():
         np.testing.assert_allclose(cb.arrays[name], v, atol=1e-10, err_msg=name)
     assert ca.meta["optimizer_t"] == cb.meta["optimizer_t"] == 12
+    assert any(name.startswith("train/") for name in ca.arrays) == (average > 0)  # so both were compared
 
 
-@pytest.mark.parametrize("first", ["numpy", "torch"])
-def test_a_checkpoint_resumes_with_the_other_engine(tmp_path: Path, first: str):
+@pytest.mark.parametrize(("first", "average"), [("numpy", 0.0), ("torch", 0.0), ("torch", 0.9)])
+def test_a_checkpoint_resumes_with_the_other_engine(tmp_path: Path, first: str, average: float):
     """10 steps in one engine, saved, 10 more in the other = 20 straight in the NumPy engine."""
     text = soliloquy()
-    cfg = config(steps=10)
-    straight = Trainer(text, config(steps=20))
+    straight = Trainer(text, config(steps=20, average=average))
     for _ in straight.run():
         pass
     engines = {"numpy": Trainer, "torch": TorchTrainer}
     second = "torch" if first == "numpy" else "numpy"
-    one = engines[first](text, cfg)
+    one = engines[first](text, config(steps=10, average=average))
     for _ in one.run():
         pass
     one.save(tmp_path / "half.npz")
@@ -131,9 +140,11 @@ def test_a_checkpoint_resumes_with_the_other_engine(tmp_path: Path, first: str):
     for _ in two.run():
         pass
     assert two.step_count == 20
-    done = two.to_checkpoint()
-    for name, v in straight.model.params.items():
+    done, want = two.to_checkpoint(), straight.to_checkpoint()
+    for name, v in want.model.params.items():  # the run's model (the average, when averaging)
         np.testing.assert_allclose(done.model.params[name], v, atol=1e-10, err_msg=name)
+    for name, v in want.arrays.items():  # moments, carried state, the weights trained, history
+        np.testing.assert_allclose(done.arrays[name], v, atol=1e-10, err_msg=name)
     np.testing.assert_allclose(two.loss_history, straight.loss_history, atol=1e-10)
 
 

@@ -247,6 +247,9 @@ class TorchTrainer(Trainer):
         self._mine = np.arange(self.rank, self.batch, self.world)  # the streams this rank trains
         self._mine_t = torch.from_numpy(self._mine).to(dev)
         self._tstate = self._to_device_state(self.state)
+        self._tavg: list[torch.Tensor] = []  # the moving average of the weights, when averaging
+        if self.average is not None:
+            self._tavg = [self._tensor(a) for _, a in self._theirs(self.average)]
         self._take_rollback()
 
     # ----------------------------------------------------- our layout <-> theirs
@@ -390,10 +393,28 @@ class TorchTrainer(Trainer):
         self._tstate = self._new_state
 
     def _update_average(self) -> None:
-        """The moving average is kept in core's arrays: bring the weights over first."""
-        if self.average is not None and self._net is not None:
-            self._pull_params()
-        super()._update_average()
+        """The moving average of the weights (TrainConfig.average), kept on the device beside them
+        in PyTorch's layout (the mapping is linear, so the average maps as the weights do), by
+        core's rule; copied into core's `average` only when something reads it (`run_model`)."""
+        if self._net is None or self.average is None:
+            return super()._update_average()
+        n = self.step_count
+        keep = min(self.config.average, (1 + n) / (10 + n))
+        with torch.no_grad():
+            for avg, w in zip(self._tavg, self._trainable, strict=True):
+                avg.add_(w - avg, alpha=1.0 - keep)
+
+    def run_model(self) -> Any:
+        if self._net is not None and self.average is not None:
+            average = self._ours_from(self._tavg)
+            for k, v in average.items():
+                self.average[k][...] = v
+        return super().run_model()
+
+    def _ours_from(self, tensors: list[torch.Tensor]) -> dict[str, NDArray]:
+        """Tensors in the order of the trainable parameters (like them), in core's layout."""
+        by_param = {id(p): t for p, t in zip(self._trainable, tensors, strict=True)}
+        return self._ours(lambda p: by_param.get(id(p)))
 
     # ------------------------------------------------------------- rollback
     def _take_rollback(self) -> None:
