@@ -1,6 +1,6 @@
 """`train --engine torch`: the same run as the NumPy engine's, with PyTorch doing the arithmetic.
 
-Skipped where torch is not installed, except the test that `--engine torch` then says how to get it.
+Skipped where torch is not installed (tests/test_torch_missing.py covers that case).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import LSTM_TUI, SCRIPT, TIMEOUT, assert_usage_error, run_cli
+from helpers import SCRIPT, TIMEOUT, assert_usage_error, run_cli
 
 from core import StepReport, corpus
 from core import checkpoint as ckpt_io
@@ -25,24 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def soliloquy():
     return corpus.load(corpus.bundled_path())
-
-
-def test_engine_torch_without_torch_says_how_to_install_it(tmp_path: Path):
-    """With a `torch` that cannot be imported first on the path, as on a machine without it."""
-    fake = tmp_path / "no_torch"
-    fake.mkdir()
-    (fake / "torch.py").write_text("raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(fake), str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    res = subprocess.run(
-        [*LSTM_TUI, "train", "--engine", "torch", "--steps", "1"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
-    assert_usage_error(res, "pip install 'lstm-tui[torch]'")
-    assert not list(tmp_path.glob("*.npz"))  # nothing trained
 
 
 torch = pytest.importorskip("torch")
