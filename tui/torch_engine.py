@@ -314,7 +314,9 @@ class TorchTrainer(Trainer):
         """Weights, moments and carried state back into core's arrays (for checkpoints)."""
         self._pull_params()
         for slot, name in SLOTS[self.config.optimizer].items():
-            moments = self._ours(lambda p, name=name: self._opt.state[p].get(name))
+            # (`in` first: optimizer.state is a defaultdict, and an entry made for a frozen parameter
+            # would break its state_dict)
+            moments = self._ours(lambda p, name=name: self._opt.state[p].get(name) if p in self._opt.state else None)
             for k, v in moments.items():
                 self.optimizer.state[slot][k][...] = v
         self.state = tuple(tuple(a.cpu().numpy() for a in layer) for layer in self._tstate)
