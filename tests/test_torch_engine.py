@@ -243,3 +243,25 @@ def test_sigterm_to_torchrun_stops_every_rank_after_the_same_step_and_rank_0_sav
     assert "SIGTERM: stopping and saving" in err and err.count("model saved to run.npz") == 1, err[-2000:]
     ck = ckpt_io.load(tmp_path / "run.npz")
     assert ck.meta["step"] >= records[1]["step"] and len(ck.arrays["history/loss"]) == ck.meta["step"]
+
+
+def test_divergence_rolls_back_to_the_last_finite_weights_and_pauses():
+    from core import DivergedReport
+
+    trainer = TorchTrainer(soliloquy(), config(), device="cpu")
+    for _ in range(3):
+        trainer.train_step()
+    trainer._take_rollback()
+    kept = {k: v.copy() for k, v in trainer.to_checkpoint().model.params.items()}
+    t = trainer.optimizer.t
+    with torch.no_grad():
+        trainer._net.readout.bias[0] = float("inf")  # the next loss is not finite
+    report = trainer.train_step()
+    assert isinstance(report, DivergedReport) and trainer.controls.paused
+    ck = trainer.to_checkpoint()
+    for name, v in kept.items():
+        np.testing.assert_array_equal(ck.model.params[name], v, err_msg=name)
+    assert trainer.optimizer.t == t and not any(a.any() for layer in trainer._tstate for a in layer)
+    assert np.isfinite(trainer.snapshot.params["by"]).all()  # what other threads read is the restored model
+    trainer.controls.resume()
+    assert not isinstance(trainer.train_step(), DivergedReport)  # and training goes on from there
