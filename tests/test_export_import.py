@@ -243,8 +243,12 @@ def test_a_good_file_of_the_same_making_imports(tmp_path: Path):
         (("export", "missing.npz", "out.safetensors"), "no such checkpoint"),
         (("export", "notes.txt", "out.safetensors"), "not an lstm-tui checkpoint"),
         (("import",), "required"),
+        (("export", "model.npz", "."), "is a directory"),
+        (("import", "model.safetensors", "."), "is a directory"),
     ],
 )
 def test_missing_or_foreign_files_are_one_line_errors(tmp_path: Path, args: tuple[str, ...], needle: str):
     (tmp_path / "notes.txt").write_text("just some text, long enough to be a header " * 4)
+    st.save_file(good_tensors(), str(tmp_path / "model.safetensors"), metadata={"vocab": VOCAB})
+    run_cli("import", "model.safetensors", "model.npz", cwd=tmp_path)
     assert_usage_error(run_cli(*args, cwd=tmp_path), needle)

@@ -163,9 +163,12 @@ def export_model(model: CharModel, vocab: Vocab, path: str | os.PathLike[str]) -
         "lstm_tui_version": core.__version__,
     }
     data = st.save(to_torch_state(model.params, config), metadata=metadata)
+    if target.is_dir():
+        raise LstmTuiError(f"{target} is a directory; give a file name such as {target / 'model.safetensors'}")
     folder = target.parent if str(target.parent) else Path(".")
     tmp_name = None
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
         os.fchmod(fd, ckpt_io._new_file_mode(target))
         with os.fdopen(fd, "wb") as f:
@@ -368,5 +371,7 @@ def fresh_run_checkpoint(model: CharModel, vocab: Vocab, source: str) -> ckpt_io
 
 def import_file(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
     """`lstm-tui import IN.safetensors OUT.npz`: an lstm-tui checkpoint of the file's model."""
+    if Path(out).is_dir():
+        raise LstmTuiError(f"{out} is a directory; give a file name such as {Path(out) / 'model.npz'}")
     model, vocab, _ = import_model(path)
     return ckpt_io.save(out, fresh_run_checkpoint(model, vocab, Path(path).name))
