@@ -153,8 +153,7 @@ def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple
         )
     else:
         chosen = choose_recipe(text, overrides, measure=trainer_class is core.Trainer)
-        say(chosen.reason)
-        config = TrainConfig(steps=steps, **chosen.settings)
+        config = TrainConfig(steps=steps, **chosen.settings)  # checked before anything is said
         checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(text.name)
         check_writable(checkpoint)
         if checkpoint.exists():
@@ -163,6 +162,7 @@ def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple
                 f"(to continue training it instead: --resume {checkpoint})"
             )
         trainer = trainer_class(text, config, checkpoint=checkpoint, controls=controls, **engine_args)
+        say(chosen.reason)
     return trainer, label
 
 
