@@ -33,13 +33,15 @@ DistributedDataParallel's mean of the gradients is the gradient of the mean over
 After the backward pass one all-reduce gathers the loss, the carried state of every stream, any
 stop request and rank 0's learning rate (which its evaluations may cut), so that every rank keeps
 the whole state (rank 0 saves it), takes the same update, and all ranks stop after the same step.
-Rank 0 alone evaluates (a NumPy copy of the weights, as the NumPy engine does) and saves.
+Rank 0 alone evaluates (core's Evaluator, a chunk between steps, reading the text with a frozen
+copy of the net on the device) and saves.
 """
 
 from __future__ import annotations
 
 import atexit
 import copy
+import dataclasses
 import math
 import os
 import time
@@ -53,6 +55,7 @@ from torch import nn
 
 from core.batches import Window
 from core.errors import ConfigError
+from core.evaluate import Evaluator
 from core.trainer import Controls, Trainer
 
 from .torch_io import layer_from_torch, layer_to_torch
@@ -124,6 +127,32 @@ class CharNet(nn.Module):
             new_state.append(st)
             inp = out
         return self.readout(inp), new_state  # (T, B, V)
+
+
+def trainable_params(net: CharNet) -> list[nn.Parameter]:
+    """The parameters trained, in the order TorchTrainer pairs them with core's arrays."""
+    params = []
+    for layer in net.layers:
+        four = (layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
+        params += [p for p in four if p.requires_grad]
+    return [*params, net.readout.weight, net.readout.bias]
+
+
+class _EvalView:
+    """A net as core's Evaluator reads a model: initial_state(S), and forward(x, state) on ids
+    (k, S) returning NumPy logits (k, S, V). Evaluation then runs where training does."""
+
+    def __init__(self, net: CharNet, device: torch.device, hidden: int, arrays: int, dtype: torch.dtype):
+        self.net, self.device, self.hidden, self.arrays, self.dtype = net, device, hidden, arrays, dtype
+
+    def initial_state(self, batch: int = 1) -> TorchState:
+        z = torch.zeros(batch, self.hidden, dtype=self.dtype, device=self.device)
+        return [(z,) * self.arrays for _ in self.net.layers]
+
+    @torch.no_grad()
+    def forward(self, x: NDArray, state: TorchState) -> tuple[NDArray, TorchState, None]:
+        logits, state = self.net(torch.from_numpy(np.asarray(x, dtype=np.int64)).to(self.device), state, {}, None)
+        return logits.cpu().numpy(), state, None
 
 
 class AgreedControls(Controls):
@@ -233,7 +262,7 @@ class TorchTrainer(Trainer):
             self.controls = AgreedControls()
         net = CharNet(mc.cell, mc.vocab_size, mc.hidden, mc.layers, self.dtype, dev)
         self._net = net
-        self._trainable = [p for p, _ in self._theirs(self.model.params)]  # in the order _theirs pairs them
+        self._trainable = trainable_params(net)  # in the order _theirs pairs them with core's arrays
         self._push_params()
         opt_cls = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad}[cfg.optimizer]
         kwargs = {"eps": 1e-8} if cfg.optimizer == "adagrad" else {}
@@ -448,13 +477,23 @@ class TorchTrainer(Trainer):
         super().publish()
 
     def _start_eval(self, sample_rng: np.random.Generator | None = None, keep_checkpoint: bool = True) -> Any:
-        """core's evaluation, of a NumPy copy of the current weights (so it scores exactly as the
-        NumPy engine would, a chunk between steps); ranks other than 0 do not evaluate."""
-        if self._net is not None:
-            if self.rank != 0:
-                return None
-            self._pull_params()
-        return super()._start_eval(sample_rng, keep_checkpoint)
+        """core's evaluation (its Evaluator, a chunk between steps), with a frozen copy of the run's
+        model reading the text on the device; ranks other than 0 do not evaluate."""
+        if self._net is None:
+            return super()._start_eval(sample_rng, keep_checkpoint)
+        if self.rank != 0:
+            return None
+        self._pull_params()  # core's copy too: the best-model file is written from it
+        pending = super()._start_eval(sample_rng, keep_checkpoint)
+        mc = self.model.config
+        frozen = CharNet(mc.cell, mc.vocab_size, mc.hidden, mc.layers, self.dtype, self.device)
+        source = self._tavg if self.average is not None else self._trainable
+        with torch.no_grad():
+            for p, v in zip(trainable_params(frozen), source, strict=True):
+                p.copy_(v)
+        view = _EvalView(frozen, self.device, mc.hidden, len(mc.state_names), self.dtype)
+        evaluator = Evaluator(view, self.eval_ids, self.corpus.vocab, rng=sample_rng)  # type: ignore[arg-type]
+        return dataclasses.replace(pending, evaluator=evaluator)
 
     def _advance_eval(self) -> Any:
         if self._net is not None and self.rank != 0:
