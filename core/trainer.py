@@ -533,10 +533,12 @@ class Trainer:
             self._last_step_time = now = time.perf_counter()
             if now - self._snapshot_time >= SNAPSHOT_EVERY_S:
                 self.publish()
-            if self._pending is not None:
-                yield from self._advance_eval()
-            elif self._eval_due():
+            if self._eval_due():
+                while self._pending is not None:  # evaluations asked for closer than one takes
+                    yield from self._advance_eval()
                 self._pending = self._start_eval()
+                yield from self._advance_eval()
+            elif self._pending is not None:
                 yield from self._advance_eval()
             if cfg.save_every and self.step_count % cfg.save_every == 0 and self.checkpoint is not None:
                 yield from self._save_reports(None)

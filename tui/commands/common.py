@@ -292,7 +292,7 @@ def summary_lines(ev: core.Evaluation, on_validation: bool) -> list[str]:
         marks = "".join(" " if a == b else "^" for a, b in zip(t, p, strict=True)).rstrip()
         lines += [f"  truth  {t}", f"  model  {p}"] + ([f"         {marks}"] if marks else [])
     lines.append(
-        f"Accuracy: {ev.accuracy:.1%} ({int(ev.correct.sum()):,} of {ev.n:,} characters); "
+        f"Accuracy: {ev.accuracy:.1%} ({round(ev.accuracy * ev.n):,} of {ev.n:,} characters); "
         f"loss {ev.loss:.4f} nats/char ({ev.bits_per_char:.3f} bits/char, perplexity {ev.perplexity:.2f})"
     )
     return lines

@@ -85,8 +85,11 @@ def run(args: argparse.Namespace) -> int:
         return follow(args)
     progress = Progress(sys.stderr, args.quiet)
     one_blas_thread()
-    trainer, label = build_trainer(args, lambda s: progress.message(f"{PROG}: {s}"))
+    notes: list[str] = []
+    trainer, label = build_trainer(args, notes.append)
     log = open_log(args.log) if args.log else None  # before any output: a bad path is bad input
+    for note in notes:
+        progress.message(f"{PROG}: {note}")
     cfg = trainer.config
     out = sys.stdout
     report_to = sys.stderr if args.json else sys.stdout
