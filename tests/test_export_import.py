@@ -24,13 +24,17 @@ st = pytest.importorskip("safetensors.numpy")  # a dependency of lstm-tui; prese
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def trained(tmp_path: Path, dtype: str, layers: int = 2, steps: int = 25) -> Path:
+def trained(tmp_path: Path, dtype: str, layers: int = 2, steps: int = 25, cell: str = "lstm") -> Path:
     """A checkpoint of a small model trained a little on the soliloquy (so no weight is at its init)."""
     text = corpus.load(corpus.bundled_path())
-    trainer = Trainer(text, TrainConfig(hidden=16, layers=layers, dtype=dtype, steps=steps, eval_every=0))
+    cfg = TrainConfig(hidden=16, layers=layers, dtype=dtype, steps=steps, eval_every=0, cell=cell)
+    trainer = Trainer(text, cfg)
     for _ in trainer.run():
         pass
-    return trainer.save(tmp_path / f"model-{dtype}.npz")
+    return trainer.save(tmp_path / f"model-{cell}-{dtype}.npz")
+
+
+MODULES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}  # the cell's nn class, and its prefix in lowercase
 
 
 def export(ckpt: Path, tmp_path: Path) -> Path:
@@ -40,12 +44,15 @@ def export(ckpt: Path, tmp_path: Path) -> Path:
     return out
 
 
-@pytest.mark.parametrize(("dtype", "tolerance"), [("float64", 1e-5), ("float32", 1e-4)])
-def test_export_loads_into_nn_lstm_by_name_and_scores_our_loss(tmp_path: Path, dtype: str, tolerance: float):
+@pytest.mark.parametrize(
+    ("cell", "dtype", "tolerance"),
+    [("lstm", "float64", 1e-5), ("lstm", "float32", 1e-4), ("gru", "float64", 1e-5), ("rnn", "float64", 1e-5)],
+)
+def test_export_loads_into_torch_by_name_and_scores_our_loss(tmp_path: Path, cell: str, dtype: str, tolerance: float):
     torch = pytest.importorskip("torch")
     from safetensors.torch import load_file
 
-    ckpt = trained(tmp_path, dtype)
+    ckpt = trained(tmp_path, dtype, cell=cell)
     path = export(ckpt, tmp_path)
     ck = ckpt_io.load(ckpt)
     tensors = load_file(str(path))
@@ -53,24 +60,32 @@ def test_export_loads_into_nn_lstm_by_name_and_scores_our_loss(tmp_path: Path, d
         header = json.loads(f.read(int.from_bytes(f.read(8), "little")))["__metadata__"]
     vocab = json.loads(header["vocab"])
     assert vocab == list(ck.vocab.chars)
-    assert json.loads(header["config"])["cell"] == "lstm" and header["lstm_tui_version"] == core.__version__
+    assert json.loads(header["config"])["cell"] == cell and header["lstm_tui_version"] == core.__version__
     V, H, L = len(vocab), 16, 2
-    net = torch.nn.ModuleDict({"lstm": torch.nn.LSTM(V, H, L), "readout": torch.nn.Linear(H, V)})
+    rnn = getattr(torch.nn, MODULES[cell])(V, H, L)  # nn.LSTM(V, H, L), nn.GRU(...), nn.RNN(...)
+    net = torch.nn.ModuleDict({cell: rnn, "readout": torch.nn.Linear(H, V)})
     net.load_state_dict(tensors, strict=True)  # every name present, none extra, every shape right
     net.to(getattr(torch, dtype))
-    for k in range(L):  # the two biases sum to ours, gate by gate: theirs i, f, g, o; ours i, f, o, g
-        theirs = (tensors[f"lstm.bias_ih_l{k}"] + tensors[f"lstm.bias_hh_l{k}"]).numpy().reshape(4, H)
-        ours = ck.model.params[f"b{k}"].reshape(4, H)
-        assert np.array_equal(theirs, ours[[0, 1, 3, 2]])
-        g_theirs = tensors[f"lstm.weight_hh_l{k}"].numpy()[2 * H : 3 * H]  # (H, H) their g block
-        assert np.array_equal(g_theirs, ck.model.params[f"Wh{k}"][:, 3 * H :].T)
+    P = ck.model.params
+    for k in range(L):  # biases, gate by gate
+        b_ih, b_hh = (tensors[f"{cell}.bias_{w}_l{k}"].numpy() for w in ("ih", "hh"))
+        if cell == "lstm":  # theirs i, f, g, o; ours i, f, o, g; the two sum to ours
+            ours = P[f"b{k}"].reshape(4, H)
+            assert np.array_equal((b_ih + b_hh).reshape(4, H), ours[[0, 1, 3, 2]])
+            g_theirs = tensors[f"lstm.weight_hh_l{k}"].numpy()[2 * H : 3 * H]  # (H, H) their g block
+            assert np.array_equal(g_theirs, P[f"Wh{k}"][:, 3 * H :].T)
+        elif cell == "gru":  # r, z, n in both; the recurrent candidate bias is our bhn
+            assert np.array_equal(b_ih, P[f"b{k}"]) and np.array_equal(b_hh[2 * H :], P[f"bhn{k}"])
+            assert not b_hh[: 2 * H].any()
+        else:
+            assert np.array_equal(b_ih + b_hh, P[f"b{k}"])
 
     text = corpus.load(corpus.bundled_path())
     ours = core.evaluate(ck.model, text.ids, text.vocab).loss
     ids = torch.from_numpy(text.ids.astype(np.int64))
     onehot = torch.nn.functional.one_hot(ids[:-1], V).to(getattr(torch, dtype))[:, None, :]  # (T, 1, V)
     with torch.no_grad():
-        out, _ = net["lstm"](onehot)
+        out, _ = net[cell](onehot)
         theirs = torch.nn.functional.cross_entropy(net["readout"](out)[:, 0], ids[1:]).item()
     assert abs(theirs - ours) < tolerance, (theirs, ours)
     assert ours < np.log(V) - 0.3  # a trained model: the comparison is not between two uniform guesses
@@ -93,8 +108,9 @@ def test_readme_lines_load_an_export_and_generate(tmp_path: Path, monkeypatch: p
     assert namespace["text"] == prime + ck.vocab.decode(list(greedy))
 
 
-def test_import_after_export_generates_the_same_text(tmp_path: Path):
-    ckpt = trained(tmp_path, "float32")
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_import_after_export_generates_the_same_text(tmp_path: Path, cell: str):
+    ckpt = trained(tmp_path, "float32", cell=cell)
     path = export(ckpt, tmp_path)
     back = tmp_path / "back.npz"
     res = run_cli("import", str(path), str(back), cwd=tmp_path)
@@ -113,7 +129,8 @@ def test_import_after_export_generates_the_same_text(tmp_path: Path):
     assert ckpt_io.load(back).meta["step"] == 3
 
 
-def test_import_of_a_plain_pytorch_model_gives_torchs_logits(tmp_path: Path):
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_import_of_a_plain_pytorch_model_gives_torchs_logits(tmp_path: Path, cell: str):
     """A model made in PyTorch: random weights, a nonzero bias_hh, characters numbered in its own order."""
     torch = pytest.importorskip("torch")
     from safetensors.torch import save_file
@@ -121,7 +138,8 @@ def test_import_of_a_plain_pytorch_model_gives_torchs_logits(tmp_path: Path):
     torch.manual_seed(0)
     chars = list("zyx wvu.tsrqpon,mlkjihgfedcba")  # not in code point order
     V, H, L = len(chars), 8, 2
-    net = torch.nn.ModuleDict({"lstm": torch.nn.LSTM(V, H, L), "readout": torch.nn.Linear(H, V)}).double()
+    rnn = getattr(torch.nn, MODULES[cell])(V, H, L)
+    net = torch.nn.ModuleDict({cell: rnn, "readout": torch.nn.Linear(H, V)}).double()
     with torch.no_grad():
         for p in net.parameters():
             p.uniform_(-0.5, 0.5)  # bias_hh included
@@ -129,10 +147,11 @@ def test_import_of_a_plain_pytorch_model_gives_torchs_logits(tmp_path: Path):
     res = run_cli("import", "theirs.safetensors", "ours.npz", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     ck = ckpt_io.load(tmp_path / "ours.npz")
+    assert ck.model.config.cell == cell
     text = "the quick brown fox, jumps over the lazy dog."
     their_ids = torch.tensor([chars.index(c) for c in text])
     with torch.no_grad():
-        out, _ = net["lstm"](torch.nn.functional.one_hot(their_ids, V).double()[:, None])
+        out, _ = net[cell](torch.nn.functional.one_hot(their_ids, V).double()[:, None])
         their_logits = net["readout"](out)[:, 0].numpy()  # (n, V) in their character order
     logits, _, _ = ck.model.forward(ck.vocab.encode(text).astype(np.int64)[:, None], ck.model.initial_state(1))
     ours = logits[:, 0]  # (n, V) in ours
@@ -183,7 +202,18 @@ BAD = {
     "vocabulary not json": (good_tensors(), {"vocab": "abcde"}, "JSON"),
     "vocabulary of words": (good_tensors(), {"vocab": json.dumps(["a", "b", "c", "d", "ee"])}, "single characters"),
     "vocabulary repeats": (good_tensors(), {"vocab": json.dumps(list("abcda"))}, "twice"),
-    "a gru": (good_tensors(), {"vocab": VOCAB, "config": json.dumps({"cell": "gru"})}, "gru"),
+    "cell mismatch": (good_tensors(), {"vocab": VOCAB, "config": json.dumps({"cell": "gru"})}, "'gru'"),
+    "unknown cell": (good_tensors(), {"vocab": VOCAB, "config": json.dumps({"cell": "lstm2"})}, "lstm2"),
+    "relu rnn": (
+        {k.replace("lstm.", "rnn."): v[: len(v) // 4] if "lstm." in k else v for k, v in good_tensors().items()},
+        {"vocab": VOCAB, "config": json.dumps({"nonlinearity": "relu"})},
+        "relu",
+    ),
+    "two modules": (
+        {**good_tensors(), "gru.weight_hh_l0": np.zeros((9, 3), np.float32)},
+        {"vocab": VOCAB},
+        "more than one",
+    ),
 }
 
 
@@ -213,8 +243,12 @@ def test_a_good_file_of_the_same_making_imports(tmp_path: Path):
         (("export", "missing.npz", "out.safetensors"), "no such checkpoint"),
         (("export", "notes.txt", "out.safetensors"), "not an lstm-tui checkpoint"),
         (("import",), "required"),
+        (("export", "model.npz", "."), "is a directory"),
+        (("import", "model.safetensors", "."), "is a directory"),
     ],
 )
 def test_missing_or_foreign_files_are_one_line_errors(tmp_path: Path, args: tuple[str, ...], needle: str):
     (tmp_path / "notes.txt").write_text("just some text, long enough to be a header " * 4)
+    st.save_file(good_tensors(), str(tmp_path / "model.safetensors"), metadata={"vocab": VOCAB})
+    run_cli("import", "model.safetensors", "model.npz", cwd=tmp_path)
     assert_usage_error(run_cli(*args, cwd=tmp_path), needle)

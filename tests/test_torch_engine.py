@@ -1,6 +1,6 @@
 """`train --engine torch`: the same run as the NumPy engine's, with PyTorch doing the arithmetic.
 
-Skipped where torch is not installed, except the test that `--engine torch` then says how to get it.
+Skipped where torch is not installed (tests/test_torch_missing.py covers that case).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import LSTM_TUI, SCRIPT, TIMEOUT, assert_usage_error, run_cli
+from helpers import SCRIPT, TIMEOUT, assert_usage_error, run_cli
 
 from core import StepReport, corpus
 from core import checkpoint as ckpt_io
@@ -27,24 +27,6 @@ def soliloquy():
     return corpus.load(corpus.bundled_path())
 
 
-def test_engine_torch_without_torch_says_how_to_install_it(tmp_path: Path):
-    """With a `torch` that cannot be imported first on the path, as on a machine without it."""
-    fake = tmp_path / "no_torch"
-    fake.mkdir()
-    (fake / "torch.py").write_text("raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(fake), str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    res = subprocess.run(
-        [*LSTM_TUI, "train", "--engine", "torch", "--steps", "1"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
-    assert_usage_error(res, "pip install 'lstm-tui[torch]'")
-    assert not list(tmp_path.glob("*.npz"))  # nothing trained
-
-
 torch = pytest.importorskip("torch")
 from tui.torch_engine import TorchTrainer  # noqa: E402
 
@@ -54,10 +36,11 @@ def config(**kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
-def test_one_step_gives_the_same_gradients_in_both_engines():
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_one_step_gives_the_same_gradients_in_both_engines(cell: str):
     """Same weights, same window (with streams restarting mid-window) and same dropout masks."""
     text = soliloquy()
-    cfg = config(dropout=0.3, clip=0.1)
+    cfg = config(dropout=0.3, clip=0.1, cell=cell)
     ours, theirs = Trainer(text, cfg), TorchTrainer(text, cfg, device="cpu")
     for name, v in ours.model.params.items():
         assert np.array_equal(v, theirs.model.params[name])
@@ -69,7 +52,7 @@ def test_one_step_gives_the_same_gradients_in_both_engines():
     assert any(0 < t < ours.seq_len for t in window.resets), window.resets
     state = ours.model.initial_state(ours.batch)
     rng = np.random.default_rng(1)
-    state = tuple((rng.standard_normal(h.shape) * 0.5, rng.standard_normal(c.shape)) for h, c in state)
+    state = tuple(tuple(rng.standard_normal(a.shape) * 0.5 for a in layer) for layer in state)  # a carried state
     ours.state, theirs._tstate = state, theirs._to_device_state(state)
     masks = ours.model.dropout_masks(ours.seq_len, ours.batch, rng)
     loss_a, norm_a = ours._learn(window, masks)
@@ -82,16 +65,28 @@ def test_one_step_gives_the_same_gradients_in_both_engines():
     assert norm_a > ours.config.clip  # so clipping ran, and by the same rule
     ours._apply()
     theirs._apply()
-    (ha, ca), (hb, cb) = ours.state[1], theirs._tstate[1]
-    np.testing.assert_allclose(hb.numpy(), ha, atol=1e-12)
-    np.testing.assert_allclose(cb.numpy(), ca, atol=1e-12)
+    for layer_a, layer_b in zip(ours.state, theirs._tstate, strict=True):  # (h, c) or (h,) per layer
+        assert len(layer_a) == len(layer_b) == (2 if cell == "lstm" else 1)
+        for a, b in zip(layer_a, layer_b, strict=True):
+            np.testing.assert_allclose(b.numpy(), a, atol=1e-12)
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sgd", "adagrad"])
-def test_a_run_is_the_same_run_in_either_engine(optimizer: str):
+@pytest.mark.parametrize(
+    ("optimizer", "cell", "average"),
+    [
+        ("adam", "lstm", 0.0),
+        ("sgd", "lstm", 0.0),
+        ("adagrad", "lstm", 0.0),
+        ("adam", "gru", 0.0),
+        ("adagrad", "rnn", 0.0),
+        ("adam", "lstm", 0.9),  # the saved model is a moving average of the weights trained
+        ("adam", "gru", 0.9),
+    ],
+)
+def test_a_run_is_the_same_run_in_either_engine(optimizer: str, cell: str, average: float):
     """Steps, evaluations and the weights and moments saved after them agree to rounding."""
     text = soliloquy()
-    cfg = config(optimizer=optimizer, steps=12, eval_every=6, dropout=0.1)
+    cfg = config(optimizer=optimizer, steps=12, eval_every=6, dropout=0.1, cell=cell, average=average)
     ours, theirs = Trainer(text, cfg), TorchTrainer(text, cfg, device="cpu")
     a, b = list(ours.run()), list(theirs.run())
     assert [type(r) for r in a] == [type(r) for r in b]
@@ -100,25 +95,27 @@ def test_a_run_is_the_same_run_in_either_engine(optimizer: str):
             assert abs(ra.loss - rb.loss) < 1e-10 and abs(ra.grad_norm - rb.grad_norm) < 1e-9
     assert abs(ours.evaluate().val_loss - theirs.evaluate().val_loss) < 1e-10
     ca, cb = ours.to_checkpoint(), theirs.to_checkpoint()
+    theirs._take_rollback()  # a save mid-run leaves the optimizer's state as it was (it can be kept again)
+    assert set(theirs._opt.state) == set(theirs._trainable) or optimizer == "sgd"
     for name, v in ca.model.params.items():
         np.testing.assert_allclose(cb.model.params[name], v, atol=1e-10, err_msg=name)
     assert set(ca.arrays) == set(cb.arrays)
     for name, v in ca.arrays.items():
         np.testing.assert_allclose(cb.arrays[name], v, atol=1e-10, err_msg=name)
     assert ca.meta["optimizer_t"] == cb.meta["optimizer_t"] == 12
+    assert any(name.startswith("train/") for name in ca.arrays) == (average > 0)  # so both were compared
 
 
-@pytest.mark.parametrize("first", ["numpy", "torch"])
-def test_a_checkpoint_resumes_with_the_other_engine(tmp_path: Path, first: str):
+@pytest.mark.parametrize(("first", "average"), [("numpy", 0.0), ("torch", 0.0), ("torch", 0.9)])
+def test_a_checkpoint_resumes_with_the_other_engine(tmp_path: Path, first: str, average: float):
     """10 steps in one engine, saved, 10 more in the other = 20 straight in the NumPy engine."""
     text = soliloquy()
-    cfg = config(steps=10)
-    straight = Trainer(text, config(steps=20))
+    straight = Trainer(text, config(steps=20, average=average))
     for _ in straight.run():
         pass
     engines = {"numpy": Trainer, "torch": TorchTrainer}
     second = "torch" if first == "numpy" else "numpy"
-    one = engines[first](text, cfg)
+    one = engines[first](text, config(steps=10, average=average))
     for _ in one.run():
         pass
     one.save(tmp_path / "half.npz")
@@ -127,9 +124,11 @@ def test_a_checkpoint_resumes_with_the_other_engine(tmp_path: Path, first: str):
     for _ in two.run():
         pass
     assert two.step_count == 20
-    done = two.to_checkpoint()
-    for name, v in straight.model.params.items():
+    done, want = two.to_checkpoint(), straight.to_checkpoint()
+    for name, v in want.model.params.items():  # the run's model (the average, when averaging)
         np.testing.assert_allclose(done.model.params[name], v, atol=1e-10, err_msg=name)
+    for name, v in want.arrays.items():  # moments, carried state, the weights trained, history
+        np.testing.assert_allclose(done.arrays[name], v, atol=1e-10, err_msg=name)
     np.testing.assert_allclose(two.loss_history, straight.loss_history, atol=1e-10)
 
 
@@ -157,9 +156,12 @@ def test_train_engine_torch_from_the_command_line_then_sample(tmp_path: Path):
         (("--engine", "torch", "--device", "tpu"), "--device"),
         (("--device", "cpu"), "--engine torch"),
         (("--engine", "jax"), "--engine"),
+        (("--engine", "torch", "--device", "cuda"), "no CUDA device"),
     ],
 )
 def test_bad_engine_or_device_is_a_one_line_error(tmp_path: Path, args: tuple[str, ...], needle: str):
+    if "cuda" in args and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
     assert_usage_error(run_cli("train", *args, "--steps", "1", cwd=tmp_path), needle)
 
 
@@ -244,3 +246,25 @@ def test_sigterm_to_torchrun_stops_every_rank_after_the_same_step_and_rank_0_sav
     assert "SIGTERM: stopping and saving" in err and err.count("model saved to run.npz") == 1, err[-2000:]
     ck = ckpt_io.load(tmp_path / "run.npz")
     assert ck.meta["step"] >= records[1]["step"] and len(ck.arrays["history/loss"]) == ck.meta["step"]
+
+
+def test_divergence_rolls_back_to_the_last_finite_weights_and_pauses():
+    from core import DivergedReport
+
+    trainer = TorchTrainer(soliloquy(), config(), device="cpu")
+    for _ in range(3):
+        trainer.train_step()
+    trainer._take_rollback()
+    kept = {k: v.copy() for k, v in trainer.to_checkpoint().model.params.items()}
+    t = trainer.optimizer.t
+    with torch.no_grad():
+        trainer._net.readout.bias[0] = float("inf")  # the next loss is not finite
+    report = trainer.train_step()
+    assert isinstance(report, DivergedReport) and trainer.controls.paused
+    ck = trainer.to_checkpoint()
+    for name, v in kept.items():
+        np.testing.assert_array_equal(ck.model.params[name], v, err_msg=name)
+    assert trainer.optimizer.t == t and not any(a.any() for layer in trainer._tstate for a in layer)
+    assert np.isfinite(trainer.snapshot.params["by"]).all()  # what other threads read is the restored model
+    trainer.controls.resume()
+    assert not isinstance(trainer.train_step(), DivergedReport)  # and training goes on from there

@@ -6,11 +6,13 @@ Everything else is core's: the corpus, the windows and carried state (`core.batc
 masks (drawn from the run's NumPy generator), the loop, its reports and controls, checkpoints in
 lstm-tui's own format. A run can therefore be saved by one engine and resumed by the other.
 
-The network is the textbook PyTorch one: an `nn.LSTM` per layer over one-hot characters and an
-`nn.Linear` readout, with the loss `F.cross_entropy`. Its parameters map 1:1 onto ours
-(tui/torch_io.py): PyTorch has two bias vectors per layer where we have one, so `bias_hh` is frozen
-at zero and `bias_ih` is our `b`. Adam's and Adagrad's moments map the same way, and the step
-count is the optimizer's `t`. Gradients are clipped by the same rule as core's
+The network is the textbook PyTorch one: an `nn.LSTM` (`nn.GRU`, `nn.RNN` for --cell gru, rnn)
+per layer over one-hot characters and an `nn.Linear` readout, with the loss `F.cross_entropy`.
+Its parameters map 1:1 onto ours (tui/torch_io.py): PyTorch has two bias vectors per layer where
+our LSTM and RNN have one, so their `bias_hh` is frozen at zero and `bias_ih` is our `b`; a GRU's
+`bias_hh` keeps only its candidate third (our `bhn`; the r and z thirds would only add to `b`, so
+their gradient is masked to zero and they stay zero). Adam's and Adagrad's moments map the same
+way, and the step count is the optimizer's `t`. Gradients are clipped by the same rule as core's
 (`clip_by_global_norm`), and `torch.optim`'s Adam, SGD and Adagrad are the same updates as
 core.optim's (Adagrad with core's eps of 1e-8).
 
@@ -19,7 +21,10 @@ Streams that wrap around the end of the text start afresh mid-window (core.batch
 piece is one `nn.LSTM` call, with the rows of the restarted streams zeroed in between. That is
 exact, and costs one extra call per reset step (a few per epoch per stream, so rare on a text of
 any size). Layers are separate `nn.LSTM(in, H)` modules rather than one `nn.LSTM(V, H, L)`, so
-that dropout is applied where core applies it (on every layer's output, the top one included).
+that dropout is applied where core applies it (on every layer's output, the top one included);
+this gives up cuDNN's overlap of layers on a GPU (see the README's scaling notes).
+
+On the CPU it uses one thread unless OMP_NUM_THREADS says otherwise (see `_attach`).
 
 Data parallel under `torchrun` (RANK, WORLD_SIZE, LOCAL_RANK set): every rank builds the same run
 from the same seed and reads the same windows; rank r trains streams r, r + N, r + 2N, ... of the
@@ -28,13 +33,15 @@ DistributedDataParallel's mean of the gradients is the gradient of the mean over
 After the backward pass one all-reduce gathers the loss, the carried state of every stream, any
 stop request and rank 0's learning rate (which its evaluations may cut), so that every rank keeps
 the whole state (rank 0 saves it), takes the same update, and all ranks stop after the same step.
-Rank 0 alone evaluates (a NumPy copy of the weights, as the NumPy engine does) and saves.
+Rank 0 alone evaluates (core's Evaluator, a chunk between steps, reading the text with a frozen
+copy of the net on the device) and saves.
 """
 
 from __future__ import annotations
 
 import atexit
 import copy
+import dataclasses
 import math
 import os
 import time
@@ -48,6 +55,7 @@ from torch import nn
 
 from core.batches import Window
 from core.errors import ConfigError
+from core.evaluate import Evaluator
 from core.trainer import Controls, Trainer
 
 from .torch_io import layer_from_torch, layer_to_torch
@@ -61,29 +69,40 @@ def version() -> str:
     return torch.__version__
 
 
-class CharLSTMNet(nn.Module):
-    """One `nn.LSTM` per layer over one-hot characters, and an `nn.Linear` readout."""
+TORCH_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
-    def __init__(self, vocab: int, hidden: int, layers: int, dtype: torch.dtype, device: torch.device):
+# Per layer, a tuple of (B, H) tensors: (h, c) for the LSTM, (h,) for the GRU and the RNN.
+TorchState = list[tuple[torch.Tensor, ...]]
+
+
+class CharNet(nn.Module):
+    """One `nn.LSTM` (or `nn.GRU`, `nn.RNN`) per layer over one-hot characters, and an `nn.Linear`
+    readout. Each layer's second bias vector, which our cells do not have, is held at zero: all
+    of an LSTM's or RNN's `bias_hh` (frozen), a GRU's r and z thirds (their gradient is masked),
+    leaving its n third, our `bhn`, to train."""
+
+    def __init__(self, cell: str, vocab: int, hidden: int, layers: int, dtype: torch.dtype, device: torch.device):
         super().__init__()
-        self.vocab = vocab
-        self.lstm = nn.ModuleList(
-            nn.LSTM(vocab if k == 0 else hidden, hidden, dtype=dtype, device=device) for k in range(layers)
+        self.cell, self.vocab = cell, vocab
+        module = TORCH_CELLS[cell]
+        self.layers = nn.ModuleList(
+            module(vocab if k == 0 else hidden, hidden, dtype=dtype, device=device) for k in range(layers)
         )
         self.readout = nn.Linear(hidden, vocab, dtype=dtype, device=device)
-        for layer in self.lstm:  # our one bias is bias_ih; PyTorch's second one stays zero
+        keep_n = torch.zeros(3 * hidden, dtype=dtype, device=device)
+        keep_n[2 * hidden :] = 1.0
+        for layer in self.layers:
             with torch.no_grad():
                 layer.bias_hh_l0.zero_()
-            layer.bias_hh_l0.requires_grad_(False)
+            if cell == "gru":
+                layer.bias_hh_l0.register_hook(lambda g, keep_n=keep_n: g * keep_n)
+            else:
+                layer.bias_hh_l0.requires_grad_(False)
 
     def forward(
-        self,
-        x: torch.Tensor,
-        state: list[tuple[torch.Tensor, torch.Tensor]],
-        keep: dict[int, torch.Tensor],
-        masks: list[torch.Tensor] | None,
-    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Logits (T, B, V) for ids x (T, B) from `state` (per layer (h, c), each (B, H)); the new state.
+        self, x: torch.Tensor, state: TorchState, keep: dict[int, torch.Tensor], masks: list[torch.Tensor] | None
+    ) -> tuple[torch.Tensor, TorchState]:
+        """Logits (T, B, V) for ids x (T, B) from `state`; the new state.
 
         keep: t -> (B, 1) ones with zeros for the streams that start afresh before step t.
         masks: per layer (T, B, H) inverted-dropout masks for the layer's output, or None.
@@ -92,21 +111,48 @@ class CharLSTMNet(nn.Module):
         inp = F.one_hot(x, self.vocab).to(self.readout.weight.dtype)  # (T, B, V)
         cuts = [0, *sorted(t for t in keep if 0 < t < T), T]
         new_state = []
-        for k, layer in enumerate(self.lstm):
-            h, c = state[k]  # (B, H) each
+        for k, layer in enumerate(self.layers):
+            st = state[k]  # (B, H) each
             pieces = []
             for t0, t1 in zip(cuts[:-1], cuts[1:], strict=True):
                 if t0 in keep:  # these streams wrapped around the text: fresh state
-                    h, c = h * keep[t0], c * keep[t0]
-                out, (h1, c1) = layer(inp[t0:t1], (h[None], c[None]))  # out (t1 - t0, B, H)
-                h, c = h1[0], c1[0]
+                    st = tuple(a * keep[t0] for a in st)
+                hx = (st[0][None], st[1][None]) if self.cell == "lstm" else st[0][None]
+                out, hx = layer(inp[t0:t1], hx)  # out (t1 - t0, B, H)
+                st = (hx[0][0], hx[1][0]) if self.cell == "lstm" else (hx[0],)
                 pieces.append(out)
             out = pieces[0] if len(pieces) == 1 else torch.cat(pieces)  # (T, B, H)
             if masks is not None:
                 out = out * masks[k]
-            new_state.append((h, c))
+            new_state.append(st)
             inp = out
         return self.readout(inp), new_state  # (T, B, V)
+
+
+def trainable_params(net: CharNet) -> list[nn.Parameter]:
+    """The parameters trained, in the order TorchTrainer pairs them with core's arrays."""
+    params = []
+    for layer in net.layers:
+        four = (layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
+        params += [p for p in four if p.requires_grad]
+    return [*params, net.readout.weight, net.readout.bias]
+
+
+class _EvalView:
+    """A net as core's Evaluator reads a model: initial_state(S), and forward(x, state) on ids
+    (k, S) returning NumPy logits (k, S, V). Evaluation then runs where training does."""
+
+    def __init__(self, net: CharNet, device: torch.device, hidden: int, arrays: int, dtype: torch.dtype):
+        self.net, self.device, self.hidden, self.arrays, self.dtype = net, device, hidden, arrays, dtype
+
+    def initial_state(self, batch: int = 1) -> TorchState:
+        z = torch.zeros(batch, self.hidden, dtype=self.dtype, device=self.device)
+        return [(z,) * self.arrays for _ in self.net.layers]
+
+    @torch.no_grad()
+    def forward(self, x: NDArray, state: TorchState) -> tuple[NDArray, TorchState, None]:
+        logits, state = self.net(torch.from_numpy(np.asarray(x, dtype=np.int64)).to(self.device), state, {}, None)
+        return logits.cpu().numpy(), state, None
 
 
 class AgreedControls(Controls):
@@ -150,7 +196,7 @@ class TorchTrainer(Trainer):
     engine = "torch"
 
     def __init__(self, corpus: Any, config: Any = None, checkpoint: Any = None, controls: Any = None, device=None):
-        self._net: CharLSTMNet | None = None  # None until attached: core's own code paths apply
+        self._net: CharNet | None = None  # None until attached: core's own code paths apply
         super().__init__(corpus, config, checkpoint, controls)
         self._attach(device)
 
@@ -214,9 +260,9 @@ class TorchTrainer(Trainer):
                 dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
                 atexit.register(dist.destroy_process_group)
             self.controls = AgreedControls()
-        net = CharLSTMNet(mc.vocab_size, mc.hidden, mc.layers, self.dtype, dev)
+        net = CharNet(mc.cell, mc.vocab_size, mc.hidden, mc.layers, self.dtype, dev)
         self._net = net
-        self._trainable = [p for p in net.parameters() if p.requires_grad]
+        self._trainable = trainable_params(net)  # in the order _theirs pairs them with core's arrays
         self._push_params()
         opt_cls = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad}[cfg.optimizer]
         kwargs = {"eps": 1e-8} if cfg.optimizer == "adagrad" else {}
@@ -230,32 +276,41 @@ class TorchTrainer(Trainer):
         self._mine = np.arange(self.rank, self.batch, self.world)  # the streams this rank trains
         self._mine_t = torch.from_numpy(self._mine).to(dev)
         self._tstate = self._to_device_state(self.state)
+        self._tavg: list[torch.Tensor] = []  # the moving average of the weights, when averaging
+        if self.average is not None:
+            self._tavg = [self._tensor(a) for _, a in self._theirs(self.average)]
         self._take_rollback()
 
     # ----------------------------------------------------- our layout <-> theirs
+    def _layer_params(self, layer: nn.Module) -> tuple[nn.Parameter, ...]:
+        return (layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
+
     def _ours(self, get: Any) -> dict[str, NDArray]:
-        """Arrays in core's layout and names, from get(parameter) (its data, grad or a moment)."""
+        """Arrays in core's layout and names, from get(parameter): its data, gradient or a moment
+        (None, as for a frozen parameter's gradient, reads as zeros)."""
 
         def arr(p: nn.Parameter) -> NDArray:
-            return get(p).detach().cpu().numpy()
+            t = get(p)
+            return np.zeros(tuple(p.shape), self.model.config.dtype) if t is None else t.detach().cpu().numpy()
 
         assert self._net is not None
         out: dict[str, NDArray] = {}
-        for k, layer in enumerate(self._net.lstm):
-            out[f"Wx{k}"], out[f"Wh{k}"], out[f"b{k}"] = layer_from_torch(
-                arr(layer.weight_ih_l0), arr(layer.weight_hh_l0), arr(layer.bias_ih_l0)
-            )
+        for k, layer in enumerate(self._net.layers):
+            four = (arr(p) for p in self._layer_params(layer))
+            for name, v in layer_from_torch(self._net.cell, *four).items():
+                out[f"{name}{k}"] = v
         out["Wy"] = np.ascontiguousarray(arr(self._net.readout.weight).T)
         out["by"] = arr(self._net.readout.bias).copy()
         return out
 
     def _theirs(self, arrays: dict[str, NDArray]) -> list[tuple[nn.Parameter, NDArray]]:
-        """(parameter, array in its layout) pairs for arrays in core's layout and names."""
+        """(trainable parameter, array in its layout) pairs for arrays in core's layout and names."""
         assert self._net is not None
         pairs = []
-        for k, layer in enumerate(self._net.lstm):
-            w_ih, w_hh, b_ih = layer_to_torch(arrays[f"Wx{k}"], arrays[f"Wh{k}"], arrays[f"b{k}"])
-            pairs += [(layer.weight_ih_l0, w_ih), (layer.weight_hh_l0, w_hh), (layer.bias_ih_l0, b_ih)]
+        for k, layer in enumerate(self._net.layers):
+            ours = {name: arrays[f"{name}{k}"] for name in ("Wx", "Wh", "b", "bhn") if f"{name}{k}" in arrays}
+            four = layer_to_torch(self._net.cell, ours)
+            pairs += [(p, a) for p, a in zip(self._layer_params(layer), four, strict=True) if p.requires_grad]
         pairs += [(self._net.readout.weight, arrays["Wy"].T), (self._net.readout.bias, arrays["by"])]
         return pairs
 
@@ -287,15 +342,16 @@ class TorchTrainer(Trainer):
     def _pull(self) -> None:
         """Weights, moments and carried state back into core's arrays (for checkpoints)."""
         self._pull_params()
-        zeros = torch.zeros(())
         for slot, name in SLOTS[self.config.optimizer].items():
-            moments = self._ours(lambda p, name=name: self._opt.state[p].get(name, zeros.expand(p.shape)))
+            # (`in` first: optimizer.state is a defaultdict, and an entry made for a frozen parameter
+            # would break its state_dict)
+            moments = self._ours(lambda p, name=name: self._opt.state[p].get(name) if p in self._opt.state else None)
             for k, v in moments.items():
                 self.optimizer.state[slot][k][...] = v
-        self.state = tuple((h.cpu().numpy(), c.cpu().numpy()) for h, c in self._tstate)
+        self.state = tuple(tuple(a.cpu().numpy() for a in layer) for layer in self._tstate)
 
-    def _to_device_state(self, state: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        return [(self._tensor(h), self._tensor(c)) for h, c in state]
+    def _to_device_state(self, state: Any) -> TorchState:
+        return [tuple(self._tensor(a) for a in layer) for layer in state]
 
     def grads(self) -> dict[str, NDArray]:
         """The gradients `_learn` left (clipped), in core's layout and names."""
@@ -315,7 +371,7 @@ class TorchTrainer(Trainer):
             if rows.any():
                 keep[t] = self._tensor((~rows).astype(np.float64)[:, None])  # (b, 1)
         tmasks = [self._tensor(m[:, mine]) for m in masks] if masks is not None else None
-        state = [(h[self._mine_t], c[self._mine_t]) for h, c in self._tstate] if self.world > 1 else self._tstate
+        state = [tuple(a[self._mine_t] for a in layer) for layer in self._tstate] if self.world > 1 else self._tstate
         logits, new_state = self._model(x, state, keep, tmasks)
         total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum")
         self._opt.zero_grad(set_to_none=True)
@@ -326,7 +382,7 @@ class TorchTrainer(Trainer):
             loss_sum, stop = self._gather(total.detach(), new_state, local)
         else:
             loss_sum, stop = total.detach(), False
-            self._new_state = [(h.detach(), c.detach()) for h, c in new_state]
+            self._new_state = [tuple(a.detach() for a in layer) for layer in new_state]
         grads = [p.grad for p in self._trainable if p.grad is not None]
         norm_t = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
         loss, norm = (float(v) for v in torch.stack([loss_sum / (B * T), norm_t.to(loss_sum.dtype)]).tolist())
@@ -338,23 +394,24 @@ class TorchTrainer(Trainer):
                 g.mul_(scale)
         return loss, norm
 
-    def _gather(self, loss_sum: torch.Tensor, new_state: list[Any], local: int) -> tuple[torch.Tensor, bool]:
-        """One all-reduce: the loss summed over ranks, every stream's new state, any stop request."""
+    def _gather(self, loss_sum: torch.Tensor, new_state: TorchState, local: int) -> tuple[torch.Tensor, bool]:
+        """One all-reduce: the loss summed over ranks, every stream's new state, any stop request,
+        rank 0's learning rate."""
         import torch.distributed as dist
 
-        L, B, H = len(new_state), self.batch, self.model.config.hidden
-        buf = torch.zeros(L * 2 * B * H + 3, dtype=torch.float64, device=self.device)
-        full = buf[: L * 2 * B * H].view(L, 2, B, H)
-        for k, (h, c) in enumerate(new_state):
-            full[k, 0, self._mine_t] = h.detach().to(torch.float64)
-            full[k, 1, self._mine_t] = c.detach().to(torch.float64)
+        L, S, B, H = len(new_state), len(new_state[0]), self.batch, self.model.config.hidden
+        buf = torch.zeros(L * S * B * H + 3, dtype=torch.float64, device=self.device)
+        full = buf[: L * S * B * H].view(L, S, B, H)
+        for k, layer in enumerate(new_state):
+            for j, a in enumerate(layer):
+                full[k, j, self._mine_t] = a.detach().to(torch.float64)
         buf[-3] = loss_sum.to(torch.float64)
         buf[-2] = float(isinstance(self.controls, AgreedControls) and self.controls.requested)
         if self.rank == 0:  # rank 0's learning rate, which its evaluations may have cut (--lr-decay)
             buf[-1] = self.optimizer.lr
         dist.all_reduce(buf)
         full = full.to(self.dtype)
-        self._new_state = [(full[k, 0], full[k, 1]) for k in range(L)]
+        self._new_state = [tuple(full[k, j] for j in range(S)) for k in range(L)]
         stop, lr = buf[-2:].tolist()
         self.optimizer.lr = lr  # every rank takes the same step
         return buf[-3], stop > 0
@@ -367,10 +424,28 @@ class TorchTrainer(Trainer):
         self._tstate = self._new_state
 
     def _update_average(self) -> None:
-        """The moving average is kept in core's arrays: bring the weights over first."""
-        if self.average is not None and self._net is not None:
-            self._pull_params()
-        super()._update_average()
+        """The moving average of the weights (TrainConfig.average), kept on the device beside them
+        in PyTorch's layout (the mapping is linear, so the average maps as the weights do), by
+        core's rule; copied into core's `average` only when something reads it (`run_model`)."""
+        if self._net is None or self.average is None:
+            return super()._update_average()
+        n = self.step_count
+        keep = min(self.config.average, (1 + n) / (10 + n))
+        with torch.no_grad():
+            for avg, w in zip(self._tavg, self._trainable, strict=True):
+                avg.add_(w - avg, alpha=1.0 - keep)
+
+    def run_model(self) -> Any:
+        if self._net is not None and self.average is not None:
+            average = self._ours_from(self._tavg)
+            for k, v in average.items():
+                self.average[k][...] = v
+        return super().run_model()
+
+    def _ours_from(self, tensors: list[torch.Tensor]) -> dict[str, NDArray]:
+        """Tensors in the order of the trainable parameters (like them), in core's layout."""
+        by_param = {id(p): t for p, t in zip(self._trainable, tensors, strict=True)}
+        return self._ours(lambda p: by_param.get(id(p)))
 
     # ------------------------------------------------------------- rollback
     def _take_rollback(self) -> None:
@@ -402,13 +477,23 @@ class TorchTrainer(Trainer):
         super().publish()
 
     def _start_eval(self, sample_rng: np.random.Generator | None = None, keep_checkpoint: bool = True) -> Any:
-        """core's evaluation, of a NumPy copy of the current weights (so it scores exactly as the
-        NumPy engine would, a chunk between steps); ranks other than 0 do not evaluate."""
-        if self._net is not None:
-            if self.rank != 0:
-                return None
-            self._pull_params()
-        return super()._start_eval(sample_rng, keep_checkpoint)
+        """core's evaluation (its Evaluator, a chunk between steps), with a frozen copy of the run's
+        model reading the text on the device; ranks other than 0 do not evaluate."""
+        if self._net is None:
+            return super()._start_eval(sample_rng, keep_checkpoint)
+        if self.rank != 0:
+            return None
+        self._pull_params()  # core's copy too: the best-model file is written from it
+        pending = super()._start_eval(sample_rng, keep_checkpoint)
+        mc = self.model.config
+        frozen = CharNet(mc.cell, mc.vocab_size, mc.hidden, mc.layers, self.dtype, self.device)
+        source = self._tavg if self.average is not None else self._trainable
+        with torch.no_grad():
+            for p, v in zip(trainable_params(frozen), source, strict=True):
+                p.copy_(v)
+        view = _EvalView(frozen, self.device, mc.hidden, len(mc.state_names), self.dtype)
+        evaluator = Evaluator(view, self.eval_ids, self.corpus.vocab, rng=sample_rng)  # type: ignore[arg-type]
+        return dataclasses.replace(pending, evaluator=evaluator)
 
     def _advance_eval(self) -> Any:
         if self._net is not None and self.rank != 0:

@@ -1,23 +1,27 @@
 """lstm-tui models as PyTorch tensors: `lstm-tui export` and `lstm-tui import`, in NumPy.
 
 An export is a `.safetensors` file whose tensors carry the names PyTorch's own modules give their
-parameters, so that `torch.nn.LSTM(V, H, L)` and `torch.nn.Linear(H, V)` load it with
-`load_state_dict` and no conversion code:
+parameters, so that `torch.nn.LSTM(V, H, L)` (or `nn.GRU`, `nn.RNN`) and `torch.nn.Linear(H, V)`
+load it with `load_state_dict` and no conversion code:
 
     lstm.weight_ih_l{k}  (4H, V or H)     lstm.bias_ih_l{k}  (4H,)      readout.weight  (V, H)
     lstm.weight_hh_l{k}  (4H, H)          lstm.bias_hh_l{k}  (4H,)      readout.bias    (V,)
 
-The mapping from our parameters (core/model.py: Wx{k} (in, 4H), Wh{k} (H, 4H), b{k} (4H,),
-Wy (H, V), by (V,), gates in the order i, f, o, g) is exact (transposes and permutations only):
+(`gru.` with 3H rows, `rnn.` with H rows for the other cells). The mapping from our parameters
+(core/model.py, core/gru.py, core/rnn.py: Wx{k} (in, GH), Wh{k} (H, GH), b{k} (GH,), Wy (H, V),
+by (V,), and for the GRU bhn{k} (H,)) is exact, transposes and permutations only:
 
-    weight_ih = Wx[:, P].T     weight_hh = Wh[:, P].T     bias_ih = b[P]     bias_hh = 0
-    readout.weight = Wy.T      readout.bias = by
+    weight_ih = Wx[:, P].T     weight_hh = Wh[:, P].T     readout.weight = Wy.T   readout.bias = by
+    LSTM, RNN:  bias_ih = b[P]      bias_hh = 0          (an import takes b = bias_ih + bias_hh)
+    GRU:        bias_ih = b         bias_hh = [0, 0, bhn] (an import folds bias_hh's r, z into b)
 
-where P reorders the gate blocks to PyTorch's i, f, g, o. PyTorch adds two bias vectors where we
-have one; an export puts ours in bias_ih and zeros in bias_hh, and an import adds the two.
+where P reorders the LSTM's gate blocks (ours i, f, o, g) to PyTorch's i, f, g, o; the GRU's
+r, z, n are already PyTorch's order. PyTorch adds two bias vectors where our LSTM and RNN have
+one, and the GRU's recurrent candidate bias sits inside r * (...) where a sum cannot reach it.
 The input is one-hot over the vocabulary, whose characters in id order are the metadata entry
-`vocab` (a JSON list); `config` is the model configuration (JSON) and `lstm_tui_version` the
-version that wrote the file; `format` is "pt", the safetensors convention for PyTorch tensors.
+`vocab` (a JSON list); `config` is the model configuration (JSON, with `cell`) and
+`lstm_tui_version` the version that wrote the file; `format` is "pt", the safetensors
+convention for PyTorch tensors.
 
 This module needs NumPy and the `safetensors` package (imported only when a file is read or
 written), never PyTorch: the torch engine (tui/torch_engine.py) uses the same mapping.
@@ -38,83 +42,100 @@ from numpy.typing import NDArray
 import core
 from core import checkpoint as ckpt_io
 from core.errors import CheckpointError, ConfigError, LstmTuiError
-from core.model import GATES, CharLSTM, ModelConfig, Params
+from core.model import CELLS, GATES, CharModel, ModelConfig, Params, load_model
 from core.optim import make_optimizer
 from core.trainer import TrainConfig, _jsonable_rng
 from core.vocab import Vocab
 
 TORCH_GATES = ("i", "f", "g", "o")  # the order of nn.LSTM's four gate blocks
-MODULE = "lstm"  # the nn.LSTM attribute name: lstm.weight_ih_l0, ...
+MODULES = {"lstm": "lstm", "gru": "gru", "rnn": "rnn"}  # cell -> attribute name: lstm.weight_ih_l0, ...
+TORCH_CLASSES = {"lstm": "nn.LSTM", "gru": "nn.GRU", "rnn": "nn.RNN"}
+GATE_COUNT = {"lstm": 4, "gru": 3, "rnn": 1}
 READOUT = "readout"  # the nn.Linear attribute name: readout.weight, readout.bias
 FORMAT = "pt"  # safetensors metadata convention: tensors laid out for PyTorch
 
 
-def gate_permutation(hidden: int) -> NDArray[np.intp]:
-    """(4H,) indices P such that x[..., P] has PyTorch's gate order when x has ours (GATES).
+def gate_permutation(cell: str, hidden: int) -> NDArray[np.intp]:
+    """(GH,) indices P such that x[..., P] has PyTorch's gate order when x has ours.
 
-    Swapping two blocks is its own inverse, so the same P also maps PyTorch's order back to ours.
+    Only the LSTM's differ (two blocks swapped, which is its own inverse: the same P also maps
+    PyTorch's order back to ours); the GRU's and the RNN's are PyTorch's already.
     """
+    if cell != "lstm":
+        return np.arange(GATE_COUNT[cell] * hidden)
     blocks = [GATES.index(g) for g in TORCH_GATES]
     return np.concatenate([np.arange(k * hidden, (k + 1) * hidden) for k in blocks])
 
 
-def layer_to_torch(Wx: NDArray, Wh: NDArray, b: NDArray) -> tuple[NDArray, NDArray, NDArray]:
-    """One layer's (Wx (in, 4H), Wh (H, 4H), b (4H,)) as nn.LSTM's (weight_ih, weight_hh, bias_ih).
-
-    Linear in the arrays, so it maps gradients and Adam's moments the same way.
-    """
-    P = gate_permutation(Wh.shape[0])
+def layer_to_torch(cell: str, arrays: dict[str, NDArray]) -> tuple[NDArray, NDArray, NDArray, NDArray]:
+    """One layer's {"Wx", "Wh", "b"} (and "bhn" for a GRU) as PyTorch's (weight_ih, weight_hh,
+    bias_ih, bias_hh). Linear in the arrays, so it maps gradients and Adam's moments the same way."""
+    Wx, Wh, b = arrays["Wx"], arrays["Wh"], arrays["b"]
+    H = Wh.shape[0]
+    P = gate_permutation(cell, H)
+    b_hh = np.zeros_like(b)
+    if cell == "gru":
+        b_hh[2 * H :] = arrays["bhn"]
     return (
-        np.ascontiguousarray(Wx[:, P].T),  # (4H, in)
-        np.ascontiguousarray(Wh[:, P].T),  # (4H, H)
-        np.ascontiguousarray(b[P]),  # (4H,)
+        np.ascontiguousarray(Wx[:, P].T),  # (GH, in)
+        np.ascontiguousarray(Wh[:, P].T),  # (GH, H)
+        np.ascontiguousarray(b[P]),  # (GH,)
+        b_hh,  # (GH,)
     )
 
 
-def layer_from_torch(w_ih: NDArray, w_hh: NDArray, bias: NDArray) -> tuple[NDArray, NDArray, NDArray]:
-    """The inverse of `layer_to_torch`; `bias` is bias_ih + bias_hh (4H,)."""
-    P = gate_permutation(w_hh.shape[1])
-    return (
-        np.ascontiguousarray(w_ih.T[:, P]),  # (in, 4H)
-        np.ascontiguousarray(w_hh.T[:, P]),  # (H, 4H)
-        np.ascontiguousarray(bias[P]),  # (4H,)
-    )
+def layer_from_torch(cell: str, w_ih: NDArray, w_hh: NDArray, b_ih: NDArray, b_hh: NDArray) -> dict[str, NDArray]:
+    """The inverse of `layer_to_torch`: {"Wx", "Wh", "b"} (and "bhn" for a GRU) from PyTorch's four."""
+    H = w_hh.shape[1]
+    P = gate_permutation(cell, H)
+    out = {"Wx": np.ascontiguousarray(w_ih.T[:, P]), "Wh": np.ascontiguousarray(w_hh.T[:, P])}  # (in, GH), (H, GH)
+    if cell == "gru":  # r and z: the two biases add; n: the recurrent one is our bhn
+        b = b_ih.copy()
+        b[: 2 * H] += b_hh[: 2 * H]
+        out["b"], out["bhn"] = b, np.ascontiguousarray(b_hh[2 * H :])
+    else:
+        out["b"] = np.ascontiguousarray((b_ih + b_hh)[P])
+    return out
 
 
 def to_torch_state(params: Params, config: ModelConfig) -> dict[str, NDArray]:
-    """Our parameters under nn.LSTM + nn.Linear names (bias_hh all zeros)."""
+    """Our parameters under nn.LSTM/GRU/RNN + nn.Linear names."""
     out: dict[str, NDArray] = {}
+    module = MODULES[config.cell]
     for k in range(config.layers):
-        w_ih, w_hh, b_ih = layer_to_torch(params[f"Wx{k}"], params[f"Wh{k}"], params[f"b{k}"])
-        out[f"{MODULE}.weight_ih_l{k}"] = w_ih
-        out[f"{MODULE}.weight_hh_l{k}"] = w_hh
-        out[f"{MODULE}.bias_ih_l{k}"] = b_ih
-        out[f"{MODULE}.bias_hh_l{k}"] = np.zeros_like(b_ih)
+        layer = {name: params[f"{name}{k}"] for name in ("Wx", "Wh", "b", "bhn") if f"{name}{k}" in params}
+        w_ih, w_hh, b_ih, b_hh = layer_to_torch(config.cell, layer)
+        out[f"{module}.weight_ih_l{k}"] = w_ih
+        out[f"{module}.weight_hh_l{k}"] = w_hh
+        out[f"{module}.bias_ih_l{k}"] = b_ih
+        out[f"{module}.bias_hh_l{k}"] = b_hh
     out[f"{READOUT}.weight"] = np.ascontiguousarray(params["Wy"].T)  # (V, H)
     out[f"{READOUT}.bias"] = params["by"].copy()  # (V,)
     return out
 
 
-def expected_shapes(vocab_size: int, hidden: int, layers: int) -> dict[str, tuple[int, ...]]:
-    """Every name an export of this shape holds, with its shape (nn.LSTM(V, H, L), nn.Linear(H, V))."""
+def expected_shapes(cell: str, vocab_size: int, hidden: int, layers: int) -> dict[str, tuple[int, ...]]:
+    """Every name an export of this shape holds, with its shape (e.g. nn.LSTM(V, H, L), nn.Linear(H, V))."""
+    module, GH = MODULES[cell], GATE_COUNT[cell] * hidden
     shapes: dict[str, tuple[int, ...]] = {}
     for k in range(layers):
-        shapes[f"{MODULE}.weight_ih_l{k}"] = (4 * hidden, vocab_size if k == 0 else hidden)
-        shapes[f"{MODULE}.weight_hh_l{k}"] = (4 * hidden, hidden)
-        shapes[f"{MODULE}.bias_ih_l{k}"] = (4 * hidden,)
-        shapes[f"{MODULE}.bias_hh_l{k}"] = (4 * hidden,)
+        shapes[f"{module}.weight_ih_l{k}"] = (GH, vocab_size if k == 0 else hidden)
+        shapes[f"{module}.weight_hh_l{k}"] = (GH, hidden)
+        shapes[f"{module}.bias_ih_l{k}"] = (GH,)
+        shapes[f"{module}.bias_hh_l{k}"] = (GH,)
     shapes[f"{READOUT}.weight"] = (vocab_size, hidden)
     shapes[f"{READOUT}.bias"] = (vocab_size,)
     return shapes
 
 
 def from_torch_state(tensors: dict[str, NDArray], config: ModelConfig) -> Params:
-    """Our parameters from nn.LSTM + nn.Linear names; names and shapes must already be checked."""
+    """Our parameters from PyTorch names; names and shapes must already be checked."""
     params: Params = {}
+    module = MODULES[config.cell]
     for k in range(config.layers):
-        bias = tensors[f"{MODULE}.bias_ih_l{k}"] + tensors[f"{MODULE}.bias_hh_l{k}"]
-        Wx, Wh, b = layer_from_torch(tensors[f"{MODULE}.weight_ih_l{k}"], tensors[f"{MODULE}.weight_hh_l{k}"], bias)
-        params[f"Wx{k}"], params[f"Wh{k}"], params[f"b{k}"] = Wx, Wh, b
+        four = (tensors[f"{module}.{name}_l{k}"] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        for name, v in layer_from_torch(config.cell, *four).items():
+            params[f"{name}{k}"] = v
     params["Wy"] = np.ascontiguousarray(tensors[f"{READOUT}.weight"].T)  # (H, V)
     params["by"] = np.ascontiguousarray(tensors[f"{READOUT}.bias"])  # (V,)
     return {name: v.astype(config.dtype, copy=False) for name, v in params.items()}
@@ -130,21 +151,24 @@ def _safetensors() -> Any:
     return st
 
 
-def export_model(model: CharLSTM, vocab: Vocab, path: str | os.PathLike[str]) -> Path:
-    """Write `model` to `path` as safetensors under PyTorch's names, atomically."""
+def export_model(model: CharModel, vocab: Vocab, path: str | os.PathLike[str]) -> Path:
+    """Write `model` to `path` as safetensors under PyTorch's names (lstm./gru./rnn. and readout.), atomically."""
     st = _safetensors()
     target = Path(path)
     config = model.config
     metadata = {
         "format": FORMAT,
         "vocab": json.dumps(list(vocab.chars), ensure_ascii=False),
-        "config": json.dumps({"cell": "lstm", **config.to_dict()}),
+        "config": json.dumps(config.to_dict()),  # with "cell"
         "lstm_tui_version": core.__version__,
     }
     data = st.save(to_torch_state(model.params, config), metadata=metadata)
+    if target.is_dir():
+        raise LstmTuiError(f"{target} is a directory; give a file name such as {target / 'model.safetensors'}")
     folder = target.parent if str(target.parent) else Path(".")
     tmp_name = None
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
         os.fchmod(fd, ckpt_io._new_file_mode(target))
         with os.fdopen(fd, "wb") as f:
@@ -221,32 +245,51 @@ def _vocab(path: Path, metadata: dict[str, str], size: int) -> tuple[Vocab, NDAr
     return vocab, order
 
 
-def _config(path: Path, tensors: dict[str, NDArray], metadata: dict[str, str]) -> ModelConfig:
-    """The model's shape, read from the tensors (and dropout from the metadata when present)."""
-    if f"{READOUT}.weight" not in tensors or f"{MODULE}.weight_hh_l0" not in tensors:
-        missing = f"{READOUT}.weight" if f"{READOUT}.weight" not in tensors else f"{MODULE}.weight_hh_l0"
-        found = ", ".join(sorted(tensors)[:4]) + (", ..." if len(tensors) > 4 else "")
+def _cell(path: Path, tensors: dict[str, NDArray], saved: dict[str, Any]) -> str:
+    """Which cell the tensors are for, from the module name their names start with."""
+    found = [cell for cell, module in MODULES.items() if f"{module}.weight_hh_l0" in tensors]
+    if len(found) > 1:
+        raise CheckpointError(f"{path} holds weights for more than one recurrent module ({', '.join(found)})")
+    if not found:
+        names = ", ".join(sorted(tensors)[:4]) + (", ..." if len(tensors) > 4 else "")
         raise CheckpointError(
-            f"{path} has no tensor {missing}: expected nn.LSTM weights under '{MODULE}.' and an nn.Linear "
-            f"under '{READOUT}.' (found {found or 'no tensors'})"
+            f"{path} has no tensor lstm.weight_hh_l0 (or gru., rnn.): expected nn.LSTM, nn.GRU or nn.RNN "
+            f"weights under 'lstm.', 'gru.' or 'rnn.' and an nn.Linear under '{READOUT}.' "
+            f"(found {names or 'no tensors'})"
         )
-    readout, w_hh = tensors[f"{READOUT}.weight"], tensors[f"{MODULE}.weight_hh_l0"]
-    if readout.ndim != 2 or w_hh.ndim != 2:
-        raise CheckpointError(f"{path}: {READOUT}.weight and {MODULE}.weight_hh_l0 must be matrices")
-    V, H = readout.shape
-    layers = 0
-    while f"{MODULE}.weight_hh_l{layers}" in tensors:
-        layers += 1
-    extra: dict[str, Any] = {}
+    cell = found[0]
+    said = saved.get("cell", cell)
+    if said != cell:
+        raise CheckpointError(f"{path}: its metadata says the cell is {said!r} but its tensors are {MODULES[cell]}.*")
+    if cell == "rnn" and saved.get("nonlinearity", "tanh") != "tanh":
+        raise CheckpointError(
+            f"{path}: an nn.RNN with nonlinearity {saved['nonlinearity']!r}; lstm-tui's RNN uses tanh"
+        )
+    return cell
+
+
+def _config(path: Path, tensors: dict[str, NDArray], metadata: dict[str, str]) -> ModelConfig:
+    """The model's cell and shape, read from the tensors (and dropout from the metadata when present)."""
     try:
         saved = json.loads(metadata.get("config", "{}"))
     except json.JSONDecodeError:
         raise CheckpointError(f"{path}: the metadata 'config' is not JSON") from None
     if not isinstance(saved, dict):
         raise CheckpointError(f"{path}: the metadata 'config' must be a JSON object")
-    cell = saved.get("cell", "lstm")
-    if cell != "lstm":
-        raise CheckpointError(f"{path} holds a {cell!r} model; this lstm-tui reads LSTM models")
+    if saved.get("cell", "lstm") not in CELLS:
+        raise CheckpointError(f"{path} holds a {saved['cell']!r} model; lstm-tui reads {', '.join(CELLS)} models")
+    cell = _cell(path, tensors, saved)
+    module = MODULES[cell]
+    if f"{READOUT}.weight" not in tensors:
+        raise CheckpointError(f"{path} has no tensor {READOUT}.weight (an nn.Linear(H, V) under '{READOUT}.')")
+    readout, w_hh = tensors[f"{READOUT}.weight"], tensors[f"{module}.weight_hh_l0"]
+    if readout.ndim != 2 or w_hh.ndim != 2:
+        raise CheckpointError(f"{path}: {READOUT}.weight and {module}.weight_hh_l0 must be matrices")
+    V, H = readout.shape
+    layers = 0
+    while f"{module}.weight_hh_l{layers}" in tensors:
+        layers += 1
+    extra: dict[str, Any] = {}
     if isinstance(saved.get("dropout"), (int, float)):
         extra["dropout"] = float(saved["dropout"])
     dtypes = {str(t.dtype) for t in tensors.values()}
@@ -255,22 +298,23 @@ def _config(path: Path, tensors: dict[str, NDArray], metadata: dict[str, str]) -
     if bad:
         raise CheckpointError(f"{path} holds {bad[0]} tensors; lstm-tui reads float16, float32 or float64")
     try:
-        return ModelConfig(vocab_size=V, hidden=H, layers=layers, dtype=dtype, **extra)
+        return ModelConfig(vocab_size=V, hidden=H, layers=layers, dtype=dtype, cell=cell, **extra)
     except ConfigError as e:
         raise CheckpointError(f"{path}: {e}") from None
 
 
-def _check_names(path: Path, tensors: dict[str, NDArray], expected: dict[str, tuple[int, ...]]) -> None:
+def _check_names(path: Path, tensors: dict[str, NDArray], cell: str, expected: dict[str, tuple[int, ...]]) -> None:
     """Every expected name present with its shape, nothing else: else one line naming the first problem."""
+    module, torch_class = MODULES[cell], TORCH_CLASSES[cell]
     missing = [n for n in expected if n not in tensors]
     if missing:
-        raise CheckpointError(f"{path} has no tensor {missing[0]} (an nn.LSTM with bias=True is expected)")
+        raise CheckpointError(f"{path} has no tensor {missing[0]} (an {torch_class} with bias=True is expected)")
     unexpected = sorted(n for n in tensors if n not in expected)
     if unexpected:
         raise CheckpointError(
             f"{path} has a tensor lstm-tui cannot use: {unexpected[0]} (expected only "
-            f"{MODULE}.weight_ih/weight_hh/bias_ih/bias_hh_l<k> and {READOUT}.weight/bias; "
-            "bidirectional and projected LSTMs are not supported)"
+            f"{module}.weight_ih/weight_hh/bias_ih/bias_hh_l<k> and {READOUT}.weight/bias; "
+            f"bidirectional and projected {torch_class} layers are not supported)"
         )
     for name, shape in expected.items():
         if tensors[name].shape != shape:
@@ -280,7 +324,7 @@ def _check_names(path: Path, tensors: dict[str, NDArray], expected: dict[str, tu
             raise CheckpointError(f"{path}: {name} holds NaN or infinite values")
 
 
-def import_model(path: str | os.PathLike[str]) -> tuple[CharLSTM, Vocab, dict[str, str]]:
+def import_model(path: str | os.PathLike[str]) -> tuple[CharModel, Vocab, dict[str, str]]:
     """The model and vocabulary in a safetensors file named as `export_model` names them.
 
     Raises CheckpointError (one line) for a missing, unreadable or foreign file, missing or
@@ -289,21 +333,22 @@ def import_model(path: str | os.PathLike[str]) -> tuple[CharLSTM, Vocab, dict[st
     p = Path(path)
     tensors, metadata = _read(p)
     config = _config(p, tensors, metadata)
-    _check_names(p, tensors, expected_shapes(config.vocab_size, config.hidden, config.layers))
+    _check_names(p, tensors, config.cell, expected_shapes(config.cell, config.vocab_size, config.hidden, config.layers))
     vocab, order = _vocab(p, metadata, config.vocab_size)
     if not np.array_equal(order, np.arange(len(order))):  # put the character rows in our id order
+        module = MODULES[config.cell]
         tensors = dict(tensors)
-        tensors[f"{MODULE}.weight_ih_l0"] = tensors[f"{MODULE}.weight_ih_l0"][:, order]
+        tensors[f"{module}.weight_ih_l0"] = tensors[f"{module}.weight_ih_l0"][:, order]
         tensors[f"{READOUT}.weight"] = tensors[f"{READOUT}.weight"][order]
         tensors[f"{READOUT}.bias"] = tensors[f"{READOUT}.bias"][order]
-    return CharLSTM(config, from_torch_state(tensors, config)), vocab, metadata
+    return load_model(config, from_torch_state(tensors, config)), vocab, metadata
 
 
-def fresh_run_checkpoint(model: CharLSTM, vocab: Vocab, source: str) -> ckpt_io.Checkpoint:
+def fresh_run_checkpoint(model: CharModel, vocab: Vocab, source: str) -> ckpt_io.Checkpoint:
     """A checkpoint of `model` as a run at step 0: `sample`, `inspect`, the interface and
     `--resume` (which then starts its streams, optimizer and history afresh) all accept it."""
     mc = model.config
-    train = TrainConfig(hidden=mc.hidden, layers=mc.layers, dropout=mc.dropout, dtype=mc.dtype)
+    train = TrainConfig(hidden=mc.hidden, layers=mc.layers, dropout=mc.dropout, dtype=mc.dtype, cell=mc.cell)
     optimizer = make_optimizer(train.optimizer, model.params, train.lr)
     arrays: dict[str, NDArray] = {f"opt/{k}": v for k, v in optimizer.state_arrays().items()}
     arrays["data/positions"] = np.zeros(0, np.int64)  # no position in any text yet
@@ -326,5 +371,7 @@ def fresh_run_checkpoint(model: CharLSTM, vocab: Vocab, source: str) -> ckpt_io.
 
 def import_file(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
     """`lstm-tui import IN.safetensors OUT.npz`: an lstm-tui checkpoint of the file's model."""
+    if Path(out).is_dir():
+        raise LstmTuiError(f"{out} is a directory; give a file name such as {Path(out) / 'model.npz'}")
     model, vocab, _ = import_model(path)
     return ckpt_io.save(out, fresh_run_checkpoint(model, vocab, Path(path).name))
