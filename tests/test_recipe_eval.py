@@ -204,3 +204,17 @@ def test_eval_without_text_says_how_to_give_it(model, tmp_path):
         assert_usage_error(run("eval", str(tmp_path / "moved.npz"), cwd=tmp_path), "give the text to score")
     finally:
         (model.parent / "bottles.moved").rename(model.parent / "bottles.txt")
+
+
+def test_the_weights_a_run_ends_with_are_kept_as_best_when_no_evaluation_beat_them(tmp_path):
+    """Stopped before an evaluation in progress finished (or with none asked for), the run's final
+    weights are still scored for the summary, and kept as the best model when they are."""
+    path = _text(tmp_path, 30_000)
+    res = run("train", str(path), "--steps", "20", "--eval-every", "0", "--hidden", "16", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    best = ckpt_io.load(tmp_path / "words.lstm.best.npz")
+    final = ckpt_io.load(tmp_path / "words.lstm.npz")
+    assert best.meta["step"] == final.meta["step"] == 20
+    c = corpus.load(path)
+    assert best.meta["best_val"] == pytest.approx(evaluate(best.model, c.val_ids, c.vocab).loss, rel=1e-6)
+    assert final.meta["best_val"] == best.meta["best_val"]

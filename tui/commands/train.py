@@ -170,7 +170,14 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     try:
         ev = trainer.last_eval if trainer.last_eval and trainer.last_eval.step == trainer.step_count else None
-        ev = ev or trainer.evaluate()
+        if ev is None:
+            ev = trainer.evaluate()  # the weights as they ended, scored for the summary...
+            if ev.best and ev.on_validation:  # ...and kept if no evaluation during the run beat them
+                try:
+                    trainer.save(best_path(saved))
+                    saved = trainer.save()  # (its record of the best score, too)
+                except core.CheckpointError as e:
+                    emit(sys.stderr, f"{PROG}: warning: the best weights were not saved: {e}")
         lines = ["", *summary_lines(ev.evaluation, ev.on_validation)]
         took = f"{trainer.step_count:,} steps ({trainer.epoch:.2f} epochs) in {trainer.elapsed_s:.1f} s"
         lines.append(f"Trained {took}; {chars_per_s:,.0f} chars/s.")
