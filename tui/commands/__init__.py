@@ -31,6 +31,7 @@ COMMANDS: dict[str, Command] = {
     "bench": Command("tui.commands.bench", "[options]", "measure training and generation speed"),
     "inspect": Command("tui.commands.inspect", "CHECKPOINT [opts]", "colour a text by what one unit of a model does"),
     "eval": Command("tui.commands.eval", "CHECKPOINT [TEXT]", "score a saved model on a text: loss, accuracy"),
+    "race": Command("tui.commands.race", "[CORPUS] [opts]", "train an LSTM, a GRU and an RNN side by side"),
     "watch": Command("tui.commands.watch", "CHECKPOINT [opts]", "watch a run another process trains; never writes"),
 }
 
