@@ -3,7 +3,7 @@ amounts per step, and the race gives each the same share of the machine).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/race.py --steps 600 --eval-every 25
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/race.py /work/shared/data/tinyshakespeare.txt \\
-        --seconds 75 --hidden 128 --eval-every 100 --eval-chars 20000
+        --seconds 75 --hidden 128 --eval-every 100 --eval-chars 20000 --lr-decay 1
 
 Takes `--seconds S` (stop once every model has had S seconds: an equal time for each) and
 `lstm-tui race`'s options (the race is built by the same code, tui.commands.race.build_race,
@@ -53,10 +53,11 @@ def main(argv: list[str]) -> None:
                 evals[rr.cell].append((r.step, rr.race_s, r.val_loss, r.accuracy))
     first = next(iter(race.trainers.values()))
     mc = first.model.config
+    print("$ python benchmarks/race.py " + " ".join(argv))
     print(f"race on {label}: {first.corpus.size:,} characters, V={first.corpus.vocab.size}; {notes[0]}")
     print(
         f"{mc.layers} x {mc.hidden} units, batch {first.batch} x seq-len {first.seq_len}, lr {first.config.lr:g}, "
-        f"seed {first.config.seed}; evaluation: "
+        f"lr decay {first.config.lr_decay:g}, seed {first.config.seed}; evaluation: "
         + ("held-out validation text" if first.corpus.split else "the whole text (too short to split)")
         + (f", first {first.config.eval_chars:,} characters" if first.config.eval_chars else "")
     )
@@ -79,6 +80,9 @@ def main(argv: list[str]) -> None:
         )
     print("\n## validation loss (nats/char) against steps")
     steps = sorted({s for n in names for s, *_ in evals[n]})
+    lasts = {evals[n][-1][0] for n in names}
+    every = max(1, len(steps) // 24)  # at most about 24 rows, and each model's last evaluation
+    steps = [s for i, s in enumerate(steps) if i % every == 0 or s in lasts]
     print(f"{'step':>6} " + " ".join(f"{n:>7}" for n in names))
     for s in steps:
         cells = []
