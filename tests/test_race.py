@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from helpers import assert_usage_error
+from helpers import LSTM_TUI, TIMEOUT, assert_usage_error
 from helpers import run_cli as run
 
 import core
@@ -121,6 +122,8 @@ def test_race_checkpoint_option_names_each_file_after_its_cell(tmp_path: Path) -
         (["--resume", "x.npz"], "--resume"),
         (["--hidden", "0"], "--hidden"),
         (["no-such-file.txt"], "no such file"),
+        (["--checkpoint", "."], "is a directory"),
+        (["--hidden", "100000"], "hidden"),
     ],
 )
 def test_race_bad_input_is_one_line_and_exit_2(args: list[str], needle: str, tmp_path: Path) -> None:
@@ -132,6 +135,28 @@ def test_race_is_listed_with_its_help(tmp_path: Path) -> None:
     res = run("race", "--help", cwd=tmp_path)
     assert res.returncode == 0 and "--cells" in res.stdout and "--json" in res.stdout
     assert "lstm-tui race " in run("--help", cwd=tmp_path).stdout
+
+
+def test_sigterm_stops_the_race_and_saves_every_model(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [*LSTM_TUI, "race", "--json", "--hidden", "8", "--eval-every", "5"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())  # racing (no budget: until stopped)
+        assert first["cell"] in CELLS
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    for cell in CELLS:
+        assert ckpt_io.load(tmp_path / f"hamlet.{cell}.npz").model.config.cell == cell
 
 
 # ------------------------------------------------------------------------ core

@@ -110,16 +110,19 @@ def build_race(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Ra
     text, label = load_corpus(args)
     # Sized once, for the first cell, and the same for every cell: a race of equal models.
     chosen = choose_recipe(text, {**overrides, "cell": cells[0]})
-    say(chosen.reason + ("; the same for every cell" if len(cells) > 1 else ""))
     base = Path(args.checkpoint) if args.checkpoint else Path(f"{Path(text.name).stem or 'model'}.npz")
-    trainers = []
+    if base.is_dir() or not base.name:
+        raise core.CheckpointError(f"--checkpoint {base} is a directory; give a file name such as {base}/race.npz")
+    trainers, notes = [], [chosen.reason + ("; the same for every cell" if len(cells) > 1 else "")]
     for cell in cells:
         path = Path(race_checkpoint(str(base), cell))
         check_writable(path)
         if path.exists():
-            say(f"note: {path} exists and will be replaced when the race saves")
+            notes.append(f"note: {path} exists and will be replaced when the race saves")
         config = TrainConfig(steps=args.steps or 0, **{**chosen.settings, "cell": cell})
         trainers.append(core.Trainer(text, config, checkpoint=path, controls=core.Controls()))
+    for note in notes:  # said once every setting has been checked: bad input stays one line
+        say(note)
     return Race(cells, trainers), label
 
 
