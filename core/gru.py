@@ -19,7 +19,7 @@ bhn{l} (H,) the candidate's recurrent bias (inside r * (...)), Wy (H, V), by (V,
 to one onto nn.GRU: weight_ih_l{l} = Wx{l}.T, weight_hh_l{l} = Wh{l}.T, bias_ih_l{l} = b{l},
 bias_hh_l{l} = [0, 0, bhn{l}] (PyTorch's r and z recurrent biases only add to b's, so a model
 coming from PyTorch folds them in). Weights start uniform in +-1/sqrt(H) as in PyTorch, biases
-at zero (so z starts at 1/2: each step keeps half the old state).
+at zero (so z starts near 1/2: each step keeps about half the old state).
 
 Speed notes, as for the LSTM in core/model.py: arrays are time-major (T, B, ...); the input
 projection is one product before the time loop (a row lookup for layer 0) and the weight

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import checkpoint as ckpt_io
-from .batches import Batches
+from .batches import Batches, Window
 from .corpus import Corpus
 from .errors import CheckpointError, ConfigError, LstmTuiError
 from .evaluate import Evaluation, Evaluator
@@ -58,6 +58,11 @@ class TrainConfig:
     eval_chars: int = 0  # score at most this many characters of the evaluation text (0 = all of it)
     lr_decay: float = 0.5  # multiply the learning rate by this when validation stops improving (1 = never)
     lr_patience: int = 1  # evaluations without improvement before the learning rate is cut
+    # Keep a moving average of the weights, with this weight of the past per step (0 = off). The
+    # average is the run's model: evaluations score it, and generation, the best-model file and
+    # the saved model use it (the weights being trained are saved beside it, to resume exactly).
+    # Averaging anneals without a schedule: the average sits below the noise Adam's steps make.
+    average: float = 0.0
     save_every: int = 0  # steps between automatic saves to the checkpoint (0 = never)
     dtype: str = "float32"  # float32 trains fast; float64 for exactness
     smoothing: float = 0.95  # weight of the past in the smoothed training loss
@@ -85,6 +90,7 @@ class TrainConfig:
         need(ee is None or (isinstance(ee, int) and ee >= 0), f"eval-every must be a whole number >= 0, got {ee}")
         need(self.eval_chars == 0 or self.eval_chars >= 2, f"eval-chars must be 0 (all) or >= 2, got {self.eval_chars}")
         need(0 < self.lr_decay <= 1, f"lr-decay must be in (0, 1], got {self.lr_decay}")
+        need(0 <= self.average < 1, f"average must be in [0, 1), got {self.average}")
         need(
             self.optimizer in ("adam", "sgd", "adagrad"),
             f"unknown optimizer {self.optimizer!r}; choose adam, sgd or adagrad",
@@ -259,9 +265,14 @@ class Trainer:
         self.snapshot: CharModel = self.model.copy()  # read-only for other threads
         self.last_eval: EvalReport | None = None
         self._rollback: tuple[dict[str, np.ndarray], dict[str, np.ndarray], int] | None = None
+        self._learned: Any = None  # what _learn leaves for _apply
         self._snapshot_time = 0.0
         self._last_step_time = 0.0
         self._speed = 0.0  # smoothed seconds per step
+        # the moving average of the weights (TrainConfig.average), or None
+        self.average: dict[str, np.ndarray] | None = None
+        if config.average:
+            self.average = {k: v.copy() for k, v in self.model.params.items()}
         self._pending: _PendingEval | None = None  # an evaluation being read a chunk at a time
         self._eval_started_at = 0  # chars_seen when the last evaluation began
         self._stale_evals = 0  # evaluations in a row without a new best (for lr_decay)
@@ -312,17 +323,14 @@ class Trainer:
         t0 = time.perf_counter()
         window = self.batches.next()
         masks = self.model.dropout_masks(self.seq_len, self.batch, self.rng)
-        # Overflow is detected below and explained; NumPy's own warnings would only add noise.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            loss, grads, state = self.model.loss_and_grads(window.x, window.y, self.state, window.resets, masks)
-            norm = clip_by_global_norm(grads, cfg.clip)
+        loss, norm = self._learn(window, masks)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             return self._diverged(loss)
         if t0 - self._rollback_time >= SNAPSHOT_EVERY_S:
             self._take_rollback()  # these weights just gave a finite loss: safe to return to
-        self.optimizer.step(self.model.params, grads)
-        self.state = state
+        self._apply()
         self.step_count += 1
+        self._update_average()
         dt = time.perf_counter() - t0
         self.elapsed_s += dt
         a = cfg.smoothing if self.step_count > 1 else 0.0
@@ -340,14 +348,37 @@ class Trainer:
             elapsed_s=self.elapsed_s,
         )
 
-    def _diverged(self, loss: float) -> DivergedReport:
-        """Roll back to the last published (finite) weights, reset the carried state, pause."""
+    # The arithmetic of a step, which another engine (tui/torch_engine.py) overrides; everything
+    # around it (windows, dropout masks, reports, rollback timing, checkpoints) is shared.
+    def _learn(self, window: Window, masks: list[np.ndarray] | None) -> tuple[float, float]:
+        """Forward and backward over `window`: its mean loss and the gradient norm before clipping.
+        The clipped gradients and the new carried state wait for `_apply`."""
+        # Overflow is detected by the caller and explained; NumPy's own warnings would only add noise.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            loss, grads, state = self.model.loss_and_grads(window.x, window.y, self.state, window.resets, masks)
+            norm = clip_by_global_norm(grads, self.config.clip)
+        self._learned = (grads, state)
+        return loss, norm
+
+    def _apply(self) -> None:
+        """Update the weights with the gradients `_learn` left, and carry its state on."""
+        grads, state = self._learned
+        self.optimizer.step(self.model.params, grads)
+        self.state = state
+        self._learned = None
+
+    def _roll_back(self) -> None:
+        """Return to the weights and optimizer state kept by `_take_rollback`; fresh carried state."""
         assert self._rollback is not None
         params, opt_state, t = self._rollback
         for k, v in params.items():
             self.model.params[k][...] = v
         self.optimizer.load_state_arrays(opt_state, t)
         self.state = self.model.initial_state(self.batch)
+
+    def _diverged(self, loss: float) -> DivergedReport:
+        """Roll back to the last published (finite) weights, reset the carried state, pause."""
+        self._roll_back()
         self.publish()
         self.controls.pause()
         what = f"loss became {loss}" if not math.isfinite(loss) else "gradient became non-finite"
@@ -368,9 +399,27 @@ class Trainer:
             self.optimizer.t,
         )
 
+    def _update_average(self) -> None:
+        """Move the average of the weights toward the weights just stepped to. The weight of the
+        past starts low, (1 + n) / (10 + n) after n steps, so early weights are soon forgotten."""
+        if self.average is None:
+            return
+        n = self.step_count
+        keep = min(self.config.average, (1 + n) / (10 + n))
+        for k, w in self.model.params.items():
+            avg = self.average[k]
+            avg += (1.0 - keep) * (w - avg)
+
+    def run_model(self) -> CharModel:
+        """The run's model: the average of the weights when averaging, else the weights themselves
+        (shares their arrays: copy it to hand it to another thread)."""
+        if self.average is None:
+            return self.model
+        return type(self.model)(self.model.config, self.average)
+
     def publish(self) -> None:
-        """Publish a copy of the weights for other threads to read (generation, inspection)."""
-        self.snapshot = self.model.copy()
+        """Publish a copy of the run's model for other threads to read (generation, inspection)."""
+        self.snapshot = self.run_model().copy()
         self._snapshot_time = time.perf_counter()
 
     def evaluate(self, sample_rng: np.random.Generator | None = None) -> EvalReport:
@@ -379,8 +428,8 @@ class Trainer:
         return self._finish_eval(pending)
 
     def _start_eval(self, sample_rng: np.random.Generator | None = None, keep_checkpoint: bool = True) -> _PendingEval:
-        """Begin scoring a frozen copy of the current weights; read it with `Evaluator.advance`."""
-        model = self.model.copy()
+        """Begin scoring a frozen copy of the run's model; read it with `Evaluator.advance`."""
+        model = self.run_model().copy()
         self._eval_started_at = self.batches.chars_seen
         return _PendingEval(
             evaluator=Evaluator(model, self.eval_ids, self.corpus.vocab, rng=sample_rng),
@@ -420,6 +469,10 @@ class Trainer:
         )
         self.last_eval = report
         return report
+
+    def restart(self) -> Trainer:
+        """A fresh run (new random weights) with the same text, settings, checkpoint and engine."""
+        return type(self)(self.corpus, self.config, checkpoint=self.checkpoint)
 
     def _eval_due(self) -> bool:
         every = self.config.eval_every
@@ -480,10 +533,12 @@ class Trainer:
             self._last_step_time = now = time.perf_counter()
             if now - self._snapshot_time >= SNAPSHOT_EVERY_S:
                 self.publish()
-            if self._pending is not None:
-                yield from self._advance_eval()
-            elif self._eval_due():
+            if self._eval_due():
+                while self._pending is not None:  # evaluations asked for closer than one takes
+                    yield from self._advance_eval()
                 self._pending = self._start_eval()
+                yield from self._advance_eval()
+            elif self._pending is not None:
                 yield from self._advance_eval()
             if cfg.save_every and self.step_count % cfg.save_every == 0 and self.checkpoint is not None:
                 yield from self._save_reports(None)
@@ -508,6 +563,9 @@ class Trainer:
         for layer, arrays_of_layer in enumerate(self.state):  # state/h{l}, and state/c{l} for an LSTM
             for name, a in zip(self.model.config.state_names, arrays_of_layer, strict=True):
                 arrays[f"state/{name}{layer}"] = a
+        if self.average is not None:  # the model saved is the average; these are the weights trained
+            for k, v in self.model.params.items():
+                arrays[f"train/{k}"] = v
         arrays["data/positions"] = self.batches.positions
         arrays["history/loss"] = np.asarray(self.loss_history, dtype=np.float32)
         vh = np.asarray(self.val_history, dtype=np.float64).reshape(-1, 2)
@@ -535,7 +593,7 @@ class Trainer:
             "stale_evals": self._stale_evals,
             "rng": _jsonable_rng(self.rng),
         }
-        return ckpt_io.Checkpoint(model=self.model, vocab=self.corpus.vocab, meta=meta, arrays=arrays)
+        return ckpt_io.Checkpoint(model=self.run_model(), vocab=self.corpus.vocab, meta=meta, arrays=arrays)
 
     def _frozen_checkpoint(self, model: CharModel) -> ckpt_io.Checkpoint:
         """The run as it is now, with `model` (a copy of the weights) and copies of every array."""
@@ -593,8 +651,11 @@ class Trainer:
         meta = ck.meta
         if ck.model.config != self.model.config:
             raise ConfigError("the model's shape differs from the checkpoint's")
+        trained = ck.group("train")  # the weights trained, when the model saved is their average
         for k, v in ck.model.params.items():
-            self.model.params[k][...] = v
+            self.model.params[k][...] = trained.get(k, v)
+            if self.average is not None:
+                self.average[k][...] = v  # (a run that did not average starts from its weights)
         self.optimizer.load_state_arrays(ck.group("opt"), int(meta["optimizer_t"]))
         if "optimizer_lr" in meta and self.config.lr == TrainConfig.from_dict(meta["train"]).lr:
             self.optimizer.lr = float(meta["optimizer_lr"])

@@ -403,7 +403,9 @@ def palette_offers(app: LstmApp, title: str) -> bool:
 
 async def test_palette_actions_learning_rate_comparison_text_and_reset():
     long_text = TEXT * 40  # long enough for a validation split
-    trainer = Trainer(corpus.from_text(long_text), TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5))
+    # lr_decay 1: the learning rate set below stays (the default halves it after a stalled evaluation)
+    config = TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5, lr_decay=1.0)
+    trainer = Trainer(corpus.from_text(long_text), config)
     assert trainer.corpus.split
     app = make_app(trainer)
     async with app.run_test(size=(80, 24)) as pilot:

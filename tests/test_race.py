@@ -124,6 +124,7 @@ def test_race_checkpoint_option_names_each_file_after_its_cell(tmp_path: Path) -
         (["no-such-file.txt"], "no such file"),
         (["--checkpoint", "."], "is a directory"),
         (["--hidden", "100000"], "hidden"),
+        (["--engine", "torch"], "numpy engine"),
     ],
 )
 def test_race_bad_input_is_one_line_and_exit_2(args: list[str], needle: str, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -188,3 +189,45 @@ def test_a_shape_that_cannot_fit_in_memory_is_refused_in_one_line(monkeypatch):
         Trainer(big, TrainConfig(seq_len=1000, batch=256, hidden=512))
     assert "\n" not in str(e.value)
     Trainer(big, TrainConfig(seq_len=100, batch=8, hidden=64))  # a sensible shape still trains
+
+
+# ------------------------------------------------------------- weight averaging
+def test_the_average_follows_its_definition_and_is_what_the_run_scores_and_saves(tmp_path):
+    c = corpus.from_text(TEXT, name="fox.txt")
+    cfg = TrainConfig(hidden=16, batch=4, seq_len=16, average=0.9, eval_every=0, dtype="float64")
+    t = Trainer(c, cfg, checkpoint=tmp_path / "avg.npz")
+    expected = {k: v.copy() for k, v in t.model.params.items()}
+    for n in range(1, 26):
+        t.train_step()
+        keep = min(0.9, (1 + n) / (10 + n))
+        for k, w in t.model.params.items():
+            expected[k] = keep * expected[k] + (1 - keep) * w
+    for k in expected:
+        np.testing.assert_allclose(t.average[k], expected[k], rtol=1e-12, atol=1e-15)
+        assert not np.allclose(t.average[k], t.model.params[k])  # the average lags the weights
+    report = t.evaluate()
+    assert report.val_loss == pytest.approx(evaluate(t.run_model(), c.val_ids, c.vocab).loss, rel=1e-12)
+    t.publish()
+    assert all(np.array_equal(t.snapshot.params[k], t.average[k]) for k in expected)  # generation reads it
+    saved = ckpt_io.load(t.save())
+    for k in expected:
+        assert np.array_equal(saved.model.params[k], t.average[k])  # sample, eval, export get the average
+        assert np.array_equal(saved.arrays[f"train/{k}"], t.model.params[k])  # resume gets the weights
+
+
+def test_resume_with_averaging_is_exact(tmp_path):
+    c = corpus.from_text(TEXT)
+    cfg = TrainConfig(hidden=16, batch=4, seq_len=16, average=0.95, eval_every=0, steps=20)
+    first = Trainer(c, cfg, checkpoint=tmp_path / "a.npz")
+    for _ in first.run():
+        pass
+    first.save()
+    resumed = Trainer.resume(tmp_path / "a.npz", c, steps=40)
+    for _ in resumed.run():
+        pass
+    straight = Trainer(c, replace(cfg, steps=40))
+    for _ in straight.run():
+        pass
+    for k in straight.model.params:
+        assert np.array_equal(resumed.model.params[k], straight.model.params[k])
+        assert np.array_equal(resumed.average[k], straight.average[k])

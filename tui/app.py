@@ -162,6 +162,9 @@ class LstmApp(App[None]):
         # multithreaded BLAS waits for it on every small product (benchmarks/blas_threads.py:
         # training with the app open ran at 51% of headless with two threads, 87% with one).
         self._blas_limit = threadpool_limits(limits=1, user_api="blas")
+        limit_threads = getattr(self.trainer, "limit_threads", None)  # the PyTorch engine's own pool
+        if limit_threads is not None:
+            limit_threads(1)
         self.set_interval(UI_TICK_S, self._tick)
         for note in self._notes:
             self.notify(note, title="settings", timeout=12, markup=False)
@@ -467,7 +470,7 @@ class LstmApp(App[None]):
 
     def _do_reset(self) -> None:
         old = self.trainer
-        self.trainer = Trainer(old.corpus, old.config, checkpoint=old.checkpoint)
+        self.trainer = old.restart()  # the same engine (NumPy or PyTorch) on the same device
         self._curve = self._history_curve()
         self.last_save = None
         self._progress = self._evaluated = self._to_compare = None  # the old model's

@@ -45,7 +45,8 @@ SUMMARY_WIDTH = 72
 # ------------------------------------------------------------- building a trainer
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig fields the user gave on the command line (steps handled by the caller)."""
-    names = "cell hidden layers seq_len batch lr lr_decay optimizer clip dropout seed eval_every eval_chars save_every"
+    names = "cell hidden layers seq_len batch lr lr_decay average optimizer clip dropout seed eval_every eval_chars"
+    names += " save_every"
     names += " dtype"
     return {n: getattr(args, n) for n in names.split() if getattr(args, n) is not None}
 
@@ -83,18 +84,52 @@ def default_checkpoint(corpus_name: str) -> Path:
     return Path(f"{stem}.lstm.npz")
 
 
-def choose_recipe(text: corpus_io.Corpus, given: dict[str, Any]) -> recipe.Recipe:
+def choose_recipe(text: corpus_io.Corpus, given: dict[str, Any], measure: bool = True) -> recipe.Recipe:
     """The settings for this text (core.recipe), around those given on the command line. The
     machine's speed is measured with one BLAS thread, as the interface trains (and as `train`
-    does on a busy two-core machine); when every setting is given there is nothing to measure."""
+    does on a busy two-core machine). With `measure` False (the torch engine, whose speed is not
+    this CPU's, and whose torchrun processes must all choose the same model) the reference speed
+    is used instead."""
     from threadpoolctl import threadpool_limits
 
+    flops = None if measure else recipe.REFERENCE_FLOPS
     with threadpool_limits(limits=1, user_api="blas"):
-        return recipe.choose(len(text.train_ids), text.vocab.size, given)
+        return recipe.choose(len(text.train_ids), text.vocab.size, given, flops=flops)
+
+
+def distributed_rank() -> int | None:
+    """This process's rank when launched by torchrun with more than one process, else None."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        return int(os.environ.get("RANK", "0") or 0)
+    return None
+
+
+def engine(args: argparse.Namespace) -> tuple[type[core.Trainer], dict[str, Any]]:
+    """The Trainer class of --engine and its extra arguments; PyTorch is imported only when asked for."""
+    name = getattr(args, "engine", None) or "numpy"
+    device = getattr(args, "device", None)
+    if name != "torch":
+        if device is not None:
+            raise core.LstmTuiError(f"--device {device} needs --engine torch (the numpy engine runs on the CPU)")
+        if distributed_rank() is not None:
+            raise core.LstmTuiError("under torchrun, train with --engine torch (the numpy engine is one process)")
+        return core.Trainer, {}
+    if distributed_rank() is not None and args.command != "train":
+        raise core.LstmTuiError(f"under torchrun, use '{PROG} train --engine torch' (the interface is one process)")
+    try:
+        from tui.torch_engine import TorchTrainer
+    except ImportError as e:
+        if (e.name or "").split(".")[0] != "torch":
+            raise
+        raise core.LstmTuiError(
+            "--engine torch needs PyTorch, which is not installed: pip install 'lstm-tui[torch]'"
+        ) from None
+    return TorchTrainer, {"device": device}
 
 
 def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[core.Trainer, str]:
     """Load and check everything the command line names; the ready Trainer and the corpus label."""
+    trainer_class, engine_args = engine(args)
     overrides = config_overrides(args)
     resumed_step = 0
     if args.resume is not None:
@@ -113,13 +148,12 @@ def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple
         checkpoint = Path(args.checkpoint) if args.checkpoint else Path(args.resume)
         check_writable(checkpoint)
         total = resumed_step + steps if steps else 0
-        trainer = core.Trainer.resume(
-            args.resume, text, checkpoint=checkpoint, controls=controls, steps=total, **overrides
+        trainer = trainer_class.resume(
+            args.resume, text, checkpoint=checkpoint, controls=controls, steps=total, **engine_args, **overrides
         )
     else:
-        chosen = choose_recipe(text, overrides)
-        say(chosen.reason)
-        config = TrainConfig(steps=steps, **chosen.settings)
+        chosen = choose_recipe(text, overrides, measure=trainer_class is core.Trainer)
+        config = TrainConfig(steps=steps, **chosen.settings)  # checked before anything is said
         checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(text.name)
         check_writable(checkpoint)
         if checkpoint.exists():
@@ -127,7 +161,8 @@ def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple
                 f"note: {checkpoint} exists and will be replaced when this run saves "
                 f"(to continue training it instead: --resume {checkpoint})"
             )
-        trainer = core.Trainer(text, config, checkpoint=checkpoint, controls=controls)
+        trainer = trainer_class(text, config, checkpoint=checkpoint, controls=controls, **engine_args)
+        say(chosen.reason)
     return trainer, label
 
 
@@ -167,6 +202,9 @@ def describe(trainer: core.Trainer, label: str) -> list[str]:
             f"the training text has only {len(text.train_ids):,} characters)"
         )
     lines.append(f"windows: {shape}")
+    describe_engine = getattr(trainer, "describe_engine", None)
+    if describe_engine is not None:
+        lines.append(f"engine: {describe_engine()}")
     if trainer.step_count:
         lines.append(f"resumed at step {trainer.step_count:,} (epoch {trainer.epoch:.2f})")
     return lines
@@ -273,7 +311,7 @@ def summary_lines(ev: core.Evaluation, on_validation: bool) -> list[str]:
         marks = "".join(" " if a == b else "^" for a, b in zip(t, p, strict=True)).rstrip()
         lines += [f"  truth  {t}", f"  model  {p}"] + ([f"         {marks}"] if marks else [])
     lines.append(
-        f"Accuracy: {ev.accuracy:.1%} ({int(ev.correct.sum()):,} of {ev.n:,} characters); "
+        f"Accuracy: {ev.accuracy:.1%} ({round(ev.accuracy * ev.n):,} of {ev.n:,} characters); "
         f"loss {ev.loss:.4f} nats/char ({ev.bits_per_char:.3f} bits/char, perplexity {ev.perplexity:.2f})"
     )
     return lines

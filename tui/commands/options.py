@@ -185,6 +185,13 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         help="multiply the learning rate by F when an evaluation sets no new best; 1 = never "
         f"(default: {d.lr_decay:g})",
     )
+    train.add_argument(
+        "--average",
+        type=fraction,
+        metavar="D",
+        help="the model is a moving average of the weights, keeping D of it per step; 0 = the weights "
+        "themselves (default: 0.998 for a text of 20,000 characters or more, else 0)",
+    )
     train.add_argument("--optimizer", choices=("adam", "sgd", "adagrad"), help=f"update rule (default: {d.optimizer})")
     train.add_argument(
         "--clip", type=nonneg_float, metavar="C", help=f"max global gradient norm, 0 = off (default: {d.clip:g})"
@@ -214,6 +221,19 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="score only the first N characters of the evaluation text; the score is then "
         "reported as a sample (default: 0, all of it)",
+    )
+    engine = p.add_argument_group("engine")
+    engine.add_argument(
+        "--engine",
+        choices=("numpy", "torch"),
+        help="who does the arithmetic: numpy (lstm-tui's own, the default) or torch (PyTorch, "
+        "pip install 'lstm-tui[torch]'; data-parallel when launched by torchrun); checkpoints are the "
+        "same, so a run resumes with either",
+    )
+    engine.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "mps"),
+        help="with --engine torch: where to train (default: cuda when PyTorch sees a GPU, else cpu)",
     )
     files = p.add_argument_group("files")
     files.add_argument(

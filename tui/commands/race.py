@@ -105,6 +105,10 @@ def build_race(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Ra
             f"race starts fresh models; to continue one of them: {PROG} train --resume {args.resume} "
             f"(see '{PROG} race --help')"
         )
+    if (getattr(args, "engine", None) or "numpy") != "numpy" or getattr(args, "device", None) is not None:
+        raise UsageError(
+            f"race trains with the numpy engine; --engine and --device are for train (see '{PROG} race --help')"
+        )
     cells: list[str] = args.cells
     overrides = config_overrides(args)
     text, label = load_corpus(args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from .common import (
     build_trainer,
     clock,
     describe,
+    distributed_rank,
     emit,
     eval_record,
     install_stop_handlers,
@@ -79,10 +81,15 @@ def one_blas_thread() -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Headless training: progress on stderr, --json lines on stdout, a summary, the saved model."""
+    if distributed_rank():  # not rank 0 of a torchrun launch: train in step with it, silently
+        return follow(args)
     progress = Progress(sys.stderr, args.quiet)
     one_blas_thread()
-    trainer, label = build_trainer(args, lambda s: progress.message(f"{PROG}: {s}"))
+    notes: list[str] = []
+    trainer, label = build_trainer(args, notes.append)
     log = open_log(args.log) if args.log else None  # before any output: a bad path is bad input
+    for note in notes:
+        progress.message(f"{PROG}: {note}")
     cfg = trainer.config
     out = sys.stdout
     report_to = sys.stderr if args.json else sys.stdout
@@ -164,6 +171,23 @@ def run(args: argparse.Namespace) -> int:
     if seen:
         return 128 + seen[0]
     return EXIT_OK
+
+
+def follow(args: argparse.Namespace) -> int:
+    """A rank other than 0 under torchrun: the same run in step with rank 0, which alone evaluates,
+    prints and saves. Signals stop it as they stop rank 0 (all ranks stop after the same step)."""
+    trainer, _ = build_trainer(args, lambda _note: None)
+    old_handlers, seen = install_stop_handlers(trainer.controls, Progress(io.StringIO(), quiet=True))
+    try:
+        for r in trainer.run():
+            if isinstance(r, core.DivergedReport):
+                return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    finally:
+        for sig, h in old_handlers.items():
+            signal.signal(sig, h)
+    return 128 + seen[0] if seen else EXIT_OK
 
 
 def open_log(path: str) -> TextIO:

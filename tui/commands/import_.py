@@ -1,0 +1,38 @@
+"""`lstm-tui import`: PyTorch nn.LSTM + nn.Linear weights in a .safetensors file as a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import EXIT_OK
+from .options import PROG, Parser, add_version, new_parser
+
+
+def build_parser() -> Parser:
+    p = new_parser(
+        f"{PROG} import",
+        usage=f"{PROG} import IN.safetensors OUT.npz",
+        description="Turn a .safetensors file of nn.LSTM + nn.Linear weights into an lstm-tui checkpoint\n"
+        "that the interface, sample, inspect and --resume accept. The file may be an export or a model\n"
+        "trained in PyTorch, with its tensors named lstm.weight_ih_l<k>, lstm.weight_hh_l<k>,\n"
+        "lstm.bias_ih_l<k>, lstm.bias_hh_l<k>, readout.weight and readout.bias, and its vocabulary in\n"
+        "the metadata as 'vocab', a JSON list of the characters in id order.",
+        epilog="examples:\n"
+        "  lstm-tui import hamlet.safetensors hamlet.lstm.npz\n"
+        "  lstm-tui sample hamlet.lstm.npz --prime 'to be'\n\n"
+        "from PyTorch:  save_file(model.state_dict(), 'model.safetensors',\n"
+        "                         metadata={'vocab': json.dumps(chars)})",
+    )
+    add_version(p)
+    p.add_argument("source", metavar="IN.safetensors", help="the weights to import")
+    p.add_argument("out", metavar="OUT.npz", help="the checkpoint to write (replaced if it exists)")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from tui.torch_io import import_file
+
+    path = import_file(args.source, args.out)
+    print(f"imported {args.source} to {path}", file=sys.stderr)
+    return EXIT_OK
