@@ -130,3 +130,24 @@ async def test_no_color_tells_the_series_apart_by_marker(monkeypatch, tmp_path):
         await pilot.pause()
         await pilot.press("escape")
         await finish(app, pilot)
+
+
+async def test_f6_plots_the_losses_against_seconds_and_back(tmp_path):
+    app = RaceApp(tiny_race(tmp=tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        chart = app.query_one(LossChart)
+        await wait_for(pilot, lambda: isinstance(chart.drawn, dict), "the graph drawn")
+        await pilot.press("f6")
+        assert app.by_seconds and "x: seconds" in str(chart.border_title)
+        await wait_for(
+            pilot,
+            lambda: app._frames is not None and chart.drawn is app._frames.time_curves and chart.drawn is not None,
+            "the curves against seconds on the graph",
+        )
+        frames = chart.drawn
+        for cell in CELLS:  # the same losses, at x = the seconds each model had had by then
+            assert len(frames[cell].steps) and frames[cell].steps[-1] <= app._frames.seconds[cell] + 1e-9
+        await pilot.press("f6")
+        assert not app.by_seconds and "x: seconds" not in str(chart.border_title)
+        await wait_for(pilot, lambda: chart.drawn is app._frames.curves, "the curves against steps again")
+        await finish(app, pilot)

@@ -140,12 +140,17 @@ class RaceProgress(Message):
     """A race moved on: each model's latest step (None before its first) and every curve."""
 
     def __init__(
-        self, steps: dict[str, StepReport | None], curves: dict[str, CurveFrame], seconds: dict[str, float]
+        self,
+        steps: dict[str, StepReport | None],
+        curves: dict[str, CurveFrame],
+        seconds: dict[str, float],
+        time_curves: dict[str, CurveFrame] | None = None,
     ) -> None:
         super().__init__()
         self.steps = steps
-        self.curves = curves
+        self.curves = curves  # losses against steps
         self.seconds = seconds  # each model's share of the machine so far (core.race)
+        self.time_curves = time_curves  # the same losses against those seconds
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RaceProgress)

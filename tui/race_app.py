@@ -78,6 +78,8 @@ KEYS
   ctrl+g      generate from the seed (enter in the seed box too)
   escape      stop generating
   f7 / f8     temperature down / up by 0.05 (or type it in its box)
+  f6          the graph against steps or against the seconds each model
+              has had (what it bought with the same share of the machine)
   f1          this help (escape closes it)
 """
 
@@ -113,6 +115,7 @@ class RaceApp(App[None]):
         Binding("escape", "stop_generation", "Stop gen", show=False),
         Binding("f7", "temperature(-1)", "T−"),
         Binding("f8", "temperature(1)", "T+"),
+        Binding("f6", "x_axis", "x: steps/s"),
     ]
 
     state: reactive[str] = reactive("starting")
@@ -135,6 +138,9 @@ class RaceApp(App[None]):
         self._run_id = 0
         self._steppers = {name: training.StepperCache() for name in self.names}
         self._curves = {name: training.LossCurve() for name in self.names}
+        self._time_curves = {name: training.LossCurve() for name in self.names}  # against seconds
+        self.by_seconds = False  # the graph's x axis: steps (False) or seconds each model has had
+        self._frames: RaceProgress | None = None  # the latest curves, for switching the axis at once
         self._progress: RaceProgress | None = None
         self._evaluated: dict[str, EvalReport] = {}  # for the scoreboard
         self._to_compare: dict[str, EvalReport] = {}  # for the predictions
@@ -175,7 +181,7 @@ class RaceApp(App[None]):
     def _train(self) -> None:
         """The training thread: the race's loop, posting progress."""
         worker = get_current_worker()
-        training.race(self.race, self._curves, self.post_message, lambda: worker.is_cancelled)
+        training.race(self.race, self._curves, self.post_message, lambda: worker.is_cancelled, self._time_curves)
 
     @property
     def training(self) -> bool:
@@ -219,7 +225,20 @@ class RaceApp(App[None]):
                 progress.steps if progress else None, evaluated, progress.seconds if progress else None
             )
         if progress is not None:
-            self.query_one(LossChart).show(progress.curves)
+            self._frames = progress
+            self.query_one(LossChart).show(self._chart_frames(progress))
+
+    def _chart_frames(self, progress: RaceProgress):
+        """The curves against the chosen x: steps, or the seconds each model has had."""
+        return progress.time_curves if self.by_seconds and progress.time_curves else progress.curves
+
+    def action_x_axis(self) -> None:
+        """Plot the losses against steps or against the seconds each model has had (f6)."""
+        self.by_seconds = not self.by_seconds
+        chart = self.query_one(LossChart)
+        budget = 0 if self.by_seconds else self.race.trainers[self.names[0]].config.steps
+        frames = self._chart_frames(self._frames) if self._frames else None
+        chart.set_x_axis("seconds" if self.by_seconds else "", budget, frames)
 
     def _show_comparison(self) -> None:
         pending, self._to_compare = self._to_compare, {}

@@ -262,9 +262,16 @@ class StepperCache:
         return stepper
 
 
-def race(race: Race, curves: dict[str, LossCurve], post: Post, cancelled: Callable[[], bool]) -> None:
+def race(
+    race: Race,
+    curves: dict[str, LossCurve],
+    post: Post,
+    cancelled: Callable[[], bool],
+    time_curves: dict[str, LossCurve] | None = None,
+) -> None:
     """Iterate `race.run()` (core.race), posting progress at most every POST_EVERY_S for all the
-    models together and every other event at once. Runs in the one thread that owns the models."""
+    models together and every other event at once. Runs in the one thread that owns the models.
+    `time_curves`, if given, get the same losses against the seconds each model has had."""
     controls = race.controls
     steps: dict[str, StepReport | None] = dict.fromkeys(race.names)
     evaluations: dict[str, EvalReport] = {}  # not yet posted
@@ -274,7 +281,9 @@ def race(race: Race, curves: dict[str, LossCurve], post: Post, cancelled: Callab
     def flush() -> None:
         nonlocal last_post, moved
         if moved:
-            post(RaceProgress(dict(steps), {name: c.frame() for name, c in curves.items()}, dict(race.seconds)))
+            frames = {name: c.frame() for name, c in curves.items()}
+            by_time = {name: c.frame() for name, c in time_curves.items()} if time_curves else None
+            post(RaceProgress(dict(steps), frames, dict(race.seconds), by_time))
         for name, report in evaluations.items():
             post(RaceEvaluated(name, report))
         evaluations.clear()
@@ -289,10 +298,14 @@ def race(race: Race, curves: dict[str, LossCurve], post: Post, cancelled: Callab
             report, name = rr.report, rr.cell
             if isinstance(report, StepReport):
                 curves[name].add(report.step, report.loss, report.smooth_loss)
+                if time_curves:
+                    time_curves[name].add(rr.race_s, report.loss, report.smooth_loss)
                 steps[name] = report
                 moved = True
             elif isinstance(report, EvalReport):
                 curves[name].add_val(report.step, report.val_loss)
+                if time_curves:
+                    time_curves[name].add_val(rr.race_s, report.val_loss)
                 evaluations[name] = report
                 moved = True
             elif isinstance(report, SaveReport):

@@ -127,6 +127,7 @@ class LossChart(Vertical):
         self.baseline = math.log(vocab_size)  # the loss of a uniform guess, nats/char
         self.budget = budget  # step budget (0 = none): the x axis then spans the whole run
         self.names = list(names)  # named series: `show` then takes {name: CurveFrame}
+        self.x_label = ""  # what the x axis counts, when not steps (named in the title)
         self.frame: Frames | None = None  # the latest curve (or curves) received
         self.drawn: Frames | None = None  # the curve on screen
         self.redraws = 0
@@ -147,12 +148,20 @@ class LossChart(Vertical):
 
     def _legend(self) -> str:
         """The named series' legend: a colour (or, without colour, a marker) per name."""
+        x = f"· x: {self.x_label} " if self.x_label else ""
         if self.app.no_color:
             keys = "  ".join(f"{SERIES_MARKERS[i % 4]} {n}" for i, n in enumerate(self.names))
             vals = "".join(n[:1].upper() for n in self.names)
-            return f" nats/char  {keys}  {vals} val ╌ ln V "
+            return f" nats/char  {keys}  {vals} val ╌ ln V {x}"
         keys = "  ".join(f"[{SERIES_STYLES[i % 4]}]▀ {n}[/]" for i, n in enumerate(self.names))
-        return f" nats/char  {keys}  ◆ val ╌ ln V "
+        return f" nats/char  {keys}  ◆ val ╌ ln V {x}"
+
+    def set_x_axis(self, label: str, budget: int, frame: Frames | None) -> None:
+        """Plot against another x (`label`, "" for steps; `budget` its extent, 0 = the data's)."""
+        self.x_label, self.budget = label, budget
+        if self.names:
+            self.border_title = self._legend()
+        self.reset(frame)
 
     def show(self, frame: Frames) -> None:
         """Take a new curve; it is drawn at the next `redraw_if_new`."""
