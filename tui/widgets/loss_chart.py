@@ -190,7 +190,7 @@ class LossChart(Vertical):
             last = max((f.total_steps for f in frame.values()), default=0)
         else:
             last = frame.total_steps if frame is not None else 0
-        x_max = float(max(self.budget, last, 10))
+        x_max = float(max(self.budget, last, 1 if self.x_label else 10))  # steps: at least 10; seconds: 1
         y_top = self.baseline * 1.1
         plot.set_xlimits(0.0, x_max)
         plot.set_ylimits(0.0, y_top)
