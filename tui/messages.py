@@ -133,3 +133,62 @@ class Compared(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, Compared)
+
+
+# ------------------------------------------------------------------------- a race
+class RaceProgress(Message):
+    """A race moved on: each model's latest step (None before its first) and every curve."""
+
+    def __init__(
+        self,
+        steps: dict[str, StepReport | None],
+        curves: dict[str, CurveFrame],
+        seconds: dict[str, float],
+        time_curves: dict[str, CurveFrame] | None = None,
+    ) -> None:
+        super().__init__()
+        self.steps = steps
+        self.curves = curves  # losses against steps
+        self.seconds = seconds  # each model's share of the machine so far (core.race)
+        self.time_curves = time_curves  # the same losses against those seconds
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RaceProgress)
+
+
+class RaceEvaluated(Message):
+    """An evaluation of one model of the race."""
+
+    def __init__(self, cell: str, report: EvalReport) -> None:
+        super().__init__()
+        self.cell = cell
+        self.report = report
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RaceEvaluated) and message.cell == self.cell
+
+
+class RaceSaved(Message):
+    """One model of the race was saved (or failed to be: `report.error`)."""
+
+    def __init__(self, cell: str, report: SaveReport) -> None:
+        super().__init__()
+        self.cell = cell
+        self.report = report
+
+
+class RaceDiverged(Message):
+    """One model's loss became non-finite: it left the race (rolled back to finite weights)."""
+
+    def __init__(self, cell: str, report: DivergedReport) -> None:
+        super().__init__()
+        self.cell = cell
+        self.report = report
+
+
+class RaceFinished(Message):
+    """The race's loop ended (every model reached its budget, or it was stopped). The last message."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason

@@ -24,6 +24,7 @@ from core import (
     sample,
 )
 from core.model import StepperLike
+from core.race import Race
 
 from .messages import (
     Candidate,
@@ -34,6 +35,11 @@ from .messages import (
     Generated,
     GenerationDone,
     Progress,
+    RaceDiverged,
+    RaceEvaluated,
+    RaceFinished,
+    RaceProgress,
+    RaceSaved,
     Saved,
 )
 
@@ -254,3 +260,66 @@ class StepperCache:
         stepper = snapshot.stepper()
         self._entry = (snapshot, stepper)
         return stepper
+
+
+def race(
+    race: Race,
+    curves: dict[str, LossCurve],
+    post: Post,
+    cancelled: Callable[[], bool],
+    time_curves: dict[str, LossCurve] | None = None,
+) -> None:
+    """Iterate `race.run()` (core.race), posting progress at most every POST_EVERY_S for all the
+    models together and every other event at once. Runs in the one thread that owns the models.
+    `time_curves`, if given, get the same losses against the seconds each model has had."""
+    controls = race.controls
+    steps: dict[str, StepReport | None] = dict.fromkeys(race.names)
+    evaluations: dict[str, EvalReport] = {}  # not yet posted
+    last_post = 0.0
+    moved = False
+
+    def flush() -> None:
+        nonlocal last_post, moved
+        if moved:
+            frames = {name: c.frame() for name, c in curves.items()}
+            by_time = {name: c.frame() for name, c in time_curves.items()} if time_curves else None
+            post(RaceProgress(dict(steps), frames, dict(race.seconds), by_time))
+        for name, report in evaluations.items():
+            post(RaceEvaluated(name, report))
+        evaluations.clear()
+        moved = False
+        last_post = time.monotonic()
+
+    reason = "cancelled"
+    try:
+        for rr in race.run():
+            if cancelled():
+                break
+            report, name = rr.report, rr.cell
+            if isinstance(report, StepReport):
+                curves[name].add(report.step, report.loss, report.smooth_loss)
+                if time_curves:
+                    time_curves[name].add(rr.race_s, report.loss, report.smooth_loss)
+                steps[name] = report
+                moved = True
+            elif isinstance(report, EvalReport):
+                curves[name].add_val(report.step, report.val_loss)
+                if time_curves:
+                    time_curves[name].add_val(rr.race_s, report.val_loss)
+                evaluations[name] = report
+                moved = True
+            elif isinstance(report, SaveReport):
+                flush()
+                post(RaceSaved(name, report))
+            elif isinstance(report, DivergedReport):
+                flush()
+                post(RaceDiverged(name, report))
+            if time.monotonic() - last_post >= POST_EVERY_S or controls.paused or controls.stopped:
+                flush()
+        else:
+            reason = "stopped" if controls.stopped else "budget"
+    finally:
+        flush()
+    for trainer in race.trainers.values():
+        trainer.publish()
+    post(RaceFinished(reason))

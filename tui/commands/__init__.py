@@ -33,6 +33,7 @@ COMMANDS: dict[str, Command] = {
     "eval": Command("tui.commands.eval", "CHECKPOINT [TEXT]", "score a saved model on a text: loss, accuracy"),
     "export": Command("tui.commands.export", "CHECKPOINT OUT", "the model as PyTorch nn.LSTM weights (.safetensors)"),
     "import": Command("tui.commands.import_", "IN OUT.npz", "PyTorch nn.LSTM weights (.safetensors) as a checkpoint"),
+    "race": Command("tui.commands.race", "[CORPUS] [opts]", "train an LSTM, a GRU and an RNN side by side"),
     "watch": Command("tui.commands.watch", "CHECKPOINT [opts]", "watch a run another process trains; never writes"),
 }
 

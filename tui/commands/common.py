@@ -166,6 +166,25 @@ def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple
     return trainer, label
 
 
+def eval_record(r: core.EvalReport, trainer: core.Trainer, chars_per_s: float) -> dict[str, Any]:
+    """The JSON record of one evaluation (`train --json`, `race --json`, `--log`); losses in nats/char."""
+    return {
+        "step": r.step,
+        "epoch": round(r.epoch, 4),
+        "elapsed_s": round(trainer.elapsed_s, 3),
+        "train_loss": finite(r.train_loss),
+        "val_loss": finite(r.val_loss),
+        "val_chars": r.chars,
+        "val_sample": r.sample,
+        "accuracy": r.accuracy,
+        "chars_per_s": round(chars_per_s, 1),
+        "val_bits_per_char": finite(r.evaluation.bits_per_char),
+        "on_validation": r.on_validation,
+        "best": r.best,
+        "lr": trainer.optimizer.lr,
+    }
+
+
 def describe(trainer: core.Trainer, label: str) -> list[str]:
     """What is about to be trained, for the start of a run."""
     text, cfg = trainer.corpus, trainer.config

@@ -24,7 +24,7 @@ from .common import (
     describe,
     distributed_rank,
     emit,
-    finite,
+    eval_record,
     install_stop_handlers,
     summary_lines,
 )
@@ -117,21 +117,7 @@ def run(args: argparse.Namespace) -> int:
                 progress.update(status, force=cfg.steps > 0 and r.step == cfg.steps)
             elif isinstance(r, core.EvalReport):
                 if (args.json and json_ok) or log is not None:
-                    record = {
-                        "step": r.step,
-                        "epoch": round(r.epoch, 4),
-                        "elapsed_s": round(trainer.elapsed_s, 3),
-                        "train_loss": finite(r.train_loss),
-                        "val_loss": finite(r.val_loss),
-                        "val_chars": r.chars,
-                        "val_sample": r.sample,
-                        "accuracy": r.accuracy,
-                        "chars_per_s": round(chars_per_s, 1),
-                        "val_bits_per_char": finite(r.evaluation.bits_per_char),
-                        "on_validation": r.on_validation,
-                        "best": r.best,
-                        "lr": trainer.optimizer.lr,
-                    }
+                    record = eval_record(r, trainer, chars_per_s)
                     line = json.dumps(record)
                     if args.json and json_ok:
                         json_ok = emit(out, line)

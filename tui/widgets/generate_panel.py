@@ -186,3 +186,67 @@ def _parse(value: str) -> float | None:
     except ValueError:
         return None
     return t if t == t else None
+
+
+class RaceGeneratePanel(GeneratePanel):
+    """The same seed and temperature, and a block of generated text per model (a race)."""
+
+    def __init__(self, names: list[str], styles: list[str], seed: str = "", **kwargs) -> None:
+        super().__init__(seed=seed, **kwargs)
+        self.names = names
+        self.series_styles = dict(zip(names, styles, strict=False))
+        self.outputs: dict[str, str] = dict.fromkeys(names, "")
+        self.runs: set[str] = set()  # the models still writing
+        self.notes: dict[str, str] = {}
+
+    def start(self, seed: str) -> None:
+        """A new run for every model: clear the blocks and show the seed."""
+        self.run_seed, self.outputs, self.notes = seed, dict.fromkeys(self.names, ""), {}
+        self.runs = set(self.names)
+        self.running = True
+        self._render_output()
+
+    def append_for(self, name: str, text: str) -> None:
+        """More characters from one model."""
+        self.outputs[name] += text
+        self._render_output()
+
+    def finish_for(self, name: str, stopped: bool) -> None:
+        """One model's run ended."""
+        self.runs.discard(name)
+        self.running = bool(self.runs)
+        if stopped:
+            self.notes[name] = " [stopped]"
+        self._render_output()
+
+    def _render_output(self, note: str = "") -> None:
+        """A block per model, the same number of lines each, filling the panel: the end of what
+        each wrote (newlines shown as ↵), so every model stays in view however small the screen."""
+        if not self.run_seed and not any(self.outputs.values()) and not self.runs:
+            return  # nothing generated yet: keep the hint
+        scroll = self.query_one("#gen-scroll", VerticalScroll)
+        width = max(8, scroll.size.width - 2)
+        lines = max(1, scroll.size.height // max(1, len(self.names)))
+        label = 6  # "lstm  "
+        out = Text(no_wrap=True, overflow="crop")
+        for i, name in enumerate(self.names):
+            written = (self.run_seed + self.outputs[name]).replace("\n", "↵")
+            cursor = "▌" if name in self.runs else self.notes.get(name, "")
+            room = lines * (width - label) - len(cursor)
+            shown = written[-room:] if room > 0 else ""
+            seed_part = max(0, len(self.run_seed) - (len(written) - len(shown)))  # the seed still shown
+            body = Text()
+            body.append(shown[:seed_part], "dim")
+            body.append(shown[seed_part:], "bold")
+            body.append(cursor, "dim italic" if cursor != "▌" else "")
+            for row in range(lines):
+                chunk = body[row * (width - label) : (row + 1) * (width - label)]
+                if i or row:
+                    out.append("\n")
+                if row == 0:
+                    out.append(f"{name:<5}", f"reverse {self.series_styles.get(name, '')}".strip())
+                    out.append(" ")
+                else:
+                    out.append(" " * label)
+                out.append_text(chunk)
+        self.query_one("#gen-output", Static).update(out)

@@ -1,9 +1,13 @@
-"""The loss graph: training loss (raw and smoothed) and validation loss against step, with ln V."""
+"""The loss graph: training loss (raw and smoothed) and validation loss against step, with ln V.
+
+Given `names`, it overlays named series instead (a race of cells): each series' smoothed loss and
+validation points in its own colour and, so that they read without colour, its own marker.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 
 import numpy as np
@@ -24,6 +28,13 @@ RAW_STYLE = "rgb(90,110,150)"
 SMOOTH_STYLE = "bold rgb(120,190,255)"
 VAL_STYLE = "bold rgb(255,170,60)"
 BASE_STYLE = "rgb(150,80,80)"
+# Named series (a race): a colour each, and a marker each for when there is no colour (NO_COLOR):
+# the curve is then drawn with the marker and the validation points with the name's capital.
+SERIES_STYLES = ("bold rgb(120,190,255)", "bold rgb(255,170,60)", "bold rgb(140,220,120)", "bold rgb(230,120,230)")
+SERIES_MARKERS = ("•", "+", "x", "o")
+
+# What the chart shows: one curve, or named curves.
+Frames = CurveFrame | Mapping[str, CurveFrame]
 
 
 class _Canvas(Canvas):
@@ -111,12 +122,14 @@ class LossChart(Vertical):
     A redraw costs milliseconds of the interpreter the training thread shares, so the app paces it.
     """
 
-    def __init__(self, vocab_size: int, budget: int = 0, **kwargs) -> None:
+    def __init__(self, vocab_size: int, budget: int = 0, names: Sequence[str] = (), **kwargs) -> None:
         super().__init__(**kwargs)
         self.baseline = math.log(vocab_size)  # the loss of a uniform guess, nats/char
         self.budget = budget  # step budget (0 = none): the x axis then spans the whole run
-        self.frame: CurveFrame | None = None  # the latest curve received
-        self.drawn: CurveFrame | None = None  # the curve on screen
+        self.names = list(names)  # named series: `show` then takes {name: CurveFrame}
+        self.x_label = ""  # what the x axis counts, when not steps (named in the title)
+        self.frame: Frames | None = None  # the latest curve (or curves) received
+        self.drawn: Frames | None = None  # the curve on screen
         self.redraws = 0
 
     def compose(self) -> ComposeResult:
@@ -130,14 +143,31 @@ class LossChart(Vertical):
         plot.margin_top = 0
         plot.margin_bottom = 1
         plot.margin_left = 5
-        self.border_title = " nats/char  ⠒ raw ▀ smooth ◆ val ╌ ln V "
+        self.border_title = self._legend() if self.names else " nats/char  ⠒ raw ▀ smooth ◆ val ╌ ln V "
         self._draw(self.frame)
 
-    def show(self, frame: CurveFrame) -> None:
+    def _legend(self) -> str:
+        """The named series' legend: a colour (or, without colour, a marker) per name."""
+        x = f"· x: {self.x_label} " if self.x_label else ""
+        if self.app.no_color:
+            keys = "  ".join(f"{SERIES_MARKERS[i % 4]} {n}" for i, n in enumerate(self.names))
+            vals = "".join(n[:1].upper() for n in self.names)
+            return f" nats/char  {keys}  {vals} val ╌ ln V {x}"
+        keys = "  ".join(f"[{SERIES_STYLES[i % 4]}]▀ {n}[/]" for i, n in enumerate(self.names))
+        return f" nats/char  {keys}  ◆ val ╌ ln V {x}"
+
+    def set_x_axis(self, label: str, budget: int, frame: Frames | None) -> None:
+        """Plot against another x (`label`, "" for steps; `budget` its extent, 0 = the data's)."""
+        self.x_label, self.budget = label, budget
+        if self.names:
+            self.border_title = self._legend()
+        self.reset(frame)
+
+    def show(self, frame: Frames) -> None:
         """Take a new curve; it is drawn at the next `redraw_if_new`."""
         self.frame = frame
 
-    def reset(self, frame: CurveFrame | None = None) -> None:
+    def reset(self, frame: Frames | None = None) -> None:
         """Start again (after a model reset)."""
         self.frame = frame
         self._draw(frame)
@@ -147,17 +177,20 @@ class LossChart(Vertical):
         if self.frame is not self.drawn and self.display:
             self._draw(self.frame)
 
-    def _draw(self, frame: CurveFrame | None) -> None:
+    def _draw(self, frame: Frames | None) -> None:
         plot = self.query_one(_Plot)
         with plot.changes():
             self._plot(plot, frame)
 
-    def _plot(self, plot: PlotWidget, frame: CurveFrame | None) -> None:
+    def _plot(self, plot: PlotWidget, frame: Frames | None) -> None:
         plot.clear()
         self.drawn = frame
         self.redraws += 1
-        last = frame.total_steps if frame is not None else 0
-        x_max = float(max(self.budget, last, 10))
+        if isinstance(frame, Mapping):
+            last = max((f.total_steps for f in frame.values()), default=0)
+        else:
+            last = frame.total_steps if frame is not None else 0
+        x_max = float(max(self.budget, last, 1 if self.x_label else 10))  # steps: at least 10; seconds: 1
         y_top = self.baseline * 1.1
         plot.set_xlimits(0.0, x_max)
         plot.set_ylimits(0.0, y_top)
@@ -165,6 +198,9 @@ class LossChart(Vertical):
         cells = max(2, self.size.width - plot.margin_left - 2)
         plot.scatter(np.linspace(0.0, x_max, cells), np.full(cells, self.baseline), marker="╌", marker_style=BASE_STYLE)
         if frame is None:
+            return
+        if isinstance(frame, Mapping):
+            self._plot_series(plot, frame, y_top, cells)
             return
         if len(frame.steps):
             # No more points than the graph has columns of dots (braille has two per cell, half
@@ -175,6 +211,26 @@ class LossChart(Vertical):
             plot.plot(steps, np.minimum(smooth, y_top), line_style=SMOOTH_STYLE, hires_mode=HiResMode.HALFBLOCK)
         if len(frame.val_steps):
             plot.scatter(frame.val_steps, np.minimum(frame.val, y_top), marker="◆", marker_style=VAL_STYLE)
+
+    def _plot_series(self, plot: PlotWidget, frames: Mapping[str, CurveFrame], y_top: float, cells: int) -> None:
+        """Each named series: its smoothed loss as a line of its colour (or a trail of its marker,
+        without colour) and its validation points."""
+        no_color = self.app.no_color
+        for i, name in enumerate(self.names):
+            frame = frames.get(name)
+            if frame is None:
+                continue
+            style, marker = SERIES_STYLES[i % 4], SERIES_MARKERS[i % 4]
+            if len(frame.steps):
+                if no_color:
+                    steps, smooth = _thin(frame.steps, frame.smooth, max(2, cells // 2), mean=False)
+                    plot.scatter(steps, np.minimum(smooth, y_top), marker=marker, marker_style=style)
+                else:
+                    steps, smooth = _thin(frame.steps, frame.smooth, cells, mean=False)
+                    plot.plot(steps, np.minimum(smooth, y_top), line_style=style, hires_mode=HiResMode.HALFBLOCK)
+            if len(frame.val_steps):
+                val_marker = name[:1].upper() if no_color else "◆"
+                plot.scatter(frame.val_steps, np.minimum(frame.val, y_top), marker=val_marker, marker_style=style)
 
 
 def _thin(x: np.ndarray, y: np.ndarray, n: int, mean: bool = True) -> tuple[np.ndarray, np.ndarray]:

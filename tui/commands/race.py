@@ -1,0 +1,274 @@
+"""`lstm-tui race`: one model per cell (LSTM, GRU, RNN) on the same text, trained in turn.
+
+Every model gets the same size and settings (chosen once, for the first cell, as `train` would)
+and the same seed; each is saved to its own checkpoint, named after its cell. The models share
+the one training thread fairly in wall time (core.race): the one that has had the least time
+goes next, so a cheap cell takes more steps in the same seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import core
+from core.race import Race, race_checkpoint
+from core.trainer import TrainConfig
+
+from .common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    Progress,
+    check_writable,
+    choose_recipe,
+    clock,
+    config_overrides,
+    emit,
+    eval_record,
+    install_stop_handlers,
+    load_corpus,
+    quit_app_on_signals,
+)
+from .options import PROG, Parser, UsageError, add_training_options, add_version, new_parser
+
+DEFAULT_CELLS = ("lstm", "gru", "rnn")
+
+
+def cells_list(text: str) -> list[str]:
+    """--cells: a comma-separated list of distinct cells, e.g. lstm,gru,rnn."""
+    cells = [c.strip().lower() for c in text.split(",") if c.strip()]
+    if not cells:
+        raise argparse.ArgumentTypeError(f"expected cells such as lstm,gru,rnn, got {text!r}")
+    unknown = [c for c in cells if c not in core.CELLS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown cell {unknown[0]!r}; choose from {', '.join(core.CELLS)}")
+    if len(set(cells)) != len(cells):
+        raise argparse.ArgumentTypeError(f"each cell may race once, got {text!r}")
+    return cells
+
+
+def build_parser() -> Parser:
+    p = new_parser(
+        f"{PROG} race",
+        usage=f"{PROG} race [CORPUS] [--cells lstm,gru,rnn] [options]",
+        description="Train one model per recurrent cell on the same text, with the same size, settings and\n"
+        "seed, and watch them learn side by side: the loss curves overlaid, a stats line, the\n"
+        "predictions and generated text of each. The models take turns in one training thread, the\n"
+        "one that has had the least time going next, so each gets the same share of the machine:\n"
+        "a fair race in wall time. Each model is saved to its own checkpoint, named after its cell\n"
+        "(hamlet.lstm.npz, hamlet.gru.npz, hamlet.rnn.npz), when the race ends or on ctrl+s.",
+        epilog="examples:\n"
+        "  lstm-tui race                                  the three cells on the soliloquy\n"
+        "  lstm-tui race --cells lstm,gru,rnn --steps 100 --json > race.jsonl\n"
+        "  lstm-tui race book.txt --cells lstm,rnn --hidden 128 --headless --steps 500\n"
+        "  lstm-tui sample hamlet.gru.npz --prime 'to be'\n\n"
+        "exit codes: 0 ok, 1 saving failed, 2 bad usage or input, 130 Ctrl+C (models saved),\n"
+        "143 SIGTERM (models saved)",
+    )
+    add_version(p)
+    add_training_options(p)
+    p.set_defaults(command="race")
+    p.add_argument(
+        "--cells",
+        type=cells_list,
+        default=list(DEFAULT_CELLS),
+        metavar="LIST",
+        help=f"the cells to race, comma-separated (default: {','.join(DEFAULT_CELLS)})",
+    )
+    out = p.add_argument_group("output")
+    out.add_argument(
+        "--json",
+        action="store_true",
+        help="no interface: one JSON object per evaluation on stdout, as 'train --json' prints, with a "
+        '"cell" field and "race_s" (seconds the model has had); the summary goes to stderr',
+    )
+    out.add_argument(
+        "--headless",
+        action="store_true",
+        help="no interface: a progress line on stderr, then a table of the models' results",
+    )
+    out.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr (with --json or --headless)")
+    return p
+
+
+def build_race(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Race, str]:
+    """The race the command line asks for: one Trainer per cell, the same settings for all."""
+    if args.cell is not None:
+        raise UsageError(f"race takes --cells LIST (say --cells {args.cell}), not --cell (see '{PROG} race --help')")
+    if args.resume is not None:
+        raise UsageError(
+            f"race starts fresh models; to continue one of them: {PROG} train --resume {args.resume} "
+            f"(see '{PROG} race --help')"
+        )
+    if (getattr(args, "engine", None) or "numpy") != "numpy" or getattr(args, "device", None) is not None:
+        raise UsageError(
+            f"race trains with the numpy engine; --engine and --device are for train (see '{PROG} race --help')"
+        )
+    cells: list[str] = args.cells
+    overrides = config_overrides(args)
+    text, label = load_corpus(args)
+    # Sized once, for the first cell, and the same for every cell: a race of equal models.
+    chosen = choose_recipe(text, {**overrides, "cell": cells[0]})
+    base = Path(args.checkpoint) if args.checkpoint else Path(f"{Path(text.name).stem or 'model'}.npz")
+    if base.is_dir() or not base.name:
+        raise core.CheckpointError(f"--checkpoint {base} is a directory; give a file name such as {base}/race.npz")
+    trainers, notes = [], [chosen.reason + ("; the same for every cell" if len(cells) > 1 else "")]
+    for cell in cells:
+        path = Path(race_checkpoint(str(base), cell))
+        check_writable(path)
+        if path.exists():
+            notes.append(f"note: {path} exists and will be replaced when the race saves")
+        config = TrainConfig(steps=args.steps or 0, **{**chosen.settings, "cell": cell})
+        trainers.append(core.Trainer(text, config, checkpoint=path, controls=core.Controls()))
+    for note in notes:  # said once every setting has been checked: bad input stays one line
+        say(note)
+    return Race(cells, trainers), label
+
+
+def run(args: argparse.Namespace) -> int:
+    """The race: headless (--json, --headless) or in the interface."""
+    if args.json or args.headless:
+        return run_headless(args)
+    return run_app(args)
+
+
+def status_line(race: Race) -> str:
+    """One line for all the models: cell, step, smoothed loss."""
+    parts = []
+    for name, t in race.trainers.items():
+        ev = t.last_eval
+        val = f" val {ev.val_loss:.3f}" if ev else ""
+        parts.append(f"{name} {t.step_count:,} {t.smooth_loss:.3f}{val}")
+    return "  |  ".join(parts)
+
+
+def run_headless(args: argparse.Namespace) -> int:
+    """Race without the interface: JSON records on stdout, or progress and a table."""
+    from .train import one_blas_thread
+
+    progress = Progress(sys.stderr, args.quiet)
+    one_blas_thread()
+    race, label = build_race(args, lambda s: progress.message(f"{PROG}: {s}"))
+    first = next(iter(race.trainers.values()))
+    mc, cfg = first.model.config, first.config
+    if not args.quiet:
+        progress.message(
+            f"race on {label}: {', '.join(race.names)}; {mc.layers} x {mc.hidden} units each, batch "
+            f"{first.batch} x seq-len {first.seq_len}, lr {cfg.lr:g}, seed {cfg.seed}; "
+            + (f"{cfg.steps:,} steps each" if cfg.steps else "until Ctrl+C (or --steps N)")
+        )
+    old_handlers, seen = install_stop_handlers(race.controls, progress)
+    speed = dict.fromkeys(race.names, 0.0)
+    json_ok = True
+    failed = False
+    try:
+        for rr in race.run():
+            r = rr.report
+            if isinstance(r, core.StepReport):
+                speed[rr.cell] = r.chars_per_s
+                progress.update(status_line(race))
+            elif isinstance(r, core.EvalReport):
+                if args.json and json_ok:
+                    record = {"cell": rr.cell, **eval_record(r, race.trainers[rr.cell], speed[rr.cell])}
+                    record["race_s"] = round(rr.race_s, 3)
+                    json_ok = emit(sys.stdout, json.dumps(record))
+                if not progress.live:
+                    progress.update(status_line(race))
+            elif isinstance(r, core.SaveReport) and r.error:
+                progress.message(f"{PROG}: warning: {rr.cell}: {r.error}")
+            elif isinstance(r, core.DivergedReport):
+                progress.message(f"{PROG}: {rr.cell} left the race: {r.message}")
+        progress.finish()
+        for name, trainer in race.trainers.items():  # each model's score where it finished
+            last = trainer.last_eval
+            if race.finished.get(name) != "diverged" and (last is None or last.step != trainer.step_count):
+                r = trainer.evaluate()
+                if args.json and json_ok:
+                    record = {"cell": name, **eval_record(r, trainer, speed[name])}
+                    record["race_s"] = round(race.seconds[name], 3)
+                    json_ok = emit(sys.stdout, json.dumps(record))
+        saved = {}
+        for name, trainer in race.trainers.items():
+            try:
+                saved[name] = str(trainer.save())
+            except core.CheckpointError as e:
+                emit(sys.stderr, f"{PROG}: error: {e}; the {name} model was not saved")
+                failed = True
+    except KeyboardInterrupt:
+        progress.clear()
+        emit(sys.stderr, f"{PROG}: interrupted; the models were not saved")
+        return EXIT_INTERRUPTED
+    finally:
+        for sig, h in old_handlers.items():
+            signal.signal(sig, h)
+    emit(sys.stderr if args.json else sys.stdout, "\n".join(summary_table(race, saved)))
+    if failed:
+        return EXIT_FAILED
+    if seen:
+        return 128 + seen[0]
+    return EXIT_OK
+
+
+def summary_table(race: Race, saved: dict[str, str]) -> list[str]:
+    """The result of each model: steps, time, losses, accuracy and where it went."""
+    lines = [f"{'cell':<5} {'steps':>7} {'time':>7} {'train':>6} {'val':>6} {'bits/ch':>7} {'acc':>5}  saved to"]
+    for name, t in race.trainers.items():
+        ev = t.last_eval
+        val = f"{ev.val_loss:6.3f}" if ev else "     -"
+        bits = f"{ev.evaluation.bits_per_char:7.3f}" if ev else "      -"
+        acc = f"{ev.accuracy:5.0%}" if ev else "    -"
+        why = race.finished.get(name, "")
+        note = " (diverged)" if why == "diverged" else ""
+        lines.append(
+            f"{name:<5} {t.step_count:>7,} {seconds(race.seconds[name]):>7} {t.smooth_loss:6.3f} {val} {bits} {acc}  "
+            f"{saved.get(name, 'not saved')}{note}"
+        )
+    where = "held-out validation text" if first_split(race) else "training text (no validation split)"
+    lines.append(f"val: loss on the {where}, nats/char; time: each model's share of the machine")
+    return lines
+
+
+def seconds(s: float) -> str:
+    return f"{s:.1f}s" if s < 600 else clock(s)
+
+
+def first_split(race: Race) -> bool:
+    return next(iter(race.trainers.values())).corpus.split
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """Open the race screen; save every model on quit; print where they went."""
+    notes: list[str] = []
+    race, label = build_race(args, notes.append)
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise core.LstmTuiError(f"the race screen needs a terminal; without one use '{PROG} race --headless' or --json")
+    for note in notes:
+        print(f"{PROG}: {note}", file=sys.stderr)
+    try:
+        from tui.race_app import RaceApp
+    except ModuleNotFoundError as e:
+        if e.name in ("tui.race_app", "textual"):
+            raise core.LstmTuiError(
+                f"the interface is not available in this installation ({e.name} is missing); "
+                f"'{PROG} race --headless' races without it"
+            ) from None
+        raise
+    app = RaceApp(race, corpus_label=label, notes=notes)
+    old_handlers, seen = quit_app_on_signals(app)
+    try:
+        app.run()
+    finally:
+        for sig, h in old_handlers.items():
+            signal.signal(sig, h)
+    saved = getattr(app, "saved_paths", None) or {}
+    for name in race.names:
+        where = saved.get(name)
+        print(f"{name} model saved to {where}" if where else f"{PROG}: the {name} model was not saved", file=sys.stderr)
+    if seen:
+        return 128 + seen[0]
+    return int(getattr(app, "return_code", None) or 0)

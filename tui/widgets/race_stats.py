@@ -1,0 +1,84 @@
+"""A race's scoreboard: a line per model with its step, losses, speed and share of time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.widget import Widget
+
+from core import EvalReport, StepReport
+
+from ..format import duration, si
+
+WIDE = 58  # below this width the bits/char and speed columns are left out
+
+
+class RaceStats(Widget):
+    """One line per model: cell, step, smoothed training loss, validation loss and bits/char,
+    chars/s and the time it has had. The leading model on validation loss is marked ▶."""
+
+    DEFAULT_CSS = """
+    RaceStats { height: auto; }
+    """
+
+    def __init__(self, names: Sequence[str], styles: Sequence[str], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.names = list(names)
+        self.series_styles = dict(zip(self.names, styles, strict=False))
+        self.steps: dict[str, StepReport | None] = dict.fromkeys(self.names)
+        self.evaluations: dict[str, EvalReport] = {}
+        self.seconds: dict[str, float] = dict.fromkeys(self.names, 0.0)
+        self.out: dict[str, str] = {}  # name -> why it left the race ("diverged")
+
+    def show(
+        self,
+        steps: dict[str, StepReport | None] | None = None,
+        evaluations: dict[str, EvalReport] | None = None,
+        seconds: dict[str, float] | None = None,
+    ) -> None:
+        """Take the latest numbers and repaint."""
+        if steps:
+            self.steps.update({k: v for k, v in steps.items() if v is not None})
+        if evaluations:
+            self.evaluations.update(evaluations)
+        if seconds:
+            self.seconds.update(seconds)
+        self.refresh(layout=True)
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return len(self.names) + 1
+
+    def line(self, name: str) -> str:
+        """The model's line as plain text (what the screen shows, without the styles)."""
+        return self._row(name, self.size.width >= WIDE)
+
+    def _row(self, name: str, wide: bool) -> str:
+        step, ev = self.steps.get(name), self.evaluations.get(name)
+        s = f"{step.step:>7,}" if step else "      -"
+        loss = f"{step.smooth_loss:6.3f}" if step else "     -"
+        val = f"{ev.val_loss:6.3f}" if ev else "     -"
+        row = f"{name:<5}{s} {loss} {val}"
+        if wide:
+            bits = f"{ev.evaluation.bits_per_char:7.3f}" if ev else "      -"
+            speed = f"{si(step.chars_per_s):>7}" if step else "      -"
+            row += f" {bits} {speed}"
+        row += f" {duration(self.seconds.get(name, 0.0)):>6}"
+        if name in self.out:
+            row += f" {self.out[name]}"
+        return row
+
+    def render(self) -> Text:
+        wide = self.size.width >= WIDE
+        head = f"{'cell':<5}{'step':>7} {'loss':>6} {'val':>6}"
+        if wide:
+            head += f" {'bits/ch':>7} {'chars/s':>7}"
+        head += f" {'time':>6}"
+        out = Text(head, style="dim", no_wrap=True, overflow="crop")
+        scored = {n: e.val_loss for n, e in self.evaluations.items()}
+        leader = min(scored, key=scored.__getitem__) if len(scored) > 1 else None
+        for name in self.names:
+            out.append("\n")
+            out.append("▶" if name == leader else " ", "bold")
+            out.append(self._row(name, wide), self.series_styles.get(name, ""))
+        return out
