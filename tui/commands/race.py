@@ -111,6 +111,9 @@ def build_race(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Ra
         )
     cells: list[str] = args.cells
     overrides = config_overrides(args)
+    # No learning-rate cut unless asked for: it comes per evaluation, and evaluations come per
+    # character trained, so a cheaper cell would be cut more often in the same seconds.
+    overrides.setdefault("lr_decay", 1.0)
     text, label = load_corpus(args)
     # Sized once, for the first cell, and the same for every cell: a race of equal models.
     chosen = choose_recipe(text, {**overrides, "cell": cells[0]})
