@@ -21,6 +21,7 @@ The rule, and why (the measurements behind it are in benchmarks/recipe_study.py 
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -70,27 +71,22 @@ def num_params(hidden: int, layers: int, vocab: int, cell: str = "lstm") -> int:
     return G * H * (vocab + H + 1) + (layers - 1) * G * H * (2 * H + 1) + H * vocab + vocab + extra
 
 
-_measured: float | None = None
-
-
+@functools.cache
 def machine_flops() -> float:
     """Floating-point operations per second of one core in a float32 matrix product shaped like a
     training step's, (2048 x 256) @ (256 x 1024): the best of five, measured once. Timed in this
     process's CPU time, so that other programs running on a busy machine do not make it look
     slower than it is (call it with one BLAS thread, as training runs)."""
-    global _measured  # a measurement of the machine, not state of a run
-    if _measured is None:
-        rng = np.random.default_rng(0)
-        a = rng.random((2048, 256), dtype=np.float32)
-        b = rng.random((256, 1024), dtype=np.float32)
-        out = a @ b  # warm up
-        best = float("inf")
-        for _ in range(5):
-            t0 = time.process_time()
-            np.matmul(a, b, out=out)
-            best = min(best, time.process_time() - t0)
-        _measured = 2 * 2048 * 256 * 1024 / max(best, 1e-9)
-    return _measured
+    rng = np.random.default_rng(0)
+    a = rng.random((2048, 256), dtype=np.float32)
+    b = rng.random((256, 1024), dtype=np.float32)
+    out = a @ b  # warm up
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.process_time()
+        np.matmul(a, b, out=out)
+        best = min(best, time.process_time() - t0)
+    return 2 * 2048 * 256 * 1024 / max(best, 1e-9)
 
 
 @dataclass(frozen=True)

@@ -218,3 +218,13 @@ def test_the_weights_a_run_ends_with_are_kept_as_best_when_no_evaluation_beat_th
     c = corpus.load(path)
     assert best.meta["best_val"] == pytest.approx(evaluate(best.model, c.val_ids, c.vocab).loss, rel=1e-6)
     assert final.meta["best_val"] == best.meta["best_val"]
+
+
+def test_an_interface_missing_from_the_installation_is_one_clear_error():
+    from core import LstmTuiError
+    from tui.commands.common import interface
+
+    with pytest.raises(LstmTuiError, match=r"^the interface is not available in this installation "
+                       r"\(tui\.no_such_screen is missing\); try train$"):  # fmt: skip
+        interface("tui.no_such_screen", "App", "; try train")
+    assert interface("tui.commands.common", "interface") is interface  # an installed one is returned

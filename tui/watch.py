@@ -288,9 +288,10 @@ def speed(new: Loaded, old: Loaded | None) -> float:
 
 # --------------------------------------------------------------------------- the text
 def find_corpus(
-    loaded: Loaded, checkpoint: Path, given: str | None = None, encoding: str = "utf-8"
+    loaded: Loaded | Checkpoint, checkpoint: Path, given: str | None = None, encoding: str = "utf-8"
 ) -> tuple[corpus_io.Corpus | None, str]:
-    """The text the model was trained on, split as it was, and a note on where it came from.
+    """The text the model (a read of `checkpoint`) was trained on, split as it was, and a note on
+    where it came from.
 
     `given` (watch --corpus) must be that text (CorpusError/CheckpointError otherwise); without it
     the file is looked for where the run read it, beside the checkpoint (by name), in the current
@@ -334,7 +335,7 @@ def find_corpus(
     )
 
 
-def _as_trained(text: corpus_io.Corpus, loaded: Loaded) -> corpus_io.Corpus | None:
+def _as_trained(text: corpus_io.Corpus, loaded: Loaded | Checkpoint) -> corpus_io.Corpus | None:
     """`text` split as the run split it, or None if it is not the text the model learned."""
     info = loaded.meta.get("corpus") or {}
     if text.vocab != loaded.vocab:

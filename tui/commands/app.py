@@ -7,13 +7,12 @@ drawn. Textual is imported only here, and only after that validation.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
 import core
 
 from . import COMMANDS, DEFAULT, available
-from .common import build_trainer, quit_app_on_signals
+from .common import build_trainer, interface, run_interface
 from .options import PROG, Parser, add_training_options, add_version, new_parser
 
 
@@ -57,27 +56,12 @@ def run(args: argparse.Namespace) -> int:
         raise core.LstmTuiError(f"the interface needs a terminal; to train without one use '{PROG} train'")
     for note in notes:
         print(f"{PROG}: {note}", file=sys.stderr)  # also shown in the interface, for its log
-    try:
-        from tui.app import make_app
-    except ModuleNotFoundError as e:
-        if e.name in ("tui.app", "textual"):
-            raise core.LstmTuiError(
-                f"the interface is not available in this installation ({e.name} is missing); "
-                f"'{PROG} train' trains without it"
-            ) from None
-        raise
+    make_app = interface("tui.app", "make_app", f"; '{PROG} train' trains without it")
     app = make_app(trainer, corpus_label=label, notes=notes)
-    old_handlers, seen = quit_app_on_signals(app)
-    try:
-        app.run()
-    finally:
-        for sig, h in old_handlers.items():
-            signal.signal(sig, h)
+    code = run_interface(app)
     saved = getattr(app, "saved_path", None)
     if saved:
         print(f"model saved to {saved}", file=sys.stderr)
     else:
         print(f"{PROG}: the model was not saved", file=sys.stderr)
-    if seen:
-        return 128 + seen[0]
-    return int(getattr(app, "return_code", None) or 0)
+    return code

@@ -357,6 +357,35 @@ def exit_after_save(app: Any, code: int, saves: bool = True) -> None:
     os._exit(code)
 
 
+def interface(module: str, name: str, without: str = "") -> Any:
+    """`name` from the interface module `module`, imported now (Textual with it); a one-line
+    LstmTuiError, ending with `without` (what works instead), if this installation lacks it."""
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as e:
+        if e.name in (module, "textual"):
+            raise core.LstmTuiError(
+                f"the interface is not available in this installation ({e.name} is missing)" + without
+            ) from None
+        raise
+
+
+def run_interface(app: Any, saves: bool = True) -> int:
+    """Run `app` with SIGTERM and SIGHUP quitting it as ctrl+q does (quit_app_on_signals); the
+    exit code: 128 + the signal that quit it, else the app's own."""
+    old_handlers, seen = quit_app_on_signals(app, saves)
+    try:
+        app.run()
+    finally:
+        for sig, h in old_handlers.items():
+            signal.signal(sig, h)
+    if seen:
+        return 128 + seen[0]
+    return int(getattr(app, "return_code", None) or 0)
+
+
 def quit_app_on_signals(app: Any, saves: bool = True) -> tuple[dict[int, Any], list[int]]:
     """SIGTERM and SIGHUP quit the interface the way ctrl+q does (saving the model, if `saves`,
     and restoring the terminal) instead of killing it mid-screen. A second signal kills as usual."""

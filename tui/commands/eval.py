@@ -49,8 +49,7 @@ def _training_validation_text(path: Path, ck: Checkpoint) -> tuple[np.ndarray, s
     had none), and a label; a one-line error when that text cannot be found."""
     from tui import watch  # the watcher already knows where to look for a run's text
 
-    loaded = watch.Loaded(checkpoint=ck, stamp=watch.Stamp.of(path.stat()), saved_at=0.0)
-    text, where = watch.find_corpus(loaded, path)
+    text, where = watch.find_corpus(ck, path)
     if text is None:
         raise core.CorpusError(f"{where}; or give the text to score: {PROG} eval {path} TEXT")
     part = "validation part" if text.split else "whole text (it had no validation part)"

@@ -31,8 +31,9 @@ from .common import (
     emit,
     eval_record,
     install_stop_handlers,
+    interface,
     load_corpus,
-    quit_app_on_signals,
+    run_interface,
 )
 from .options import PROG, Parser, UsageError, add_training_options, add_version, new_parser
 
@@ -252,26 +253,11 @@ def run_app(args: argparse.Namespace) -> int:
         raise core.LstmTuiError(f"the race screen needs a terminal; without one use '{PROG} race --headless' or --json")
     for note in notes:
         print(f"{PROG}: {note}", file=sys.stderr)
-    try:
-        from tui.race_app import RaceApp
-    except ModuleNotFoundError as e:
-        if e.name in ("tui.race_app", "textual"):
-            raise core.LstmTuiError(
-                f"the interface is not available in this installation ({e.name} is missing); "
-                f"'{PROG} race --headless' races without it"
-            ) from None
-        raise
-    app = RaceApp(race, corpus_label=label, notes=notes)
-    old_handlers, seen = quit_app_on_signals(app)
-    try:
-        app.run()
-    finally:
-        for sig, h in old_handlers.items():
-            signal.signal(sig, h)
+    race_app = interface("tui.race_app", "RaceApp", f"; '{PROG} race --headless' races without it")
+    app = race_app(race, corpus_label=label, notes=notes)
+    code = run_interface(app)
     saved = getattr(app, "saved_paths", None) or {}
     for name in race.names:
         where = saved.get(name)
         print(f"{name} model saved to {where}" if where else f"{PROG}: the {name} model was not saved", file=sys.stderr)
-    if seen:
-        return 128 + seen[0]
-    return int(getattr(app, "return_code", None) or 0)
+    return code

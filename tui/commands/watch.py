@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
 import core
 
-from .common import EXIT_OK, quit_app_on_signals
+from .common import interface, run_interface
 from .options import PROG, Parser, add_version, new_parser
 
 
@@ -56,20 +55,5 @@ def run(args: argparse.Namespace) -> int:
     # Textual reads keys from stdin and draws on stderr.
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise core.LstmTuiError(f"'{PROG} watch' needs a terminal; '{PROG} sample {path}' prints text without one")
-    try:
-        from tui.watch_app import WatchApp
-    except ModuleNotFoundError as e:
-        if e.name in ("tui.watch_app", "textual"):
-            missing = f"the interface is not available in this installation ({e.name} is missing)"
-            raise core.LstmTuiError(missing) from None
-        raise
-    app = WatchApp(path, first, corpus, note, log)
-    old_handlers, seen = quit_app_on_signals(app, saves=False)
-    try:
-        app.run()
-    finally:
-        for sig, h in old_handlers.items():
-            signal.signal(sig, h)
-    if seen:
-        return 128 + seen[0]
-    return EXIT_OK
+    watch_app = interface("tui.watch_app", "WatchApp")
+    return run_interface(watch_app(path, first, corpus, note, log), saves=False)
