@@ -469,3 +469,12 @@ async def test_comparison_shows_markup_literally_and_aligns_wide_characters():
             assert truth.startswith("truth") and guess.startswith("model")
             assert cell_len(truth) == cell_len(guess) <= view.size.width
         await finish(app, pilot)
+
+
+async def test_what_the_command_line_chose_is_shown_when_the_screen_opens():
+    chose = "chose 1 x 128 units, batch 8 x seq-len 48, lr 0.01: a short text"
+    app = make_app(tiny(), notes=[chose])
+    notes = record_notices(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: ("settings", chose) in notes, "the settings notice")
+        await finish(app, pilot)
