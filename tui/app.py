@@ -11,13 +11,11 @@ as it can of the interpreter the training thread shares.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -28,12 +26,13 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 from threadpoolctl import threadpool_limits
 
-from core import Controls, EvalReport, Trainer, evaluate
+from core import CharModel, Controls, EvalReport, Trainer, Vocab, evaluate
 from core.errors import ConfigError
 
 from . import training
-from .messages import Compared, Diverged, Evaluated, Finished, Generated, GenerationDone, NextChars, Progress, Saved
+from .messages import Compared, Diverged, Evaluated, Finished, NextChars, Progress, Saved
 from .palette import AppCommands, PaletteCommand
+from .play import PLAY_BINDINGS, SEED_BINDING, PlayApp, default_seed, until_exit
 from .widgets.comparison import ComparisonView
 from .widgets.generate_panel import GeneratePanel
 from .widgets.help_screen import HelpScreen
@@ -44,22 +43,6 @@ from .widgets.prompt_screen import PromptScreen
 from .widgets.stats import StatsPanel
 from .widgets.status_line import StatusLine, describe_model
 
-
-def _until_exit(handler: Callable[..., None]) -> Callable[..., None]:
-    """A worker-message handler that does nothing once the app is exiting (its widgets may be gone)."""
-
-    @functools.wraps(handler)
-    def guarded(self: LstmApp, *args: object, **kwargs: object) -> None:
-        if self._exit or self._closing or not self.is_running:  # (a test's shutdown sets only the last)
-            return
-        handler(self, *args, **kwargs)
-
-    return guarded
-
-
-GENERATE_CHARS = 600  # characters per generation run
-NEXT_CHARS = 12  # candidates computed for the next-character view
-
 # The screen follows training on one timer, so that what changed is painted together in one pass.
 # Every millisecond the UI thread spends painting is a millisecond of the interpreter (the GIL)
 # the training thread waits for, so each panel repaints only as often as a reader can follow it.
@@ -69,15 +52,12 @@ COMPARE_EVERY_S = 1.0  # the comparison at most once a second (evaluations may c
 NEXT_EVERY_TICKS = 4  # the next-character view follows the training weights once a second
 
 
-class LstmApp(App[None]):
-    """Train, watch, generate."""
+class LstmApp(PlayApp):
+    """Train, watch, generate. (Generation and the next-character view: tui.play.)"""
 
     CSS_PATH = "app.tcss"
     TITLE = "lstm-tui"
     COMMANDS = App.COMMANDS | {AppCommands}  # lists palette_commands()
-    # Below these sizes the screen gets a reduced layout (see app.tcss).
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (70, "-wide")]
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (22, "-tall")]
 
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -89,11 +69,8 @@ class LstmApp(App[None]):
         Binding("f2", "pause", "Pause"),  # f2 shows "Pause" or "Resume" (see check_action)
         Binding("f2", "resume", "Resume"),
         Binding("ctrl+s", "save", "Save"),
-        Binding("ctrl+g", "generate", "Generate"),
-        Binding("escape", "stop_generation", "Stop gen", show=False),
-        Binding("f7", "temperature(-1)", "T−"),
-        Binding("f8", "temperature(1)", "T+"),
-        Binding("f3", "focus_seed", "Seed", show=False),
+        *PLAY_BINDINGS,
+        SEED_BINDING,
         Binding("f4", "inside", "Inside"),
     ]
 
@@ -107,22 +84,14 @@ class LstmApp(App[None]):
         self.corpus_label = corpus_label or trainer.corpus.name
         self.saved_path: str | None = None  # where the model was saved on quit (read by the CLI)
         self.last_save: tuple[int, str] | None = None  # (step, path) of the last successful save
-        self.sampling_temperature = 0.8  # read by the generation thread before every character
-        self.generation_temperatures: list[float] = []  # temperatures the sampler used, latest run
-        self.generated = ""  # the text of the latest generation run
-        self.generate_chars = GENERATE_CHARS  # length of a generation run
         self.evaluations = 0  # evaluations shown
         self._quitting = False  # a quit is waiting for the final save
         self._quit_save_failed = False  # a second ctrl+q then quits without saving
         self._reset_pending = False
-        self._run_id = 0
-        self._steppers = training.StepperCache()
-        self._next_key: tuple[object, str, float] | None = None
         # What arrived from the training thread and is not on screen yet (shown by _tick).
         self._progress: Progress | None = None
         self._evaluated: EvalReport | None = None  # for the stats panel
         self._to_compare: EvalReport | None = None  # for the comparison panel
-        self._next_chars: NextChars | None = None  # a table from newer weights
         self._compared_at = -math.inf  # time.monotonic() of the last comparison shown
         self._ticks = 0
         self._blas_limit: threadpool_limits | None = None
@@ -148,7 +117,7 @@ class LstmApp(App[None]):
         with Vertical(id="compare-panel"):
             yield ComparisonView(id="compare")
         with Horizontal(id="bottom"):
-            yield GeneratePanel(seed=_default_seed(corpus.text(0, 200)), id="generate")
+            yield GeneratePanel(seed=default_seed(corpus.text(0, 200)), id="generate")
             yield NextCharView(id="next")
         yield Static("a small terminal: 80×24 or more shows every panel", id="small-note", markup=False)
         yield Footer(compact=True)
@@ -221,7 +190,7 @@ class LstmApp(App[None]):
         self.evaluations += 1
         self._evaluated = self._to_compare = message.report
 
-    @_until_exit
+    @until_exit
     def _tick(self) -> None:
         """Paint what training brought since the last tick, each panel at its own pace."""
         self._ticks += 1
@@ -292,7 +261,7 @@ class LstmApp(App[None]):
             self.notify(f"step {r.step:,} → {r.path}", title="saved")
 
     @on(Diverged)
-    @_until_exit
+    @until_exit
     def _on_diverged(self, message: Diverged) -> None:
         """Non-finite loss: the trainer restored its weights and paused."""
         self.state = "diverged"
@@ -489,125 +458,18 @@ class LstmApp(App[None]):
         if not isinstance(self.screen, InsideScreen):
             self.push_screen(InsideScreen(self.trainer, lambda: self.evaluations))
 
-    def action_focus_seed(self) -> None:
-        """Put the cursor in the seed box with its text selected, so that typing replaces it."""
-        seed = self.query_one("#seed", Input)
-        seed.focus()
-        seed.select_all()
+    # ----------------------------------------------------- generation (tui.play)
+    def play_model(self) -> CharModel:
+        """Generation and the next-character table read the published snapshot, a copy the
+        training thread swaps in whole and never writes afterwards (never the weights it trains)."""
+        return self.trainer.snapshot
 
-    def action_temperature(self, direction: int) -> None:
-        """Temperature one 0.05 step down or up."""
-        self.query_one(GeneratePanel).nudge(direction)
+    def play_vocab(self) -> Vocab:
+        return self.trainer.corpus.vocab
 
-    # -------------------------------------------------------------- generation
-    def action_generate(self) -> None:
-        """Continue the seed text from a snapshot of the current weights."""
-        panel = self.query_one(GeneratePanel)
-        seed = panel.seed
-        vocab = self.trainer.corpus.vocab
-        ids, skipped = vocab.encode_known(seed)
-        if skipped:
-            self.notify(
-                "not in the text's characters, skipped: " + " ".join(repr(c) for c in skipped),
-                title="unknown seed characters",
-                severity="warning",
-                markup=False,
-            )
-        self._run_id += 1
-        self.generated = ""
-        self.generation_temperatures = []
-        panel.start(vocab.decode(ids))
-        stepper = self._steppers.get(self.trainer.snapshot)
-        rng = np.random.default_rng()
-        self._generate(self._run_id, stepper, ids, rng)
-
-    @work(thread=True, exclusive=True, group="generate", name="generate", exit_on_error=False)
-    def _generate(self, run_id: int, stepper, ids, rng: np.random.Generator) -> None:
-        """The generation thread: sample characters, post them a few at a time."""
-        worker = get_current_worker()
-        training.generate(
-            run_id,
-            stepper,
-            self.trainer.corpus.vocab,
-            ids,
-            self.generate_chars,
-            rng,
-            lambda: self.sampling_temperature,
-            self.post_message,
-            lambda: worker.is_cancelled,
-        )
-
-    @on(Generated)
-    @_until_exit
-    def _on_generated(self, message: Generated) -> None:
-        """More generated characters."""
-        if message.run_id != self._run_id:
-            return
-        self.generated += message.text
-        self.generation_temperatures.append(message.temperature)
-        self.query_one(GeneratePanel).append(message.text)
-
-    @on(GenerationDone)
-    @_until_exit
-    def _on_generation_done(self, message: GenerationDone) -> None:
-        """A generation run ended."""
-        if message.run_id == self._run_id:
-            self.query_one(GeneratePanel).finish(message.stopped)
-
-    def action_stop_generation(self) -> None:
-        """Stop the text streaming in."""
-        self._stop_generation()
-
-    def _stop_generation(self) -> None:
-        self.workers.cancel_group(self, "generate")
-
-    @on(GeneratePanel.GenerateRequested)
-    def _on_generate_requested(self) -> None:
-        """Enter in the seed or temperature box."""
-        self.action_generate()
-
-    @on(GeneratePanel.Changed)
-    def _on_generate_changed(self) -> None:
-        """Seed or temperature changed: the sampler and the next-character view follow."""
-        self.sampling_temperature = self.query_one(GeneratePanel).temperature
-        self._refresh_next_chars(force=True)
-
-    # ------------------------------------------------------------ next chars
-    @_until_exit
-    def _refresh_next_chars(self, force: bool = False) -> None:
-        panel = self.query_one(GeneratePanel)
-        snapshot = self.trainer.snapshot
-        key = (snapshot, panel.seed, panel.temperature)
-        if not force and key == self._next_key:
-            return
-        self._next_key = key
-        self._compute_next_chars(snapshot, panel.seed, panel.temperature)
-
-    @work(thread=True, exclusive=True, group="next-chars", name="next characters", exit_on_error=False)
-    def _compute_next_chars(self, snapshot, seed: str, temperature: float) -> None:
-        """The next-character thread: prime on the seed, post the top candidates."""
-        if get_current_worker().is_cancelled:
-            return
-        stepper = self._steppers.get(snapshot)
-        candidates, skipped = training.next_chars(stepper, self.trainer.corpus.vocab, seed, temperature, NEXT_CHARS)
-        self.post_message(NextChars(snapshot, seed, temperature, candidates, skipped))
-
-    @on(NextChars)
-    @_until_exit
-    def _on_next_chars(self, message: NextChars) -> None:
-        """A fresh table of next characters: at once for a new seed or temperature (the user is
-        typing), at the next tick for newer weights (painted together with the other panels)."""
-        view = self.query_one(NextCharView)
-        if message.seed != view.seed or message.temperature != view.temperature:
-            self._next_chars = None
-            self._show_next_chars(message)
-        else:
-            self._next_chars = message
-
-    def _show_next_chars(self, message: NextChars) -> None:
-        view = self.query_one(NextCharView)
-        view.source = message.source
-        view.show(message.seed, message.temperature, message.candidates, message.skipped)
+    def _newer_next_chars(self, message: NextChars) -> None:
+        """A table from newer weights is painted at the next tick, with the other panels."""
+        self._next_chars = message
 
     # ------------------------------------------------------------- comparison
     def _compare_training_text(self) -> None:
@@ -623,7 +485,7 @@ class LstmApp(App[None]):
         self.post_message(Compared(evaluate(snapshot, ids, corpus.vocab), step))
 
     @on(Compared)
-    @_until_exit
+    @until_exit
     def _on_compared(self, message: Compared) -> None:
         """The training-text comparison is ready."""
         if not self.compare_on_validation:
@@ -641,17 +503,6 @@ class LstmApp(App[None]):
         self.workers.cancel_all()
         if self._blas_limit is not None:
             self._blas_limit.restore_original_limits()
-
-
-def _default_seed(text: str) -> str:
-    """The first few words of the text: something the model has seen, to start with."""
-    words = text.replace("\n", " ").split(" ")
-    seed = ""
-    for w in words:
-        if len(seed) + len(w) > 12:
-            break
-        seed += w + " "
-    return seed if seed.strip() else text[:8]
 
 
 def make_app(trainer: Trainer, *, corpus_label: str | None = None, notes: list[str] | None = None) -> LstmApp:

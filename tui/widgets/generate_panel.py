@@ -166,6 +166,15 @@ class GeneratePanel(Vertical):
         self.running = False
         self._render_output(note=" [stopped]" if stopped else "")
 
+    def append_for(self, name: str, text: str) -> None:
+        """More characters from model `name`: this panel shows one model, so they are the run's.
+        (The app hands every panel its models' text this way; RaceGeneratePanel keeps a block each.)"""
+        self.append(text)
+
+    def finish_for(self, name: str, stopped: bool) -> None:
+        """Model `name`'s run ended: with one model, the run ended."""
+        self.finish(stopped)
+
     def _render_output(self, note: str = "") -> None:
         out = Text()
         shown = self.output_text[-SHOWN_CHARS:]  # a long run shows its end: redrawing stays cheap
