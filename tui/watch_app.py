@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -26,15 +25,14 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from core import CharModel, EvalReport, evaluate
+from core import CharModel, EvalReport, Vocab, evaluate
 from core.corpus import Corpus
 from core.evaluate import DETAIL_CHARS
 
-from . import training, watch
-from .app import GENERATE_CHARS, NEXT_CHARS, _default_seed
+from . import watch
 from .format import duration
-from .messages import Generated, GenerationDone, NextChars
 from .palette import AppCommands, PaletteCommand
+from .play import PLAY_BINDINGS, SEED_BINDING, PlayApp, default_seed
 from .widgets.comparison import ComparisonView
 from .widgets.generate_panel import GeneratePanel
 from .widgets.help_screen import HelpScreen
@@ -118,24 +116,19 @@ class WatchedModel:
         self.step_count = step_count
 
 
-class WatchApp(App[None]):
-    """Watch a run that another process trains."""
+class WatchApp(PlayApp):
+    """Watch a run that another process trains. (Generation and the next-character view: tui.play.)"""
 
     CSS_PATH = "app.tcss"
     TITLE = "lstm-tui watch"
     COMMANDS = App.COMMANDS | {AppCommands}  # lists palette_commands()
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (70, "-wide")]
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (22, "-tall")]
 
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("f1", "help", "Help"),
-        Binding("ctrl+g", "generate", "Generate"),
-        Binding("escape", "stop_generation", "Stop gen", show=False),
-        Binding("f7", "temperature(-1)", "T−"),
-        Binding("f8", "temperature(1)", "T+"),
-        Binding("f3", "focus_seed", "Seed", show=False),
+        *PLAY_BINDINGS,
+        SEED_BINDING,
         Binding("f4", "inside", "Inside"),
     ]
 
@@ -163,14 +156,6 @@ class WatchApp(App[None]):
         self.source = WatchedModel(self.corpus, first.model, first.step)
         self.loads = 1  # good reads shown (the inside view refreshes when it changes)
         self.polls = 0  # polls finished (for tests: a poll saw the files as they are)
-        self.sampling_temperature = 0.8
-        self.generation_temperatures: list[float] = []
-        self.generated = ""
-        self.generate_chars = GENERATE_CHARS
-        self.generation_rng: np.random.Generator | None = None  # None: a fresh unseeded one per run
-        self._run_id = 0
-        self._steppers = training.StepperCache()
-        self._next_key: tuple[object, str, float] | None = None
         self._reload = False  # read the checkpoint at the next poll even if unchanged
         self._to_assess: tuple[watch.Loaded, int] | None = None  # a model waiting for validation, its seq
         self._assessed_seq = 0  # the read whose validation is on screen
@@ -190,7 +175,7 @@ class WatchApp(App[None]):
         with Vertical(id="compare-panel"):
             yield ComparisonView(id="compare")
         with Horizontal(id="bottom"):
-            seed = _default_seed(self.corpus.text(0, 200))  # (the model's own words without the text)
+            seed = default_seed(self.corpus.text(0, 200))  # (the model's own words without the text)
             yield GeneratePanel(seed=seed, id="generate")
             yield NextCharView(id="next")
         yield Static("a small terminal: 80×24 or more shows every panel", id="small-note", markup=False)
@@ -381,110 +366,13 @@ class WatchApp(App[None]):
         if not isinstance(self.screen, InsideScreen):
             self.push_screen(InsideScreen(self.source, lambda: self.loads))
 
-    def action_focus_seed(self) -> None:
-        """Put the cursor in the seed box with its text selected, so that typing replaces it."""
-        seed = self.query_one("#seed", Input)
-        seed.focus()
-        seed.select_all()
+    # ----------------------------------------------------- generation (tui.play)
+    def play_model(self) -> CharModel:
+        """The newest good read: the poll thread hands over a model it never touches again."""
+        return self.loaded.model
 
-    def action_temperature(self, direction: int) -> None:
-        """Temperature one 0.05 step down or up."""
-        self.query_one(GeneratePanel).nudge(direction)
-
-    # -------------------------------------------------------------- generation
-    def action_generate(self) -> None:
-        """Continue the seed text with the newest weights read."""
-        panel = self.query_one(GeneratePanel)
-        vocab = self.loaded.vocab
-        ids, skipped = vocab.encode_known(panel.seed)
-        if skipped:
-            self.notify(
-                "not in the text's characters, skipped: " + " ".join(repr(c) for c in skipped),
-                title="unknown seed characters",
-                severity="warning",
-                markup=False,
-            )
-        self._run_id += 1
-        self.generated = ""
-        self.generation_temperatures = []
-        panel.start(vocab.decode(ids))
-        stepper = self._steppers.get(self.loaded.model)
-        rng = self.generation_rng if self.generation_rng is not None else np.random.default_rng()
-        self._generate(self._run_id, stepper, vocab, ids, rng)
-
-    @work(thread=True, exclusive=True, group="generate", name="generate", exit_on_error=False)
-    def _generate(self, run_id: int, stepper, vocab, ids, rng: np.random.Generator) -> None:
-        """The generation thread: sample characters, post them a few at a time."""
-        worker = get_current_worker()
-        training.generate(
-            run_id,
-            stepper,
-            vocab,
-            ids,
-            self.generate_chars,
-            rng,
-            lambda: self.sampling_temperature,
-            self.post_message,
-            lambda: worker.is_cancelled,
-        )
-
-    @on(Generated)
-    def _on_generated(self, message: Generated) -> None:
-        """More generated characters."""
-        if message.run_id != self._run_id or not self.is_running:
-            return
-        self.generated += message.text
-        self.generation_temperatures.append(message.temperature)
-        self.query_one(GeneratePanel).append(message.text)
-
-    @on(GenerationDone)
-    def _on_generation_done(self, message: GenerationDone) -> None:
-        """A generation run ended."""
-        if message.run_id == self._run_id and self.is_running:
-            self.query_one(GeneratePanel).finish(message.stopped)
-
-    def action_stop_generation(self) -> None:
-        """Stop the text streaming in."""
-        self.workers.cancel_group(self, "generate")
-
-    @on(GeneratePanel.GenerateRequested)
-    def _on_generate_requested(self) -> None:
-        """Enter in the seed or temperature box."""
-        self.action_generate()
-
-    @on(GeneratePanel.Changed)
-    def _on_generate_changed(self) -> None:
-        """Seed or temperature changed: the sampler and the next-character view follow."""
-        self.sampling_temperature = self.query_one(GeneratePanel).temperature
-        self._refresh_next_chars(force=True)
-
-    # ------------------------------------------------------------ next chars
-    def _refresh_next_chars(self, force: bool = False) -> None:
-        panel = self.query_one(GeneratePanel)
-        model = self.loaded.model
-        key = (model, panel.seed, panel.temperature)
-        if not force and key == self._next_key:
-            return
-        self._next_key = key
-        self._compute_next_chars(model, self.loaded.vocab, panel.seed, panel.temperature)
-
-    @work(thread=True, exclusive=True, group="next-chars", name="next characters", exit_on_error=False)
-    def _compute_next_chars(self, model: CharModel, vocab, seed: str, temperature: float) -> None:
-        """The next-character thread: prime on the seed, post the top candidates."""
-        if get_current_worker().is_cancelled:
-            return
-        stepper = self._steppers.get(model)
-        candidates, skipped = training.next_chars(stepper, vocab, seed, temperature, NEXT_CHARS)
-        self.post_message(NextChars(model, seed, temperature, candidates, skipped))
-
-    @on(NextChars)
-    def _on_next_chars(self, message: NextChars) -> None:
-        """A fresh table of next characters."""
-        if not self.is_running:
-            return
-        view = self.query_one(NextCharView)
-        view.source = message.source
-        view.show(message.seed, message.temperature, message.candidates, message.skipped)
+    def play_vocab(self) -> Vocab:
+        return self.loaded.vocab
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Every worker's failure surfaces here as a notice."""
