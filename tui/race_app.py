@@ -8,33 +8,22 @@ each trainer's read-only `snapshot`. One timer paints what arrived, as in the ma
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Callable
 
-import numpy as np
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 from threadpoolctl import threadpool_limits
 
-from core import EvalReport
+from core import CharModel, EvalReport, Vocab
 from core.race import Race, save_report
 
 from . import training
-from .app import _default_seed
-from .messages import (
-    Generated,
-    GenerationDone,
-    RaceDiverged,
-    RaceEvaluated,
-    RaceFinished,
-    RaceProgress,
-    RaceSaved,
-)
+from .messages import Generated, RaceDiverged, RaceEvaluated, RaceFinished, RaceProgress, RaceSaved
+from .play import PLAY_BINDINGS, PlayApp, default_seed, until_exit
 from .widgets.generate_panel import RaceGeneratePanel
 from .widgets.help_screen import HelpScreen
 from .widgets.loss_chart import SERIES_STYLES, LossChart
@@ -84,25 +73,13 @@ KEYS
 """
 
 
-def _until_exit(handler: Callable[..., None]) -> Callable[..., None]:
-    """A worker-message handler that does nothing once the app is exiting (its widgets may be gone)."""
-
-    @functools.wraps(handler)
-    def guarded(self: RaceApp, *args: object, **kwargs: object) -> None:
-        if self._exit or self._closing or not self.is_running:
-            return
-        handler(self, *args, **kwargs)
-
-    return guarded
-
-
-class RaceApp(App[None]):
-    """Race the cells: watch them learn, compare their predictions, generate from each."""
+class RaceApp(PlayApp):
+    """Race the cells: watch them learn, compare their predictions, generate from each.
+    (Generation: tui.play, every model at once; the race has no next-character view.)"""
 
     CSS_PATH = "race_app.tcss"
     TITLE = "lstm-tui race"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (70, "-wide")]
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (22, "-tall")]
+    SHOWS_NEXT_CHARS = False
 
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -111,17 +88,14 @@ class RaceApp(App[None]):
         Binding("f2", "pause", "Pause"),  # f2 shows "Pause" or "Resume" (see check_action)
         Binding("f2", "resume", "Resume"),
         Binding("ctrl+s", "save", "Save"),
-        Binding("ctrl+g", "generate", "Generate"),
-        Binding("escape", "stop_generation", "Stop gen", show=False),
-        Binding("f7", "temperature(-1)", "T−"),
-        Binding("f8", "temperature(1)", "T+"),
+        *PLAY_BINDINGS,
         Binding("f6", "x_axis", "x: steps/s"),
     ]
 
     state: reactive[str] = reactive("starting")
 
     def __init__(self, race: Race, corpus_label: str | None = None, notes: list[str] | None = None) -> None:
-        super().__init__()
+        super().__init__(generate_chars=GENERATE_CHARS)
         self.race = race
         self.names = list(race.names)
         self.series_styles = [SERIES_STYLES[i % len(SERIES_STYLES)] for i in range(len(self.names))]
@@ -131,12 +105,7 @@ class RaceApp(App[None]):
         self._notes = list(notes or [])
         self.saved_path: str | None = None  # set once every model is saved on quit (read on a hang-up)
         self.saved_paths: dict[str, str] = {}  # name -> where it was last saved
-        self.sampling_temperature = 0.8
-        self.generate_chars = GENERATE_CHARS
-        self.generated: dict[str, str] = dict.fromkeys(self.names, "")
-        self._gen_runs: dict[int, str] = {}  # generation run id -> model
-        self._run_id = 0
-        self._steppers = {name: training.StepperCache() for name in self.names}
+        self.generated = dict.fromkeys(self.names, "")  # what each model wrote in the latest run
         self._curves = {name: training.LossCurve() for name in self.names}
         self._time_curves = {name: training.LossCurve() for name in self.names}  # against seconds
         self.by_seconds = False  # the graph's x axis: steps (False) or seconds each model has had
@@ -162,7 +131,7 @@ class RaceApp(App[None]):
         yield LossChart(self.corpus.vocab.size, first.config.steps, names=self.names, id="chart")
         yield RaceStats(self.names, self.series_styles, id="race-stats")
         yield RaceComparison(self.names, id="race-compare")
-        seed = _default_seed(self.corpus.text(0, 200))
+        seed = default_seed(self.corpus.text(0, 200))
         yield RaceGeneratePanel(self.names, self.series_styles, seed=seed, id="generate")
         yield Static("80×24 or more shows the graph", id="small-note", markup=False)
         yield Footer(compact=True)
@@ -205,7 +174,7 @@ class RaceApp(App[None]):
         self._evaluated[message.cell] = message.report
         self._to_compare[message.cell] = message.report
 
-    @_until_exit
+    @until_exit
     def _tick(self) -> None:
         """Paint what the race brought since the last tick."""
         self._ticks += 1
@@ -281,7 +250,7 @@ class RaceApp(App[None]):
             self.notify(f"{paths}", title="saved", markup=False)
 
     @on(RaceDiverged)
-    @_until_exit
+    @until_exit
     def _on_diverged(self, message: RaceDiverged) -> None:
         """A model's loss became non-finite: it leaves the race, the others go on."""
         self.query_one(RaceStats).out[message.cell] = "diverged"
@@ -387,84 +356,23 @@ class RaceApp(App[None]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(HELP))
 
-    def action_temperature(self, direction: int) -> None:
-        """Temperature one 0.05 step down or up."""
-        self.query_one(RaceGeneratePanel).nudge(direction)
+    # ----------------------------------------------------- generation (tui.play)
+    def play_models(self) -> dict[str, CharModel]:
+        """Every model continues the seed, each from its trainer's published snapshot (a copy the
+        race's thread swaps in whole, never the weights it is training)."""
+        return {name: trainer.snapshot for name, trainer in self.race.trainers.items()}
 
-    # -------------------------------------------------------------- generation
-    def action_generate(self) -> None:
-        """Continue the seed from a snapshot of every model, each in its own thread."""
-        panel = self.query_one(RaceGeneratePanel)
-        vocab = self.corpus.vocab
-        ids, skipped = vocab.encode_known(panel.seed)
-        if skipped:
-            self.notify(
-                "not in the text's characters, skipped: " + " ".join(repr(c) for c in skipped),
-                title="unknown seed characters",
-                severity="warning",
-                markup=False,
-            )
-        self._stop_generation()
-        panel.start(vocab.decode(ids))
+    def play_vocab(self) -> Vocab:
+        return self.corpus.vocab
+
+    def _generation_started(self) -> None:
+        """A text per model."""
         self.generated = dict.fromkeys(self.names, "")
-        self._gen_runs = {}
-        for name, trainer in self.race.trainers.items():
-            self._run_id += 1
-            self._gen_runs[self._run_id] = name
-            stepper = self._steppers[name].get(trainer.snapshot)
-            self._generate(name, self._run_id, stepper, ids, np.random.default_rng())
+        self.generation_temperatures = []
 
-    def _generate(self, name: str, run_id: int, stepper, ids, rng: np.random.Generator) -> None:
-        def job() -> None:
-            worker = get_current_worker()
-            training.generate(
-                run_id,
-                stepper,
-                self.corpus.vocab,
-                ids,
-                self.generate_chars,
-                rng,
-                lambda: self.sampling_temperature,
-                self.post_message,
-                lambda: worker.is_cancelled,
-            )
-
-        self.run_worker(job, thread=True, group="generate", name=f"generate {name}", exit_on_error=False)
-
-    @on(Generated)
-    @_until_exit
-    def _on_generated(self, message: Generated) -> None:
-        """More characters from one model."""
-        name = self._gen_runs.get(message.run_id)
-        if name is None:
-            return
+    def _keep_generated(self, name: str, message: Generated) -> None:
         self.generated[name] += message.text
-        self.query_one(RaceGeneratePanel).append_for(name, message.text)
-
-    @on(GenerationDone)
-    @_until_exit
-    def _on_generation_done(self, message: GenerationDone) -> None:
-        """One model's generation ended."""
-        name = self._gen_runs.get(message.run_id)
-        if name is not None:
-            self.query_one(RaceGeneratePanel).finish_for(name, message.stopped)
-
-    @on(RaceGeneratePanel.GenerateRequested)
-    def _on_generate_requested(self) -> None:
-        """Enter in the seed or temperature box."""
-        self.action_generate()
-
-    @on(RaceGeneratePanel.Changed)
-    def _on_generate_changed(self) -> None:
-        """The temperature changed: the samplers read it before every character."""
-        self.sampling_temperature = self.query_one(RaceGeneratePanel).temperature
-
-    def action_stop_generation(self) -> None:
-        """Stop the text streaming in."""
-        self._stop_generation()
-
-    def _stop_generation(self) -> None:
-        self.workers.cancel_group(self, "generate")
+        self.generation_temperatures.append(message.temperature)
 
     def on_unmount(self) -> None:
         """Leave no thread behind."""
