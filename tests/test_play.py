@@ -1,0 +1,159 @@
+"""tui.play: the generation and next-character code the three apps share, proven to fire in each.
+
+PlayApp relies on how Textual dispatches: `@on` handlers are collected per class by the message
+pump's metaclass, and every class in the MRO that has one runs it. These tests pin that down (so a
+Textual upgrade that changes it fails here, not on screen), check that no app defines a shared
+handler again (it would run twice), and drive each app through the shared handlers: the
+temperature keys, generating, stopping a generation, the next-character table, and a generated
+message handled exactly once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import wait_for
+from test_race import tiny_race
+from textual import on
+from textual.app import App
+from textual.message import Message
+
+from core import TrainConfig, Trainer, corpus
+from tui import watch
+from tui.app import LstmApp, make_app
+from tui.messages import Generated
+from tui.play import ONE, PlayApp
+from tui.race_app import RaceApp
+from tui.watch_app import WatchApp
+from tui.widgets.generate_panel import GeneratePanel, RaceGeneratePanel
+from tui.widgets.next_chars import NextCharView
+
+TEXT = (
+    "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer "
+    "the slings and arrows of outrageous fortune, or to take arms against a sea of troubles.\n"
+) * 4
+
+APPS = (LstmApp, WatchApp, RaceApp)
+
+
+def shared_handler_names() -> set[str]:
+    """The names of PlayApp's @on handlers."""
+    return {method.__name__ for handlers in PlayApp._decorated_handlers.values() for method, _ in handlers}
+
+
+def test_textual_collects_on_handlers_only_in_message_pump_classes():
+    """Why PlayApp is an App subclass and not a plain mixin: a plain class's @on handlers are never
+    collected, while a base App's fire for its subclasses, each class's in turn."""
+
+    class Ping(Message):
+        pass
+
+    class PlainMixin:
+        @on(Ping)
+        def _ping(self, message: Ping) -> None: ...
+
+    class Base(App[None]):
+        @on(Ping)
+        def _ping(self, message: Ping) -> None: ...
+
+    class Child(PlainMixin, Base):
+        pass
+
+    assert "_decorated_handlers" not in PlainMixin.__dict__
+    assert Ping in Base.__dict__["_decorated_handlers"]
+    assert Child.__dict__["_decorated_handlers"] == {}  # the subclass's own: none; Base's are found in the MRO
+
+
+@pytest.mark.parametrize("app_class", APPS, ids=lambda c: c.__name__)
+def test_every_app_plays_through_the_shared_handlers_and_defines_none_again(app_class):
+    assert issubclass(app_class, PlayApp)
+    names = shared_handler_names()
+    assert {"_on_generated", "_on_generation_done", "_on_next_chars", "_on_generate_changed"} <= names
+    again = names & set(app_class.__dict__)
+    assert not again, f"{app_class.__name__} defines {again} again: Textual would run both"
+    for key in ("ctrl+g", "escape", "f7", "f8"):  # the shared keys are in every app's bindings
+        assert any(b.key == key for b in app_class.BINDINGS), key
+
+
+# ------------------------------------------------------------------ the three apps, driven
+def training_app(tmp_path: Path) -> tuple[PlayApp, list[str]]:
+    trainer = Trainer(
+        corpus.from_text(TEXT, name="tiny.txt"), TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5, steps=30)
+    )
+    return make_app(trainer), [ONE]
+
+
+def watch_app(tmp_path: Path) -> tuple[PlayApp, list[str]]:
+    (tmp_path / "tiny.txt").write_text(TEXT, encoding="utf-8")
+    path = tmp_path / "model.npz"
+    text = corpus.load(tmp_path / "tiny.txt", val_fraction=0.3)
+    trainer = Trainer(text, TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5), checkpoint=path)
+    for _ in range(5):
+        trainer.train_step()
+    trainer.save()
+    first = watch.load(path)
+    found, note = watch.find_corpus(first, path)
+    return WatchApp(path, first, found, note, poll_s=0.05), [ONE]
+
+
+def race_app(tmp_path: Path) -> tuple[PlayApp, list[str]]:
+    race = tiny_race(steps=30, tmp=tmp_path)
+    return RaceApp(race), list(race.names)
+
+
+def written(app: PlayApp, name: str) -> str:
+    return app.generated[name] if isinstance(app.generated, dict) else app.generated
+
+
+async def finish(app: PlayApp, pilot) -> None:
+    """End a test without leaving a thread behind."""
+    controls = getattr(app, "trainer", None) or getattr(app, "race", None)
+    if controls is not None:
+        controls.controls.stop()
+    app.workers.cancel_all()
+    await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "the workers to end")
+
+
+@pytest.mark.parametrize("build", [training_app, watch_app, race_app], ids=["train", "watch", "race"])
+async def test_the_shared_handlers_fire_once_in_each_app(build, tmp_path):
+    app, names = build(tmp_path)
+    app.generate_chars = 40
+    async with app.run_test(size=(80, 24)) as pilot:
+        panel = app.query_one(GeneratePanel)
+        assert isinstance(panel, RaceGeneratePanel) == isinstance(app, RaceApp)
+
+        # the temperature keys reach the panel, and its Changed message the sampler
+        before = app.sampling_temperature
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: app.sampling_temperature == pytest.approx(before + 0.05), "T+ in the sampler")
+
+        # a generation from every model, each in its own worker
+        runs = app._run_id
+        await pilot.press("ctrl+g")
+        assert app._run_id == runs + len(names) and sorted(app._gen_runs.values()) == sorted(names)
+        await wait_for(pilot, lambda: not panel.running and all(written(app, n) for n in names), "generation")
+
+        # one Generated message is handled exactly once (a handler defined twice would run twice)
+        name = names[-1]
+        app._gen_runs = {10**6: name}
+        app.post_message(Generated(10**6, "§", 0.5))
+        await wait_for(pilot, lambda: "§" in written(app, name), "the posted characters")
+        await pilot.pause()
+        assert written(app, name).count("§") == 1
+
+        # escape stops a long generation
+        app.generate_chars = 10**7
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: all(len(written(app, n)) > 5 for n in names), "text streaming in")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not panel.running, "the generation to stop")
+        assert all(len(written(app, n)) < app.generate_chars for n in names)
+
+        # the next-character table follows the seed (the race has none)
+        if app.SHOWS_NEXT_CHARS:
+            app.query_one("#seed").value = "the "
+            view = app.query_one(NextCharView)
+            await wait_for(pilot, lambda: view.seed == "the " and view.candidates, "the table for the new seed")
+        else:
+            assert not app.query(NextCharView)
+        await finish(app, pilot)
