@@ -19,10 +19,9 @@ from pathlib import Path
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState, get_current_worker
 from threadpoolctl import threadpool_limits
 
@@ -32,13 +31,11 @@ from core.errors import ConfigError
 from . import training
 from .messages import Compared, Diverged, Evaluated, Finished, NextChars, Progress, Saved
 from .palette import AppCommands, PaletteCommand
-from .play import PLAY_BINDINGS, SEED_BINDING, PlayApp, default_seed, until_exit
+from .play import PLAY_BINDINGS, SEED_BINDING, PlayApp, compose_model_screen, default_seed, until_exit
 from .widgets.comparison import ComparisonView
-from .widgets.generate_panel import GeneratePanel
 from .widgets.help_screen import HelpScreen
 from .widgets.inside_screen import InsideScreen
 from .widgets.loss_chart import LossChart
-from .widgets.next_chars import NextCharView
 from .widgets.prompt_screen import PromptScreen
 from .widgets.stats import StatsPanel
 from .widgets.status_line import StatusLine, describe_model
@@ -110,17 +107,11 @@ class LstmApp(PlayApp):
         t = self.trainer
         corpus = t.corpus
         corpus_info = f"{self.corpus_label} · {corpus.size:,} chars · V={corpus.vocab.size}"
-        yield StatusLine(corpus_info, describe_model(t.model.config, t.model.config.num_params()), id="status")
-        with Horizontal(id="top"):
-            yield LossChart(corpus.vocab.size, t.config.steps, id="chart")
-            yield StatsPanel(t.config.steps, t.batch * t.seq_len, id="stats")
-        with Vertical(id="compare-panel"):
-            yield ComparisonView(id="compare")
-        with Horizontal(id="bottom"):
-            yield GeneratePanel(seed=default_seed(corpus.text(0, 200)), id="generate")
-            yield NextCharView(id="next")
-        yield Static("a small terminal: 80×24 or more shows every panel", id="small-note", markup=False)
-        yield Footer(compact=True)
+        model = describe_model(t.model.config, t.model.config.num_params())
+        seed = default_seed(corpus.text(0, 200))
+        yield from compose_model_screen(
+            corpus_info, model, corpus.vocab.size, t.config.steps, t.batch * t.seq_len, seed
+        )
 
     def on_mount(self) -> None:
         """Show the history, start training, and start the timer the screen follows training on."""

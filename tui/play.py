@@ -2,7 +2,8 @@
 
 The training app, the watcher and the race all let the reader type a seed and a temperature and
 see the model continue it; the training app and the watcher also show the likeliest next
-characters. `PlayApp` holds that behaviour once. Each app says only which weights to use, through
+characters. `PlayApp` holds that behaviour once (and `compose_model_screen` the layout of the
+one-model screen, which the watcher shares with the training app). Each app says only which weights to use, through
 two hooks: `play_models()` (the weights generation starts from now, by name) and `play_vocab()`;
 an app with a next-character view also supplies `play_model()`, its one model.
 
@@ -28,17 +29,22 @@ from typing import Any, ClassVar
 
 import numpy as np
 from textual import on
-from textual.app import App
+from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.widgets import Input
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Input, Static
 from textual.worker import get_current_worker
 
 from core import CharModel, Vocab
 
 from . import training
 from .messages import Generated, GenerationDone, NextChars
+from .widgets.comparison import ComparisonView
 from .widgets.generate_panel import GeneratePanel
+from .widgets.loss_chart import LossChart
 from .widgets.next_chars import NextCharView
+from .widgets.stats import StatsPanel
+from .widgets.status_line import StatusLine
 
 GENERATE_CHARS = 600  # characters per generation run (per model)
 NEXT_CHARS = 12  # candidates computed for the next-character view
@@ -78,6 +84,24 @@ def default_seed(text: str) -> str:
             break
         seed += w + " "
     return seed if seed.strip() else text[:8]
+
+
+def compose_model_screen(
+    corpus_info: str, model_line: str, vocab_size: int, steps: int, tokens_per_step: int, seed: str
+) -> ComposeResult:
+    """The one-model screen's panels: the training app's, and the watcher's, which shows the same
+    screen fed from a checkpoint. One place, because app.tcss lays both out by these ids."""
+    yield StatusLine(corpus_info, model_line, id="status")
+    with Horizontal(id="top"):
+        yield LossChart(vocab_size, steps, id="chart")
+        yield StatsPanel(steps, tokens_per_step, id="stats")
+    with Vertical(id="compare-panel"):
+        yield ComparisonView(id="compare")
+    with Horizontal(id="bottom"):
+        yield GeneratePanel(seed=seed, id="generate")
+        yield NextCharView(id="next")
+    yield Static("a small terminal: 80×24 or more shows every panel", id="small-note", markup=False)
+    yield Footer(compact=True)
 
 
 class PlayApp(App[None]):

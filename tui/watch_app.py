@@ -19,10 +19,9 @@ from typing import Any
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from core import CharModel, EvalReport, Vocab, evaluate
@@ -32,13 +31,11 @@ from core.evaluate import DETAIL_CHARS
 from . import watch
 from .format import duration
 from .palette import AppCommands, PaletteCommand
-from .play import PLAY_BINDINGS, SEED_BINDING, PlayApp, default_seed
+from .play import PLAY_BINDINGS, SEED_BINDING, PlayApp, compose_model_screen, default_seed
 from .widgets.comparison import ComparisonView
-from .widgets.generate_panel import GeneratePanel
 from .widgets.help_screen import HelpScreen
 from .widgets.inside_screen import InsideScreen
 from .widgets.loss_chart import LossChart
-from .widgets.next_chars import NextCharView
 from .widgets.stats import StatsPanel
 from .widgets.status_line import StatusLine, describe_model
 
@@ -167,19 +164,10 @@ class WatchApp(PlayApp):
         name = info.get("name") or "?"
         corpus_info = f"{name} · {int(info.get('size') or 0):,} chars · V={first.vocab.size}"
         model = first.model.config
-        yield StatusLine(corpus_info, describe_model(model, model.num_params()), id="status")
-        with Horizontal(id="top"):
-            yield LossChart(first.vocab.size, cfg.steps, id="chart")
-            tokens = int(first.meta.get("batch_used") or cfg.batch) * int(first.meta.get("seq_len_used") or cfg.seq_len)
-            yield StatsPanel(cfg.steps, tokens, id="stats")
-        with Vertical(id="compare-panel"):
-            yield ComparisonView(id="compare")
-        with Horizontal(id="bottom"):
-            seed = default_seed(self.corpus.text(0, 200))  # (the model's own words without the text)
-            yield GeneratePanel(seed=seed, id="generate")
-            yield NextCharView(id="next")
-        yield Static("a small terminal: 80×24 or more shows every panel", id="small-note", markup=False)
-        yield Footer(compact=True)
+        tokens = int(first.meta.get("batch_used") or cfg.batch) * int(first.meta.get("seq_len_used") or cfg.seq_len)
+        seed = default_seed(self.corpus.text(0, 200))  # (the model's own words without the text)
+        model_line = describe_model(model, model.num_params())
+        yield from compose_model_screen(corpus_info, model_line, first.vocab.size, cfg.steps, tokens, seed)
 
     def on_mount(self) -> None:
         """Show the first read, then follow the files and the clock."""
