@@ -65,3 +65,16 @@ async def wait_for(pilot, condition, what: str, polls: int = POLLS) -> None:
             return
         await pilot.pause(0.01)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def record_notices(app) -> list[tuple[str, str]]:
+    """Capture (title, message) of every notice the app shows (it still shows them)."""
+    notes: list[tuple[str, str]] = []
+    show = app.notify
+
+    def notify(message: str, **kwargs) -> None:
+        notes.append((kwargs.get("title", ""), message))
+        show(message, **kwargs)
+
+    app.notify = notify  # type: ignore[method-assign]
+    return notes

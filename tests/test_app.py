@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import wait_for
+from helpers import record_notices, wait_for
 from rich.cells import cell_len
 from textual.command import CommandList
 
@@ -32,19 +32,6 @@ def tiny(steps: int = 0, checkpoint_path=None, cell: str = "lstm") -> Trainer:
         TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5, steps=steps, cell=cell),
         checkpoint=checkpoint_path,
     )
-
-
-def record_notices(app: LstmApp) -> list[tuple[str, str]]:
-    """Capture (title, message) of every notice the app shows."""
-    notes: list[tuple[str, str]] = []
-    show = app.notify
-
-    def notify(message: str, **kwargs) -> None:
-        notes.append((kwargs.get("title", ""), message))
-        show(message, **kwargs)
-
-    app.notify = notify  # type: ignore[method-assign]
-    return notes
 
 
 async def finish(app: LstmApp, pilot) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import assert_usage_error, run_cli, wait_for
+from helpers import assert_usage_error, record_notices, run_cli, wait_for
 
 from core import TrainConfig, Trainer, checkpoint, corpus, generate
 from tui import watch
@@ -68,18 +68,6 @@ def watcher(run: Run, **kwargs) -> WatchApp:
     first = watch.load(run.path)
     text, note = watch.find_corpus(first, run.path)
     return WatchApp(run.path, first, text, note, Path(f"{run.path}.jsonl"), poll_s=0.02, **kwargs)
-
-
-def record_notices(app: WatchApp) -> list[tuple[str, str]]:
-    notes: list[tuple[str, str]] = []
-    show = app.notify
-
-    def notify(message: str, **kwargs) -> None:
-        notes.append((kwargs.get("title", ""), message))
-        show(message, **kwargs)
-
-    app.notify = notify  # type: ignore[method-assign]
-    return notes
 
 
 async def polls(app: WatchApp, pilot, n: int = 3) -> None:
