@@ -2,10 +2,11 @@
 
 The training app, the watcher and the race all let the reader type a seed and a temperature and
 see the model continue it; the training app and the watcher also show the likeliest next
-characters. `PlayApp` holds that behaviour once (and `compose_model_screen` the layout of the
-one-model screen, which the watcher shares with the training app). Each app says only which weights to use, through
-two hooks: `play_models()` (the weights generation starts from now, by name) and `play_vocab()`;
-an app with a next-character view also supplies `play_model()`, its one model.
+characters. `PlayApp` holds that behaviour once, and `compose_model_screen` the layout of the
+one-model screen, which the watcher shares with the training app. Each app says only which
+weights to use, through two hooks: `play_models()` (the weights generation starts from now, by
+name) and `play_vocab()`; an app with a next-character view also supplies `play_model()`, its one
+model.
 
 Why a common App base class and not a plain mixin: Textual collects `@on` handlers per class, in
 its message pump's metaclass (`_MessagePumpMeta` puts them in each class's own
