@@ -34,6 +34,10 @@ SNAPSHOT_EVERY_S = 0.25
 # EVAL_MIN_CHARS). Scoring a character costs about a third of training on one, so evaluation
 # takes roughly a tenth of the run, whatever the text's length.
 EVAL_INTERVAL = 4
+# Cuts on a stalled validation stop at this fraction of the configured rate: a run that has
+# learned all it can (the soliloquy, memorised within seconds) would otherwise halve its rate at
+# every evaluation, to 1e-10 within seconds, and show it.
+MIN_LR_FRACTION = 1e-3
 EVAL_MIN_CHARS = 20_000
 # Memory a run may plan for its activations, as a fraction of this machine's memory.
 MEMORY_FRACTION = 0.75
@@ -56,7 +60,8 @@ class TrainConfig:
     eval_every: int | None = None  # steps between evaluations; None = by characters trained
     # (EVAL_INTERVAL x the evaluation text, so scoring costs about a tenth of the time); 0 = never
     eval_chars: int = 0  # score at most this many characters of the evaluation text (0 = all of it)
-    lr_decay: float = 0.5  # multiply the learning rate by this when validation stops improving (1 = never)
+    lr_decay: float = 0.5  # multiply the learning rate by this when validation stops improving (1 = never),
+    # down to MIN_LR_FRACTION of `lr`
     lr_patience: int = 1  # evaluations without improvement before the learning rate is cut
     # Keep a moving average of the weights, with this weight of the past per step (0 = off). The
     # average is the run's model: evaluations score it, and generation, the best-model file and
@@ -449,9 +454,10 @@ class Trainer:
             self._stale_evals = 0
         elif math.isfinite(ev.loss) and self.config.lr_decay < 1 and self.config.lr_patience:
             self._stale_evals += 1
-            if self._stale_evals >= self.config.lr_patience:  # validation stopped improving
+            floor = self.config.lr * MIN_LR_FRACTION
+            if self._stale_evals >= self.config.lr_patience and self.optimizer.lr > floor:  # stalled
                 self._stale_evals = 0
-                self.optimizer.lr *= self.config.lr_decay
+                self.optimizer.lr = max(floor, self.optimizer.lr * self.config.lr_decay)
                 lr_cut = self.optimizer.lr
         self.val_history.append((pending.step, ev.loss))
         report = EvalReport(

@@ -15,7 +15,7 @@ from core import checkpoint as ckpt_io
 from core import trainer as trainer_mod
 from core.evaluate import Evaluator
 from core.model import log_softmax
-from core.trainer import best_path
+from core.trainer import MIN_LR_FRACTION, best_path
 
 evaluate_mod = importlib.import_module("core.evaluate")  # (core.evaluate is also the function)
 TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog {i * 7 % 13}.\n" for i in range(400))
@@ -170,6 +170,9 @@ def test_learning_rate_is_cut_when_validation_stops_improving():
     assert t.evaluate().lr_cut is None and t.optimizer.lr == 0.01  # same weights: no better, patience 1 of 2
     third = t.evaluate()
     assert third.lr_cut == 0.005 and t.optimizer.lr == 0.005
+    for _ in range(40):  # a run that has stopped learning: the cuts stop at a floor
+        t.evaluate()
+    assert t.optimizer.lr == pytest.approx(0.01 * MIN_LR_FRACTION)
     off = Trainer(c, TrainConfig(hidden=16, lr=0.01, lr_decay=1.0))
     for _ in range(4):
         off.evaluate()

@@ -182,7 +182,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         "--lr-decay",
         type=probability,
         metavar="F",
-        help="multiply the learning rate by F when an evaluation sets no new best; 1 = never "
+        help="multiply the learning rate by F when an evaluation sets no new best, down to 1/1000 of --lr; 1 = never "
         f"(default: {d.lr_decay:g})",
     )
     train.add_argument(
