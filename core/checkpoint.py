@@ -15,6 +15,7 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -81,6 +82,34 @@ def _new_file_mode(target: Path) -> int:
     return 0o666 & ~umask
 
 
+def write_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
+    """Write a file atomically: `write(f)` fills a temporary file in the same folder, which is
+    flushed, fsynced and renamed over `path` (and the folder fsynced). A crash at any point leaves
+    the old file intact; a new file gets the mode the umask gives, a replaced one keeps its own.
+    Raises OSError, which the caller words for its user."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    tmp_name = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        os.fchmod(fd, _new_file_mode(target))
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, target)
+        tmp_name = None
+        _fsync_dir(folder)
+    finally:
+        if tmp_name is not None:
+            try:
+                os.unlink(tmp_name)
+            except OSError:
+                pass
+    return target
+
+
 def save(path: str | os.PathLike[str], ckpt: Checkpoint) -> Path:
     """Write `ckpt` to `path` atomically: a temporary file in the same folder, flushed and
     fsynced, then renamed over the target. A crash at any point leaves the old file intact."""
@@ -95,28 +124,10 @@ def save(path: str | os.PathLike[str], ckpt: Checkpoint) -> Path:
     arrays: dict[str, NDArray] = {"meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)}
     arrays.update({f"param/{k}": v for k, v in ckpt.model.params.items()})
     arrays.update(ckpt.arrays)
-    folder = target.parent if str(target.parent) else Path(".")
-    tmp_name = None
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-        os.fchmod(fd, _new_file_mode(target))
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, target)
-        tmp_name = None
-        _fsync_dir(folder)
+        return write_atomically(target, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
     except OSError as e:
         raise CheckpointError(f"cannot save checkpoint to {target}: {e.strerror or e}") from None
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
-    return target
 
 
 def load(path: str | os.PathLike[str]) -> Checkpoint:

@@ -127,3 +127,22 @@ def test_an_unwritable_checkpoint_place_is_a_clear_error_and_the_model_survives(
     assert "\n" not in str(e.value)
     trainer.save(tmp_path / "elsewhere.npz")  # the model is still in memory: save elsewhere
     assert ckpt_io.load(tmp_path / "elsewhere.npz").model.config.hidden == 8
+
+
+def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_path):
+    """checkpoint.save and export both write through write_atomically: a failure part-way
+    (a full disk, a killed writer) must leave the file as it was."""
+    target = tmp_path / "model.bin"
+    target.write_bytes(b"old model")
+
+    def fails(f):
+        f.write(b"half a new mo")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        ckpt_io.write_atomically(target, fails)
+    assert target.read_bytes() == b"old model"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.bin"]
+    assert ckpt_io.write_atomically(target, lambda f: f.write(b"new model")) == target
+    assert target.read_bytes() == b"new model"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.bin"]

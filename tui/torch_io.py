@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -165,27 +164,10 @@ def export_model(model: CharModel, vocab: Vocab, path: str | os.PathLike[str]) -
     data = st.save(to_torch_state(model.params, config), metadata=metadata)
     if target.is_dir():
         raise LstmTuiError(f"{target} is a directory; give a file name such as {target / 'model.safetensors'}")
-    folder = target.parent if str(target.parent) else Path(".")
-    tmp_name = None
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-        os.fchmod(fd, ckpt_io._new_file_mode(target))
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, target)
-        tmp_name = None
+        return ckpt_io.write_atomically(target, lambda f: f.write(data))
     except OSError as e:
         raise LstmTuiError(f"cannot write {target}: {e.strerror or e}") from None
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
-    return target
 
 
 def export_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
