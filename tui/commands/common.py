@@ -372,6 +372,12 @@ def interface(module: str, name: str, without: str = "") -> Any:
         raise
 
 
+def restore_handlers(old: dict[int, Any]) -> None:
+    """Put back the signal handlers that install_stop_handlers or quit_app_on_signals replaced."""
+    for sig, h in old.items():
+        signal.signal(sig, h)
+
+
 def run_interface(app: Any, saves: bool = True) -> int:
     """Run `app` with SIGTERM and SIGHUP quitting it as ctrl+q does (quit_app_on_signals); the
     exit code: 128 + the signal that quit it, else the app's own."""
@@ -379,8 +385,7 @@ def run_interface(app: Any, saves: bool = True) -> int:
     try:
         app.run()
     finally:
-        for sig, h in old_handlers.items():
-            signal.signal(sig, h)
+        restore_handlers(old_handlers)
     if seen:
         return 128 + seen[0]
     return int(getattr(app, "return_code", None) or 0)

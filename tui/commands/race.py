@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +32,7 @@ from .common import (
     install_stop_handlers,
     interface,
     load_corpus,
+    restore_handlers,
     run_interface,
 )
 from .options import PROG, Parser, UsageError, add_training_options, add_version, new_parser
@@ -208,8 +208,7 @@ def run_headless(args: argparse.Namespace) -> int:
         emit(sys.stderr, f"{PROG}: interrupted; the models were not saved")
         return EXIT_INTERRUPTED
     finally:
-        for sig, h in old_handlers.items():
-            signal.signal(sig, h)
+        restore_handlers(old_handlers)
     emit(sys.stderr if args.json else sys.stdout, "\n".join(summary_table(race, saved)))
     if failed:
         return EXIT_FAILED

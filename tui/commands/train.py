@@ -6,7 +6,6 @@ import argparse
 import io
 import json
 import os
-import signal
 import sys
 from typing import TextIO
 
@@ -26,6 +25,7 @@ from .common import (
     emit,
     eval_record,
     install_stop_handlers,
+    restore_handlers,
     summary_lines,
 )
 from .options import PROG, Parser, add_training_options, add_version, new_parser
@@ -144,8 +144,7 @@ def run(args: argparse.Namespace) -> int:
         emit(sys.stderr, f"{PROG}: interrupted; the model was not saved")
         return EXIT_INTERRUPTED
     finally:
-        for sig, h in old_handlers.items():
-            signal.signal(sig, h)
+        restore_handlers(old_handlers)
         close_log(log)
     if diverged is not None:
         emit(
@@ -192,8 +191,7 @@ def follow(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     finally:
-        for sig, h in old_handlers.items():
-            signal.signal(sig, h)
+        restore_handlers(old_handlers)
     return 128 + seen[0] if seen else EXIT_OK
 
 
