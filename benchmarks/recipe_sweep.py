@@ -45,14 +45,14 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start(text: str, label: str, options: str) -> tuple[str, subprocess.Popen[bytes], Path]:
+def start(text: str, options: str) -> tuple[subprocess.Popen[bytes], Path]:
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     env["OPENBLAS_NUM_THREADS"] = "1"
     work = Path(tempfile.mkdtemp(prefix="recipe-sweep-"))
     cmd = [sys.executable, "-m", "tui", "train", text, "--checkpoint", str(work / "m.npz"), "--json"]
     with open(work / "out.jsonl", "wb") as out, open(work / "err.txt", "wb") as err:
         proc = subprocess.Popen([*cmd, *shlex.split(options)], env=env, cwd=ROOT, stdout=out, stderr=err)
-    return label, proc, work
+    return proc, work
 
 
 def result(label: str, options: str, work: Path, seconds: float) -> dict:
@@ -86,7 +86,7 @@ def main() -> None:
     while todo or running:
         while todo and len(running) < a.parallel:
             label, options = todo.pop(0)
-            running.append((label, options, *start(a.text, label, options)[1:]))
+            running.append((label, options, *start(a.text, options)))
         time.sleep(1)
         for run in list(running):
             label, options, proc, work = run
