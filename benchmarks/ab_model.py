@@ -1,4 +1,4 @@
-"""Before/after for a change to core/model.py, in one process: the model as committed at a git
+"""Before/after for a change to core/models/lstm.py, in one process: the LSTM as committed at a git
 revision (default HEAD) against the working tree, alternating full training steps
 (loss_and_grads + global-norm clip + Adam) on the benchmark's configurations.
 
@@ -24,20 +24,21 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from core.batches import Batches
 from core.optim import clip_by_global_norm, make_optimizer
-from tui.bench import FULL, case_corpus
+from tui.bench.measure import FULL, case_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_model_module(rev: str):
-    """core/model.py as of `rev`, imported as a module of the core package (for its relative imports)."""
-    src = subprocess.run(["git", "show", f"{rev}:core/model.py"], cwd=ROOT, capture_output=True, text=True, check=True)
-    tmp = Path(tempfile.mkdtemp()) / "model_before.py"
+    """core/models/lstm.py as of `rev`, imported as a module of core.models (for its relative imports)."""
+    path = "core/models/lstm.py"
+    src = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True, text=True, check=True)
+    tmp = Path(tempfile.mkdtemp()) / "lstm_before.py"
     tmp.write_text(src.stdout)
-    spec = importlib.util.spec_from_file_location("core.model_before", tmp)
+    spec = importlib.util.spec_from_file_location("core.models.lstm_before", tmp)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
-    sys.modules["core.model_before"] = mod
+    sys.modules["core.models.lstm_before"] = mod
     spec.loader.exec_module(mod)
     return mod
 
@@ -50,7 +51,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=0.3, help="per timed repetition")
     ap.add_argument("--case", action="append")
     args = ap.parse_args()
-    import core.model as after
+    import core.models as after
 
     before = load_model_module(args.rev)
     with threadpool_limits(args.threads, user_api="blas"):

@@ -21,9 +21,9 @@ import time
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from core import TrainConfig, Trainer
 from core import corpus as corpus_io
-from core.trainer import TrainConfig, Trainer
-from tui.bench import Case, case_corpus
+from tui.bench.measure import Case, case_corpus
 
 
 def ui_stand_in(stop: threading.Event, busy_ms: float, period_ms: float = 100.0) -> None:

@@ -24,8 +24,8 @@ import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from core.batches import Batches
-from tui.bench import BENCH_CLIP, BENCH_LR, FULL, alternate, calibrate, case_corpus, case_trainer
-from tui.bench_torch import TorchTrainer
+from tui.bench.measure import BENCH_CLIP, BENCH_LR, FULL, alternate, calibrate, case_corpus, case_trainer
+from tui.pytorch.bench import TorchTrainer
 
 
 def products(B: int, T: int, H: int, L: int, V: int) -> list[tuple[int, int, int, int]]:

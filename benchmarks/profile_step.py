@@ -15,9 +15,9 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from core.batches import Batches
-from core.model import CELLS, ModelConfig, create_model, softmax_cross_entropy
+from core.models import MODELS, ModelConfig, create_model, softmax_cross_entropy
 from core.optim import clip_by_global_norm, make_optimizer
-from tui.bench import FULL, case_corpus
+from tui.bench.measure import FULL, case_corpus
 
 
 def main() -> None:
@@ -25,7 +25,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--case", action="append")
-    ap.add_argument("--cell", action="append", choices=CELLS, help="repeatable; default lstm")
+    ap.add_argument("--cell", action="append", choices=tuple(MODELS), help="repeatable; default lstm")
     args = ap.parse_args()
     with threadpool_limits(args.threads, user_api="blas"):
         blas = [p for p in threadpool_info() if p["user_api"] == "blas"][0]

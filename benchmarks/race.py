@@ -75,7 +75,7 @@ def main(argv: list[str]) -> None:
         last = evals[n][-1]
         ms = 1000 * race.seconds[n] / max(1, t.step_count)
         print(
-            f"{n:<5} {t.model.config.num_params():>8,} {t.step_count:>6,} {race.seconds[n]:>8.1f} {ms:>8.1f} "
+            f"{n:<5} {t.model.num_params(t.model.config):>8,} {t.step_count:>6,} {race.seconds[n]:>8.1f} {ms:>8.1f} "
             f"{last[2]:>9.3f} {last[3]:>5.0%}"
         )
     print("\n## validation loss (nats/char) against steps")

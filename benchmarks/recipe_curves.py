@@ -26,9 +26,9 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core import TrainConfig, Trainer  # noqa: E402
 from core import corpus as corpus_io  # noqa: E402
 from core.evaluate import evaluate  # noqa: E402
-from core.trainer import TrainConfig, Trainer  # noqa: E402
 
 
 def main() -> None:

@@ -43,10 +43,10 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+
 from core import checkpoint as ckpt_io  # noqa: E402
 from core import corpus as corpus_io  # noqa: E402
 from core.batches import Batches  # noqa: E402
-from tui.torch_io import to_torch_state  # noqa: E402
 
 
 class TorchCharRNN(nn.Module):
@@ -80,9 +80,8 @@ def score_ours_in_torch(path: Path, val_ids: np.ndarray) -> tuple[float, dict]:
     ck = ckpt_io.load(path)
     cfg = ck.model.config
     model = TorchCharRNN(cfg.vocab_size, cfg.hidden, cfg.layers)
-    state = {
-        k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in to_torch_state(ck.model.params, cfg).items()
-    }
+    tensors = type(ck.model).to_torch(ck.model.params, cfg)
+    state = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in tensors.items()}
     model.load_state_dict(state, strict=True)
     return torch_score(model, val_ids), ck.meta
 

@@ -6,9 +6,9 @@ For each shape it times whole training steps (`Trainer.train_step`: the next win
 backward, clipping, the optimizer, the reports' bookkeeping), alternating repetition by
 repetition in one process, one thread each (NumPy's BLAS and PyTorch's intra-op pool):
   - numpy   core.Trainer, the default engine
-  - torch   tui.torch_engine.TorchTrainer, the `--engine torch` one (same windows, resets,
+  - torch   tui.pytorch.engine.TorchEngine, the `--engine torch` one (same windows, resets,
             clipping rule and checkpoints)
-  - plain   tui.bench_torch.TorchTrainer, the textbook nn.LSTM loop `lstm-tui bench` compares
+  - plain   tui.pytorch.bench.TorchTrainer, the textbook nn.LSTM loop `lstm-tui bench` compares
             with: what PyTorch itself costs, without our engine's bookkeeping around it
 Medians of `--repeats` repetitions of about 0.3 s each, after a warm-up; characters per second
 are B x T per step. Needs the torch extra. Writes a Markdown table on stdout.
@@ -34,11 +34,11 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from core import TrainConfig, Trainer
 from core.batches import Batches
-from core.trainer import TrainConfig, Trainer
-from tui.bench import BENCH_CLIP, BENCH_LR, alternate, blas_info, calibrate, tiled_corpus
-from tui.bench_torch import TorchTrainer as PlainTorch
-from tui.torch_engine import TorchTrainer
+from tui.bench.measure import BENCH_CLIP, BENCH_LR, alternate, blas_info, calibrate, tiled_corpus
+from tui.pytorch.bench import TorchTrainer as PlainTorch
+from tui.pytorch.engine import torch_engine
 
 SHAPES = [  # (H, L, B, T)
     (128, 1, 32, 64),
@@ -57,7 +57,7 @@ def ddp_worker() -> None:
     H, L, B, T = DDP_SHAPE
     text = tiled_corpus(4 * B * T + 1)
     cfg = TrainConfig(hidden=H, layers=L, batch=B, seq_len=T, lr=BENCH_LR, clip=BENCH_CLIP, eval_every=0)
-    trainer = TorchTrainer(text, cfg, device="cpu")
+    trainer = Trainer(text, cfg, engine=torch_engine("cpu"))
     times = []
     for i in range(DDP_WARMUP + DDP_STEPS):
         t0 = time.perf_counter()
@@ -114,7 +114,7 @@ def main() -> int:
         for H, L, B, T in SHAPES:
             text = tiled_corpus(4 * B * T + 1)
             cfg = TrainConfig(hidden=H, layers=L, batch=B, seq_len=T, lr=BENCH_LR, clip=BENCH_CLIP, eval_every=0)
-            ours, theirs = Trainer(text, cfg), TorchTrainer(text, cfg, device="cpu")
+            ours, theirs = Trainer(text, cfg), Trainer(text, cfg, engine=torch_engine("cpu"))
             plain = PlainTorch(text.vocab.size, H, L, BENCH_LR, BENCH_CLIP)
             windows = Batches(text.train_ids, B, T)
 

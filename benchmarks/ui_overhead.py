@@ -22,9 +22,9 @@ import time
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from core import TrainConfig, Trainer
 from core import corpus as corpus_io
-from core.trainer import TrainConfig, Trainer
-from tui.app import make_app
+from tui.apps.train import make_app
 
 WARMUP_S = 1.0
 

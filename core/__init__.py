@@ -1,4 +1,4 @@
-"""lstm-tui's engine: a character-level LSTM (or GRU, or vanilla RNN) language model in pure NumPy.
+"""lstm-tui's engine: character-level language models (LSTM, GRU, vanilla RNN) in pure NumPy.
 
 Usable on its own, without the interface:
 
@@ -14,11 +14,14 @@ This package imports only NumPy and the standard library.
 from . import corpus
 from .batches import Batches, fit_shape
 from .checkpoint import Checkpoint
+from .config import TrainConfig
+from .engine import Engine, NumpyEngine
 from .errors import CheckpointError, ConfigError, CorpusError, LstmTuiError
 from .evaluate import Evaluation, bits_per_char, evaluate, perplexity
-from .gru import CharGRU
-from .model import CELLS, GATES, CharLSTM, CharModel, ModelConfig, Stepper, Stream, create_model
-from .rnn import CharRNN
+from .models import MODELS, CharModel, ModelConfig, create_model, load_model, model_class
+from .models.gru import CharGRU
+from .models.lstm import CharLSTM
+from .models.rnn import CharRNN
 from .sampling import generate, probabilities, sample
 from .trainer import (
     Controls,
@@ -27,7 +30,6 @@ from .trainer import (
     EvalReport,
     SaveReport,
     StepReport,
-    TrainConfig,
     Trainer,
 )
 from .vocab import Vocab
@@ -35,8 +37,7 @@ from .vocab import Vocab
 __version__ = "0.1.0"
 
 __all__ = [
-    "CELLS",
-    "GATES",
+    "MODELS",
     "Batches",
     "CharGRU",
     "CharLSTM",
@@ -49,14 +50,14 @@ __all__ = [
     "CorpusError",
     "DivergedReport",
     "DoneReport",
+    "Engine",
     "EvalReport",
     "Evaluation",
     "LstmTuiError",
     "ModelConfig",
+    "NumpyEngine",
     "SaveReport",
     "StepReport",
-    "Stepper",
-    "Stream",
     "TrainConfig",
     "Trainer",
     "Vocab",
@@ -67,6 +68,8 @@ __all__ = [
     "evaluate",
     "fit_shape",
     "generate",
+    "load_model",
+    "model_class",
     "perplexity",
     "probabilities",
     "sample",

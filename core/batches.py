@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import ConfigError
-from .model import Resets
+from .models import Resets
 
 
 @dataclass(frozen=True)

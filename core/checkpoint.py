@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import CheckpointError, ConfigError
-from .model import CharModel, ModelConfig, load_model
+from .models import CharModel, ModelConfig, load_model
 from .vocab import Vocab
 
 FORMAT = "lstm-tui-checkpoint"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from .model import CharModel, log_softmax
+from .models import CharModel, log_softmax
 from .vocab import Vocab
 
 LN2 = math.log(2.0)

@@ -1,11 +1,11 @@
 """Looking inside: per-character activations of every gate, cell and hidden unit, and which
 units track a simple feature of the text (inside quotes, position in the line, ...).
 
-Computed by a plain step-by-step forward pass on a copy of the weights, written to read like
-the equations in core/model.py (LSTM), core/gru.py and core/rnn.py, so it never touches training.
-Each cell shows its own quantities: the LSTM its input, forget and output gates, candidate, cell
-and hidden state; the GRU its reset (r) and update (z) gates, candidate (n) and hidden state;
-the RNN its hidden state.
+Each model computes its own quantities (`CharModel.activations`: a plain step-by-step forward
+pass on a copy of the weights that reads like its equations, so it never touches training) and
+declares what they are (`inside_quantities`): the LSTM its input, forget and output gates,
+candidate, cell and hidden state; the GRU its reset (r) and update (z) gates, candidate (n) and
+hidden state; the RNN its hidden state.
 """
 
 from __future__ import annotations
@@ -16,33 +16,27 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from .model import CharModel
+from .models import MODELS, CharModel, model_class
 
-# What can be looked at in each cell, and the range of its values.
-CELL_QUANTITIES = {
-    "lstm": ("input", "forget", "output", "candidate", "cell", "hidden"),
-    "gru": ("reset", "update", "candidate", "hidden"),
-    "rnn": ("hidden",),
-}
-QUANTITIES = CELL_QUANTITIES["lstm"]
-ALL_QUANTITIES = tuple(dict.fromkeys(q for qs in CELL_QUANTITIES.values() for q in qs))
-GATE_QUANTITIES = ("input", "forget", "output", "reset", "update")  # in (0, 1): sequential colours
-# candidate and hidden are in (-1, 1), the LSTM's cell is unbounded: diverging colours
+# Every quantity any model shows, and those in (0, 1) (gates: sequential colours; the others,
+# in (-1, 1) or unbounded like the LSTM's cell, get diverging colours).
+ALL_QUANTITIES = tuple(dict.fromkeys(q for m in MODELS.values() for q in m.inside_quantities))
+GATE_QUANTITIES = tuple(dict.fromkeys(q for m in MODELS.values() for q in m.gate_quantities))
 
 
 def quantities(cell: str) -> tuple[str, ...]:
-    """What the inside view can show for `cell`, in display order."""
-    return CELL_QUANTITIES[cell]
+    """What the inside view can show for the model `cell`, in display order."""
+    return model_class(cell).inside_quantities
 
 
 def default_quantity(cell: str) -> str:
-    """The quantity shown first: the LSTM's cell, which carries its memory; otherwise the hidden state."""
-    return "cell" if cell == "lstm" else "hidden"
+    """The quantity shown first (the LSTM's cell, which carries its memory; else the hidden state)."""
+    return model_class(cell).inside_default
 
 
 @dataclass(frozen=True, eq=False)
 class Activations:
-    """Every layer's gates and states for each character of a text, read from a fresh state."""
+    """Every layer's gates and states for each character of a text, read from a blank state."""
 
     text: str  # the characters read, one per row
     values: dict[str, NDArray]  # quantity -> (L, n, H); row t is the value after reading text[t]
@@ -60,48 +54,9 @@ class Activations:
         return self.values[quantity][layer, :, unit]
 
 
-def _sigmoid(z: NDArray) -> NDArray:
-    return 1.0 / (1.0 + np.exp(-z))
-
-
 def activations(model: CharModel, ids: NDArray, text: str | None = None) -> Activations:
-    """Run `model` over `ids` (n,) from a fresh state and record every gate and state."""
-    cfg = model.config
-    P = {k: v.astype(np.float64) for k, v in model.params.items()}  # a private copy
-    H, L, n = cfg.hidden, cfg.layers, len(ids)
-    names = quantities(cfg.cell)
-    out = {q: np.zeros((L, n, H)) for q in names}
-    h = [np.zeros(H) for _ in range(L)]  # (H,) per layer
-    c = [np.zeros(H) for _ in range(L)]  # (H,) the LSTM's cell per layer
-    for t, ch in enumerate(np.asarray(ids, dtype=np.int64)):
-        x = P["Wx0"][ch]  # (G*H,) layer 0: the one-hot input times Wx0 is a row of it
-        for layer in range(L):
-            Wh, b = P[f"Wh{layer}"], P[f"b{layer}"]
-            xz = x if layer == 0 else x @ P[f"Wx{layer}"]  # (G*H,) the input's contribution
-            if cfg.cell == "lstm":
-                z = xz + h[layer] @ Wh + b  # (4H,) all gates, in GATES order
-                i = _sigmoid(z[:H])
-                f = _sigmoid(z[H : 2 * H])
-                o = _sigmoid(z[2 * H : 3 * H])
-                g = np.tanh(z[3 * H :])
-                c[layer] = f * c[layer] + i * g
-                h[layer] = o * np.tanh(c[layer])
-                values: tuple[NDArray, ...] = (i, f, o, g, c[layer], h[layer])
-            elif cfg.cell == "gru":
-                a = xz + b  # (3H,) input side, in GRU_GATES order r, z, n
-                u = h[layer] @ Wh  # (3H,) recurrent side
-                r = _sigmoid(a[:H] + u[:H])
-                zg = _sigmoid(a[H : 2 * H] + u[H : 2 * H])
-                nc = np.tanh(a[2 * H :] + r * (u[2 * H :] + P[f"bhn{layer}"]))
-                h[layer] = (1 - zg) * nc + zg * h[layer]
-                values = (r, zg, nc, h[layer])
-            else:
-                h[layer] = np.tanh(xz + h[layer] @ Wh + b)
-                values = (h[layer],)
-            for q, v in zip(names, values, strict=True):
-                out[q][layer, t] = v
-            x = h[layer]
-    return Activations(text=text if text is not None else "", values=out)
+    """Run `model` over `ids` (n,) from a blank state and record every quantity it shows."""
+    return Activations(text=text if text is not None else "", values=model.activations(np.asarray(ids)))
 
 
 # ------------------------------------------------------------------------ features

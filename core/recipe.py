@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from .models import ModelConfig, model_class
+
 TINY_CHARS = 20_000  # below this, the soliloquy's settings
 SESSION_S = 600.0  # "what this machine can do in minutes": ten of them
 SESSION_PASSES = 4  # passes over the text wanted in a session...
@@ -52,23 +54,13 @@ def lr_for(hidden: int) -> float:
     return 1e-2 if hidden <= 128 else 5e-3
 
 
-# Weight blocks per layer: the LSTM's four gates, the GRU's three, the plain RNN's one.
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
-
-
 def train_flops_per_char(hidden: int, layers: int, vocab: int, cell: str = "lstm") -> float:
-    """Multiply-adds x 2 for one character's forward and backward pass (backward = 2x forward):
-    the recurrent products of every layer, the input products of layers above the first (layer
-    0's is a row lookup), and the readout."""
-    H, G = hidden, GATES[cell]
-    forward = layers * G * H * H + (layers - 1) * G * H * H + H * vocab
-    return 3 * 2 * forward
+    """Floating-point operations of one character's forward and backward pass (the model's own count)."""
+    return model_class(cell).train_flops_per_char(ModelConfig(vocab, hidden, layers, cell=cell))
 
 
 def num_params(hidden: int, layers: int, vocab: int, cell: str = "lstm") -> int:
-    H, G = hidden, GATES[cell]
-    extra = H * layers if cell == "gru" else 0  # the GRU's recurrent candidate bias
-    return G * H * (vocab + H + 1) + (layers - 1) * G * H * (2 * H + 1) + H * vocab + vocab + extra
+    return model_class(cell).num_params(ModelConfig(vocab, hidden, layers, cell=cell))
 
 
 @functools.cache

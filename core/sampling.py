@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import ConfigError
-from .model import CharModel, StepperLike
+from .models import CharModel, StepperLike
 
 
 def check_settings(temperature: float, top_k: int | None = None, top_p: float | None = None) -> None:

@@ -12,108 +12,26 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from . import checkpoint as ckpt_io
-from .batches import Batches, Window
+from . import run_state
+from .batches import Batches
+from .config import EVAL_INTERVAL, EVAL_MIN_CHARS, MIN_LR_FRACTION, TrainConfig
 from .corpus import Corpus
+from .engine import Engine, EngineFactory, numpy_engine
 from .errors import CheckpointError, ConfigError, LstmTuiError
 from .evaluate import Evaluation, Evaluator
-from .model import CELLS, CharModel, ModelConfig, State, create_model
-from .optim import Optimizer, clip_by_global_norm, make_optimizer
+from .memory import check_memory
+from .models import CharModel, State, create_model
+from .optim import Optimizer, make_optimizer
 
 # How often (seconds of wall time) a fresh copy of the weights is published for other threads,
 # and how often weights that just gave a finite loss are kept to roll back to on divergence.
 SNAPSHOT_EVERY_S = 0.25
-# With the default schedule an evaluation starts once this many times as many characters as the
-# evaluation text holds have been trained on since the last one began (and at least
-# EVAL_MIN_CHARS). Scoring a character costs about a third of training on one, so evaluation
-# takes roughly a tenth of the run, whatever the text's length.
-EVAL_INTERVAL = 4
-# Cuts on a stalled validation stop at this fraction of the configured rate: a run that has
-# learned all it can (the soliloquy, memorised within seconds) would otherwise halve its rate at
-# every evaluation, to 1e-10 within seconds, and show it.
-MIN_LR_FRACTION = 1e-3
-EVAL_MIN_CHARS = 20_000
-# Memory a run may plan for its activations, as a fraction of this machine's memory.
-MEMORY_FRACTION = 0.75
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every setting of a training run. The defaults learn the bundled soliloquy in seconds."""
-
-    hidden: int = 128  # H: units per LSTM layer
-    layers: int = 1  # L: stacked LSTM layers
-    seq_len: int = 48  # T: steps of backprop through time per window
-    batch: int = 8  # B: parallel streams per step (8 learns the soliloquy fastest: 0.69 s vs 1.0 s at 16)
-    lr: float = 1e-2  # learning rate (Adam's step size)
-    optimizer: str = "adam"  # adam, sgd or adagrad
-    clip: float = 5.0  # max global gradient norm (0 = no clipping)
-    dropout: float = 0.0  # dropout on each layer's output while training
-    steps: int = 0  # optimizer steps to take (0 = until stopped)
-    seed: int = 0  # seeds initial weights, dropout masks and sampling
-    eval_every: int | None = None  # steps between evaluations; None = by characters trained
-    # (EVAL_INTERVAL x the evaluation text, so scoring costs about a tenth of the time); 0 = never
-    eval_chars: int = 0  # score at most this many characters of the evaluation text (0 = all of it)
-    lr_decay: float = 0.5  # multiply the learning rate by this when validation stops improving (1 = never),
-    # down to MIN_LR_FRACTION of `lr`
-    lr_patience: int = 1  # evaluations without improvement before the learning rate is cut
-    # Keep a moving average of the weights, with this weight of the past per step (0 = off). The
-    # average is the run's model: evaluations score it, and generation, the best-model file and
-    # the saved model use it (the weights being trained are saved beside it, to resume exactly).
-    # Averaging anneals without a schedule: the average sits below the noise Adam's steps make.
-    average: float = 0.0
-    save_every: int = 0  # steps between automatic saves to the checkpoint (0 = never)
-    dtype: str = "float32"  # float32 trains fast; float64 for exactness
-    smoothing: float = 0.95  # weight of the past in the smoothed training loss
-    cell: str = "lstm"  # the recurrent cell: lstm, gru or rnn
-
-    def __post_init__(self) -> None:
-        def need(ok: bool, msg: str) -> None:
-            if not ok:
-                raise ConfigError(msg)
-
-        for name in ("hidden", "layers", "seq_len", "batch"):
-            v = getattr(self, name)
-            need(isinstance(v, int) and v >= 1, f"{name.replace('_', '-')} must be a whole number >= 1, got {v}")
-        need(self.hidden <= 8192, f"hidden size {self.hidden} is absurd here (at most 8192)")
-        need(self.layers <= 16, f"{self.layers} layers is absurd here (at most 16)")
-        need(self.seq_len <= 100_000, f"sequence length {self.seq_len} is absurd (at most 100000)")
-        need(self.batch <= 100_000, f"batch {self.batch} is absurd (at most 100000)")
-        need(math.isfinite(self.lr) and 0 < self.lr <= 100, f"learning rate must be in (0, 100], got {self.lr}")
-        need(math.isfinite(self.clip) and self.clip >= 0, f"clip must be >= 0, got {self.clip}")
-        need(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
-        for name in ("steps", "save_every", "lr_patience"):
-            v = getattr(self, name)
-            need(isinstance(v, int) and v >= 0, f"{name.replace('_', '-')} must be a whole number >= 0, got {v}")
-        ee = self.eval_every
-        need(ee is None or (isinstance(ee, int) and ee >= 0), f"eval-every must be a whole number >= 0, got {ee}")
-        need(self.eval_chars == 0 or self.eval_chars >= 2, f"eval-chars must be 0 (all) or >= 2, got {self.eval_chars}")
-        need(0 < self.lr_decay <= 1, f"lr-decay must be in (0, 1], got {self.lr_decay}")
-        need(0 <= self.average < 1, f"average must be in [0, 1), got {self.average}")
-        need(
-            self.optimizer in ("adam", "sgd", "adagrad"),
-            f"unknown optimizer {self.optimizer!r}; choose adam, sgd or adagrad",
-        )
-        need(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype!r}")
-        need(0 <= self.smoothing < 1, f"smoothing must be in [0, 1), got {self.smoothing}")
-        need(self.cell in CELLS, f"unknown cell {self.cell!r}; choose {', '.join(CELLS)}")
-
-    def model_config(self, vocab_size: int) -> ModelConfig:
-        return ModelConfig(vocab_size, self.hidden, self.layers, self.dropout, self.dtype, self.cell)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 # ----------------------------------------------------------------------------- reports
@@ -241,8 +159,8 @@ def best_path(checkpoint: str | os.PathLike[str]) -> Path:
 
 
 class Trainer:
-    """Trains a model (an LSTM, GRU or RNN: TrainConfig.cell) on a corpus. Iterate `run()` in the
-    thread that owns the weights."""
+    """Trains a model (TrainConfig.cell names it) on a corpus. Iterate `run()` in the thread that
+    owns the weights. The arithmetic of each step is the engine's (core.engine): NumPy's by default."""
 
     def __init__(
         self,
@@ -250,6 +168,7 @@ class Trainer:
         config: TrainConfig | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
         controls: Controls | None = None,
+        engine: EngineFactory | None = None,
     ):
         self.corpus = corpus
         self.config = config = config or TrainConfig()
@@ -269,8 +188,6 @@ class Trainer:
         self.best_val = math.inf
         self.snapshot: CharModel = self.model.copy()  # read-only for other threads
         self.last_eval: EvalReport | None = None
-        self._rollback: tuple[dict[str, np.ndarray], dict[str, np.ndarray], int] | None = None
-        self._learned: Any = None  # what _learn leaves for _apply
         self._snapshot_time = 0.0
         self._last_step_time = 0.0
         self._speed = 0.0  # smoothed seconds per step
@@ -281,6 +198,8 @@ class Trainer:
         self._pending: _PendingEval | None = None  # an evaluation being read a chunk at a time
         self._eval_started_at = 0  # chars_seen when the last evaluation began
         self._stale_evals = 0  # evaluations in a row without a new best (for lr_decay)
+        self._make_engine = engine or numpy_engine
+        self.engine: Engine = self._make_engine(self)  # the arithmetic (core.engine)
         self._take_rollback()
 
     # ---------------------------------------------------------------- properties
@@ -328,12 +247,12 @@ class Trainer:
         t0 = time.perf_counter()
         window = self.batches.next()
         masks = self.model.dropout_masks(self.seq_len, self.batch, self.rng)
-        loss, norm = self._learn(window, masks)
+        loss, norm = self.engine.learn(window, masks)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             return self._diverged(loss)
         if t0 - self._rollback_time >= SNAPSHOT_EVERY_S:
             self._take_rollback()  # these weights just gave a finite loss: safe to return to
-        self._apply()
+        self.engine.apply()
         self.step_count += 1
         self._update_average()
         dt = time.perf_counter() - t0
@@ -353,37 +272,9 @@ class Trainer:
             elapsed_s=self.elapsed_s,
         )
 
-    # The arithmetic of a step, which another engine (tui/torch_engine.py) overrides; everything
-    # around it (windows, dropout masks, reports, rollback timing, checkpoints) is shared.
-    def _learn(self, window: Window, masks: list[np.ndarray] | None) -> tuple[float, float]:
-        """Forward and backward over `window`: its mean loss and the gradient norm before clipping.
-        The clipped gradients and the new carried state wait for `_apply`."""
-        # Overflow is detected by the caller and explained; NumPy's own warnings would only add noise.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            loss, grads, state = self.model.loss_and_grads(window.x, window.y, self.state, window.resets, masks)
-            norm = clip_by_global_norm(grads, self.config.clip)
-        self._learned = (grads, state)
-        return loss, norm
-
-    def _apply(self) -> None:
-        """Update the weights with the gradients `_learn` left, and carry its state on."""
-        grads, state = self._learned
-        self.optimizer.step(self.model.params, grads)
-        self.state = state
-        self._learned = None
-
-    def _roll_back(self) -> None:
-        """Return to the weights and optimizer state kept by `_take_rollback`; fresh carried state."""
-        assert self._rollback is not None
-        params, opt_state, t = self._rollback
-        for k, v in params.items():
-            self.model.params[k][...] = v
-        self.optimizer.load_state_arrays(opt_state, t)
-        self.state = self.model.initial_state(self.batch)
-
     def _diverged(self, loss: float) -> DivergedReport:
         """Roll back to the last published (finite) weights, reset the carried state, pause."""
-        self._roll_back()
+        self.engine.roll_back()
         self.publish()
         self.controls.pause()
         what = f"loss became {loss}" if not math.isfinite(loss) else "gradient became non-finite"
@@ -398,11 +289,7 @@ class Trainer:
 
     def _take_rollback(self) -> None:
         self._rollback_time = time.perf_counter()
-        self._rollback = (
-            {k: v.copy() for k, v in self.model.params.items()},
-            {k: v.copy() for k, v in self.optimizer.state_arrays().items()},
-            self.optimizer.t,
-        )
+        self.engine.take_rollback()
 
     def _update_average(self) -> None:
         """Move the average of the weights toward the weights just stepped to. The weight of the
@@ -410,10 +297,7 @@ class Trainer:
         if self.average is None:
             return
         n = self.step_count
-        keep = min(self.config.average, (1 + n) / (10 + n))
-        for k, w in self.model.params.items():
-            avg = self.average[k]
-            avg += (1.0 - keep) * (w - avg)
+        self.engine.update_average(min(self.config.average, (1 + n) / (10 + n)))
 
     def run_model(self) -> CharModel:
         """The run's model: the average of the weights when averaging, else the weights themselves
@@ -424,20 +308,32 @@ class Trainer:
 
     def publish(self) -> None:
         """Publish a copy of the run's model for other threads to read (generation, inspection)."""
+        if not self.engine.is_main:
+            return  # nobody reads another process's snapshot
+        self.engine.sync()
         self.snapshot = self.run_model().copy()
         self._snapshot_time = time.perf_counter()
 
     def evaluate(self, sample_rng: np.random.Generator | None = None) -> EvalReport:
         """Score the current weights on the evaluation text now, from a fresh state; remember the best."""
         pending = self._start_eval(sample_rng, keep_checkpoint=False)
+        if pending is None:
+            raise LstmTuiError("only the main process of a data-parallel run evaluates")
         return self._finish_eval(pending)
 
-    def _start_eval(self, sample_rng: np.random.Generator | None = None, keep_checkpoint: bool = True) -> _PendingEval:
-        """Begin scoring a frozen copy of the run's model; read it with `Evaluator.advance`."""
-        model = self.run_model().copy()
+    def _start_eval(
+        self, sample_rng: np.random.Generator | None = None, keep_checkpoint: bool = True
+    ) -> _PendingEval | None:
+        """Begin scoring a frozen copy of the run's model; read it with `Evaluator.advance`. (None
+        in a process that does not evaluate: the others of a data-parallel run.)"""
         self._eval_started_at = self.batches.chars_seen
+        if not self.engine.is_main:
+            return None
+        self.engine.sync()
+        model = self.run_model().copy()
+        scorer = self.engine.scorer(model)
         return _PendingEval(
-            evaluator=Evaluator(model, self.eval_ids, self.corpus.vocab, rng=sample_rng),
+            evaluator=Evaluator(scorer, self.eval_ids, self.corpus.vocab, rng=sample_rng),
             step=self.step_count,
             epoch=self.epoch,
             train_loss=self.smooth_loss,
@@ -478,7 +374,7 @@ class Trainer:
 
     def restart(self) -> Trainer:
         """A fresh run (new random weights) with the same text, settings, checkpoint and engine."""
-        return type(self)(self.corpus, self.config, checkpoint=self.checkpoint)
+        return type(self)(self.corpus, self.config, checkpoint=self.checkpoint, engine=self._make_engine)
 
     def _eval_due(self) -> bool:
         every = self.config.eval_every
@@ -564,42 +460,9 @@ class Trainer:
 
     # -------------------------------------------------------------- checkpoints
     def to_checkpoint(self) -> ckpt_io.Checkpoint:
-        """Everything needed to resume this run exactly."""
-        arrays: dict[str, np.ndarray] = {f"opt/{k}": v for k, v in self.optimizer.state_arrays().items()}
-        for layer, arrays_of_layer in enumerate(self.state):  # state/h{l}, and state/c{l} for an LSTM
-            for name, a in zip(self.model.config.state_names, arrays_of_layer, strict=True):
-                arrays[f"state/{name}{layer}"] = a
-        if self.average is not None:  # the model saved is the average; these are the weights trained
-            for k, v in self.model.params.items():
-                arrays[f"train/{k}"] = v
-        arrays["data/positions"] = self.batches.positions
-        arrays["history/loss"] = np.asarray(self.loss_history, dtype=np.float32)
-        vh = np.asarray(self.val_history, dtype=np.float64).reshape(-1, 2)
-        arrays["history/val_step"] = vh[:, 0].astype(np.int64)
-        arrays["history/val_loss"] = vh[:, 1]
-        meta = {
-            "train": self.config.to_dict(),
-            "corpus": {
-                "name": self.corpus.name,
-                "size": self.corpus.size,
-                "split": self.corpus.split,
-                "n_train": self.corpus.n_train,  # where validation starts: a watcher re-reads it
-                "path": self.corpus.path,  # where the text was read (lstm-tui watch looks there)
-            },
-            "epoch": self.epoch,
-            "step": self.step_count,
-            "chars_seen": self.batches.chars_seen,
-            "batch_used": self.batch,
-            "seq_len_used": self.seq_len,
-            "optimizer_t": self.optimizer.t,
-            "optimizer_lr": self.optimizer.lr,
-            "smooth_loss": self.smooth_loss,
-            "elapsed_s": self.elapsed_s,
-            "best_val": self.best_val if math.isfinite(self.best_val) else None,
-            "stale_evals": self._stale_evals,
-            "rng": _jsonable_rng(self.rng),
-        }
-        return ckpt_io.Checkpoint(model=self.run_model(), vocab=self.corpus.vocab, meta=meta, arrays=arrays)
+        """Everything needed to resume this run exactly (core.run_state)."""
+        self.engine.sync(everything=True)
+        return run_state.checkpoint_of(self)
 
     def _frozen_checkpoint(self, model: CharModel) -> ckpt_io.Checkpoint:
         """The run as it is now, with `model` (a copy of the weights) and copies of every array."""
@@ -608,10 +471,13 @@ class Trainer:
         return ckpt_io.Checkpoint(model=model, vocab=ck.vocab, meta=ck.meta, arrays=arrays)
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
-        """Save atomically to `path` (default: the run's checkpoint)."""
+        """Save atomically to `path` (default: the run's checkpoint). In a process other than the
+        main one of a data-parallel run, nothing is written (the main one holds the same run)."""
         target = path if path is not None else self.checkpoint
         if target is None:
             raise CheckpointError("no checkpoint path was given")
+        if not self.engine.is_main:
+            return Path(target)
         return ckpt_io.save(target, self.to_checkpoint())
 
     @classmethod
@@ -621,99 +487,26 @@ class Trainer:
         corpus: Corpus,
         checkpoint: str | os.PathLike[str] | None = None,
         controls: Controls | None = None,
-        **overrides: Any,
+        engine: EngineFactory | None = None,
+        **overrides: object,
     ) -> Trainer:
         """Continue the run saved at `path` on `corpus` (which must have the same vocabulary).
 
         `overrides` may change settings that do not alter the model's shape (steps, lr, ...).
         """
         ck = ckpt_io.load(path)
-        if ck.vocab != corpus.vocab:
-            extra = sorted(set(corpus.vocab.chars) - set(ck.vocab.chars))
-            detail = ""
-            if extra:
-                detail = f" (the text has {len(extra)} characters the model never saw, e.g. {''.join(extra[:5])!r})"
-            raise CheckpointError(
-                f"{path} was trained on a different vocabulary ({ck.vocab.size} characters) than "
-                f"{corpus.name} ({corpus.vocab.size}){detail}"
-            )
+        config = run_state.resumed_config(path, ck, corpus, overrides)
+        trainer = cls(
+            corpus, config, checkpoint=checkpoint if checkpoint is not None else path, controls=controls, engine=engine
+        )
         try:
-            saved = TrainConfig.from_dict(ck.meta["train"])
-        except (KeyError, TypeError, ConfigError) as e:
-            raise CheckpointError(f"{path} has an unreadable training configuration ({e})") from None
-        shape_keys = {"hidden", "layers", "dtype", "cell"}
-        for k, v in overrides.items():
-            if k in shape_keys and v != getattr(saved, k):
-                raise CheckpointError(f"--{k} {v} does not match the checkpoint's {k} {getattr(saved, k)}")
-        config = replace(saved, **{k: v for k, v in overrides.items() if v is not None})
-        trainer = cls(corpus, config, checkpoint=checkpoint if checkpoint is not None else path, controls=controls)
-        try:
-            trainer._restore(ck)
+            run_state.restore(trainer, ck)
         except (KeyError, ValueError, ConfigError) as e:
             raise CheckpointError(f"{path} cannot be resumed on {corpus.name}: {e}") from None
+        trainer.engine.reload()
+        trainer._take_rollback()
+        trainer.publish()
         return trainer
-
-    def _restore(self, ck: ckpt_io.Checkpoint) -> None:
-        meta = ck.meta
-        if ck.model.config != self.model.config:
-            raise ConfigError("the model's shape differs from the checkpoint's")
-        trained = ck.group("train")  # the weights trained, when the model saved is their average
-        for k, v in ck.model.params.items():
-            self.model.params[k][...] = trained.get(k, v)
-            if self.average is not None:
-                self.average[k][...] = v  # (a run that did not average starts from its weights)
-        self.optimizer.load_state_arrays(ck.group("opt"), int(meta["optimizer_t"]))
-        if "optimizer_lr" in meta and self.config.lr == TrainConfig.from_dict(meta["train"]).lr:
-            self.optimizer.lr = float(meta["optimizer_lr"])
-        positions = ck.arrays["data/positions"]
-        same_shape = (int(meta["batch_used"]), int(meta["seq_len_used"])) == (self.batch, self.seq_len)
-        if same_shape:
-            try:
-                self.batches = Batches(self.corpus.train_ids, self.batch, self.seq_len, positions)
-                self.batches.chars_seen = int(meta["chars_seen"])
-                st = ck.group("state")
-                names = self.model.config.state_names
-                self.state = tuple(
-                    tuple(st[f"{name}{layer}"] for name in names) for layer in range(self.model.config.layers)
-                )
-            except ConfigError:
-                pass  # another text of the same vocabulary: start its streams afresh
-        self.step_count = int(meta["step"])
-        self.smooth_loss = float(meta["smooth_loss"])
-        self.elapsed_s = float(meta.get("elapsed_s", 0.0))
-        self.best_val = float(meta["best_val"]) if meta.get("best_val") is not None else math.inf
-        self._stale_evals = int(meta.get("stale_evals", 0))
-        self._eval_started_at = self.batches.chars_seen
-        self.loss_history = [float(v) for v in ck.arrays.get("history/loss", np.zeros(0))]
-        steps = ck.arrays.get("history/val_step", np.zeros(0, np.int64))
-        losses = ck.arrays.get("history/val_loss", np.zeros(0))
-        self.val_history = [(int(s), float(v)) for s, v in zip(steps, losses, strict=True)]
-        self.rng.bit_generator.state = _rng_from_json(meta["rng"])
-        self._speed = 0.0
-        self._take_rollback()
-        self.publish()
-
-
-def _jsonable_rng(rng: np.random.Generator) -> dict[str, Any]:
-    """The generator's state with its 128-bit integers as strings (JSON-safe everywhere)."""
-    st = rng.bit_generator.state
-
-    def conv(v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k: conv(x) for k, x in v.items()}
-        if isinstance(v, int) and not isinstance(v, bool):
-            return {"int": str(v)}
-        return v
-
-    return conv(st)
-
-
-def _rng_from_json(d: Any) -> Any:
-    if isinstance(d, dict):
-        if set(d) == {"int"}:
-            return int(d["int"])
-        return {k: _rng_from_json(v) for k, v in d.items()}
-    return d
 
 
 @dataclass
@@ -725,34 +518,3 @@ class _PendingEval:
     epoch: float
     train_loss: float
     checkpoint: ckpt_io.Checkpoint | None  # saved as the best model if this evaluation is a record
-
-
-def activation_bytes(batch: int, seq_len: int, config: ModelConfig) -> int:
-    """About how much memory one training step holds: per layer the (T, B, G*H) gates (G = 4 for
-    an LSTM, 3 for a GRU, 1 for an RNN) and up to four (T+1, B, H) states (an LSTM's hidden, cell,
-    tanh(cell), h_{t-1}); the (T, B, V) logits and their gradient."""
-    itemsize = np.dtype(config.dtype).itemsize
-    T, B, H, V = seq_len, batch, config.hidden, config.vocab_size
-    per_layer = T * B * config.gates * H + 4 * (T + 1) * B * H
-    return itemsize * (config.layers * per_layer + 3 * T * B * V)
-
-
-def machine_memory() -> int:
-    """This machine's physical memory in bytes (a generous guess where it cannot be read)."""
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):
-        return 16 << 30
-
-
-def check_memory(batch: int, seq_len: int, config: ModelConfig) -> None:
-    """Refuse, in one line, a batch shape whose activations cannot fit in this machine's memory.
-
-    Judged on the batch and window actually used, after they have shrunk to fit the text."""
-    need, have = activation_bytes(batch, seq_len, config), machine_memory()
-    if need > MEMORY_FRACTION * have:
-        raise ConfigError(
-            f"batch {batch} x seq-len {seq_len} x hidden {config.hidden} needs about {need / 2**30:.1f} GiB "
-            f"for one training step, more than this machine can give ({have / 2**30:.1f} GiB in all); "
-            "lower --batch, --seq-len or --hidden"
-        )

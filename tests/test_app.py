@@ -11,8 +11,8 @@ from rich.cells import cell_len
 from textual.command import CommandList
 
 from core import CharLSTM, TrainConfig, Trainer, checkpoint, corpus, evaluate
-from tui.app import LstmApp, make_app
-from tui.format import char_label, visible
+from tui.apps.train import LstmApp, make_app
+from tui.plain.format import char_label, visible
 from tui.widgets.comparison import RIGHT, WRONG, ComparisonView
 from tui.widgets.generate_panel import GeneratePanel
 from tui.widgets.loss_chart import LossChart

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from core import StepReport
-from tui.messages import CurveFrame, Evaluated, Generated, NextChars, Progress
-from tui.training import LossCurve
+from tui.apps.messages import Evaluated, Generated, NextChars, Progress
+from tui.plain.curve import CurveFrame, LossCurve
 
 
 def test_short_curves_keep_every_step():

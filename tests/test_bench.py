@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from helpers import numeric_grad
 
-from tui import bench
-from tui.notebook_lstm import NotebookLSTM
+from tui.bench import measure as bench
+from tui.bench.notebook import NotebookLSTM
 
 
 def run_bench(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:

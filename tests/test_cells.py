@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import core.gru as gru_mod
-from core import CELLS, CharGRU, CharLSTM, CharRNN, ConfigError, ModelConfig, create_model
-from core.model import model_class, softmax_cross_entropy
+import core.models.gru as gru_mod
+from core import MODELS, CharGRU, CharLSTM, CharRNN, ConfigError, ModelConfig, TrainConfig, create_model
+from core.models import model_class, softmax_cross_entropy
 
 
 def sigmoid(z):
@@ -25,7 +25,7 @@ def make(cell: str, seed: int = 0, V: int = 7, H: int = 5, L: int = 2, dtype: st
 
 
 def random_state(cell: str, L: int, B: int, H: int, rng):
-    names = ModelConfig(2, cell=cell).state_names
+    names = model_class(cell).state_names
     return tuple(tuple(rng.normal(size=(B, H)) for _ in names) for _ in range(L))
 
 
@@ -93,7 +93,7 @@ def test_resets_start_a_stream_afresh_mid_window(cell):
     np.testing.assert_allclose(logits[:5, 1], whole[:5, 1], rtol=1e-12)
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", tuple(MODELS))
 def test_step_by_step_equals_the_batched_window(cell):
     model = make(cell)
     x = np.random.default_rng(1).integers(0, 7, (9, 3))  # (T, B)
@@ -108,7 +108,7 @@ def test_step_by_step_equals_the_batched_window(cell):
             np.testing.assert_allclose(a, b, atol=1e-12)
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", tuple(MODELS))
 def test_prime_reads_a_seed_exactly_as_steps_do(cell):
     model = make(cell)
     stepper = model.stepper()
@@ -127,7 +127,7 @@ def test_prime_reads_a_seed_exactly_as_steps_do(cell):
     np.testing.assert_allclose(stepper.prime(ids)[0], logits)
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", tuple(MODELS))
 @pytest.mark.parametrize("layers", [1, 2, 3])
 def test_a_stream_reads_characters_exactly_as_the_window_does(cell, layers):
     model = make(cell, seed=layers, V=9, L=layers)
@@ -139,14 +139,14 @@ def test_a_stream_reads_characters_exactly_as_the_window_does(cell, layers):
     for t in range(4, 30):
         np.testing.assert_allclose(stream.feed(int(ids[t])), logits[t, 0], rtol=1e-10, atol=1e-12)
     for s1, s2 in zip(stream.state(), final, strict=True):
-        assert len(s1) == len(s2) == len(model.config.state_names)
+        assert len(s1) == len(s2) == len(model.state_names)
         for a, b in zip(s1, s2, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
     fresh = stepper.stream()  # from the zero state
     np.testing.assert_allclose(fresh.feed(int(ids[0])), logits[0, 0], rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", tuple(MODELS))
 def test_recycled_buffers_give_the_same_gradients_and_leave_results_alone(cell):
     """Buffers are recycled between steps: gradients must not depend on stale contents, and
     what a caller was handed must not change under it."""
@@ -191,7 +191,7 @@ def test_chunked_gru_derivatives_give_the_same_gradients(monkeypatch, chunk):
         return model.backward(dl.reshape(11, 2, 7), cache)
 
     g_whole, d_whole = grads_of()
-    monkeypatch.setattr(gru_mod, "_CHUNK_FLOATS", chunk * 2 * 3 * 5)
+    monkeypatch.setattr(gru_mod, "CHUNK_FLOATS", chunk * 2 * 3 * 5)
     g_chunk, d_chunk = grads_of()
     for k in g_whole:
         np.testing.assert_allclose(g_chunk[k], g_whole[k], rtol=1e-12, atol=1e-14, err_msg=k)
@@ -200,13 +200,13 @@ def test_chunked_gru_derivatives_give_the_same_gradients(monkeypatch, chunk):
 
 def test_each_cell_has_its_own_layout():
     V, H = 5, 4
-    shapes = {cell: ModelConfig(V, H, layers=2, cell=cell).param_shapes() for cell in CELLS}
+    shapes = {cell: model_class(cell).param_shapes(ModelConfig(V, H, layers=2, cell=cell)) for cell in MODELS}
     assert shapes["lstm"]["Wh1"] == (H, 4 * H) and "bhn0" not in shapes["lstm"]
     assert shapes["gru"]["Wx0"] == (V, 3 * H) and shapes["gru"]["Wh1"] == (H, 3 * H)
     assert shapes["gru"]["b1"] == (3 * H,) and shapes["gru"]["bhn1"] == (H,)
     assert shapes["rnn"]["Wx0"] == (V, H) and shapes["rnn"]["Wh0"] == (H, H) and shapes["rnn"]["b0"] == (H,)
-    assert [model_class(c) for c in CELLS] == [CharLSTM, CharGRU, CharRNN]
-    for cell in CELLS:
+    assert [model_class(c) for c in MODELS] == [CharLSTM, CharGRU, CharRNN]
+    for cell in MODELS:
         model = create_model(ModelConfig(V, H, cell=cell), np.random.default_rng(0))
         assert model.config.cell == cell and model.params["Wh0"].dtype == np.float32
         assert isinstance(model.copy(), type(model))
@@ -214,10 +214,12 @@ def test_each_cell_has_its_own_layout():
         assert all(np.abs(model.params[n]).max() <= k for n in ("Wx0", "Wh0", "Wy"))
         assert not model.params["by"].any()
         state = model.initial_state(3)
-        assert [a.shape for a in state[0]] == [(3, H)] * len(model.config.state_names)
+        assert [a.shape for a in state[0]] == [(3, H)] * len(model.state_names)
     assert not create_model(ModelConfig(V, H, cell="gru"), np.random.default_rng(0)).params["b0"].any()
     with pytest.raises(ConfigError, match="unknown cell"):
-        ModelConfig(V, H, cell="transformer")
+        create_model(ModelConfig(V, H, cell="transformer"), np.random.default_rng(0))
+    with pytest.raises(ConfigError, match="unknown cell"):
+        TrainConfig(cell="transformer")
     with pytest.raises(ConfigError, match="cannot hold"):
         CharGRU(ModelConfig(V, H), {})
 

@@ -65,7 +65,7 @@ def test_help_on_every_command(command: list[str], must_mention: str, tmp_path: 
     assert res.stderr == ""
 
 
-@pytest.mark.parametrize(("command", "module"), [("bench", "bench.py"), ("inspect", "inspect_cmd.py")])
+@pytest.mark.parametrize(("command", "module"), [("bench", "bench/measure.py"), ("inspect", "commands/inspect.py")])
 def test_delegated_command_help_when_installed(command: str, module: str, tmp_path: Path) -> None:
     if not (Path(core.__file__).parent.parent / "tui" / module).exists():
         pytest.skip(f"tui/{module} is not part of this tree")
@@ -390,7 +390,7 @@ for name, command in [(None, DEFAULT), *COMMANDS.items()]:
     parser = module.build_parser()
     assert callable(module.run), name
     assert parser.prog == ("lstm-tui " + name if name else "lstm-tui"), parser.prog
-import tui.palette
+import tui.apps.palette
 ui = sorted(m for m in sys.modules if m.split(".")[0] in ("textual", "rich"))
 print("APP IMPORTED:", "tui.app" in sys.modules, "UI:", bool(ui))
 """
@@ -487,15 +487,15 @@ def test_train_survives_a_closed_stdout(tmp_path: Path) -> None:
 
 DIVERGE = """
 import math, sys
-import core.model
+import core.models
 calls = 0
-real = core.model.CharLSTM.loss_and_grads
+real = core.CharLSTM.loss_and_grads
 def flaky(self, *a, **k):
     global calls
     calls += 1
     loss, grads, state = real(self, *a, **k)
     return (math.nan if calls == 8 else loss), grads, state
-core.model.CharLSTM.loss_and_grads = flaky
+core.CharLSTM.loss_and_grads = flaky
 from tui.cli import main
 sys.exit(main(sys.argv[1:]))
 """

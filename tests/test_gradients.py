@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from helpers import numeric_grad
 
-import core.gru as gru_mod
-import core.model as model_mod
-import core.rnn as rnn_mod
-from core.model import CELLS, ModelConfig, create_model, softmax_cross_entropy
+import core.models.gru as gru_mod
+import core.models.lstm as model_mod
+import core.models.rnn as rnn_mod
+from core.models import MODELS, ModelConfig, create_model, softmax_cross_entropy
+
+CELLS = tuple(MODELS)
 
 TOL = 1e-4  # entry-wise; float64 central differences reach ~1e-7 except on ~1e-7-sized entries, bugs give ~1
 
@@ -28,7 +30,7 @@ def make_problem(seed: int, layers: int, dropout: float, resets: bool, cell: str
         p += rng.normal(0.0, 0.5, p.shape)
     x = rng.integers(0, V, (T, B))
     y = rng.integers(0, V, (T, B))
-    state = tuple(tuple(rng.normal(size=(B, H)) for _ in config.state_names) for _ in range(layers))
+    state = tuple(tuple(rng.normal(size=(B, H)) for _ in model.state_names) for _ in range(layers))
     masks = model.dropout_masks(T, B, rng)  # fixed masks, so the loss is a function of the weights
     reset_at = {1: np.array([0]), T - 1: np.arange(B)} if resets else None
 
@@ -74,7 +76,7 @@ def test_initial_state_gradients_match_finite_differences(cell, seed, layers, re
     _, state, loss, _, dstate = make_problem(seed, layers=layers, dropout=0.0, resets=resets, cell=cell)
     for layer, (s, ds) in enumerate(zip(state, dstate, strict=True)):
         assert len(s) == len(ds)
-        for name, a0, da0 in zip(ModelConfig(2, cell=cell).state_names, s, ds, strict=True):
+        for name, a0, da0 in zip(MODELS[cell].state_names, s, ds, strict=True):
             assert rel_error(da0, numeric_grad(loss, a0)) < TOL, f"{cell} {name}0 of layer {layer}"
 
 

@@ -11,7 +11,7 @@ from helpers import wait_for
 
 from core import TrainConfig, Trainer, corpus
 from core import checkpoint as ckpt_io
-from tui.app import make_app
+from tui.apps.train import make_app
 from tui.widgets.generate_panel import GeneratePanel
 from tui.widgets.next_chars import NextCharView
 

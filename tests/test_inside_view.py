@@ -8,8 +8,8 @@ import pytest
 from helpers import wait_for
 
 from core import TrainConfig, Trainer, corpus
-from tui.app import make_app
-from tui.inside_render import SHADES, render_ansi, render_plain, render_shades
+from tui.apps.train import make_app
+from tui.plain.render import SHADES, render_ansi, render_plain, render_shades
 from tui.widgets.inside_screen import InsideScreen
 
 TEXT = 'he said "to be, or not to be" [and] then "that is the question"\nwhether tis nobler\n' * 3

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import core.model as model_mod
-from core.model import CharLSTM, ModelConfig, softmax_cross_entropy
+import core.models.lstm as model_mod
+import core.models.recurrent as recurrent
+from core.models import CharLSTM, ModelConfig, softmax_cross_entropy
 
 
 def make(seed: int = 0, V: int = 7, H: int = 5, L: int = 2, dtype: str = "float64") -> CharLSTM:
@@ -71,7 +72,7 @@ def test_chunked_gate_derivatives_give_the_same_gradients(monkeypatch, chunk):
     state = whole.initial_state(2)
     _, _, g_whole, d_whole = grads_of(whole, x, y, state, resets)
     B, H = 2, 5
-    monkeypatch.setattr(model_mod, "_CHUNK_FLOATS", chunk * B * 4 * H)
+    monkeypatch.setattr(model_mod, "CHUNK_FLOATS", chunk * B * 4 * H)
     chunked = make()
     _, _, g_chunk, d_chunk = grads_of(chunked, x, y, state, resets)
     for k in g_whole:
@@ -174,6 +175,6 @@ def test_scatter_rows_sums_each_position_into_its_row(rows, n):
     dz = rng.standard_normal((n, 8)).astype(np.float32)
     expected = np.zeros((rows, 8), np.float64)
     np.add.at(expected, ids, dz.astype(np.float64))
-    got = model_mod._scatter_rows(ids, dz, rows)
+    got = recurrent.scatter_rows(ids, dz, rows)
     assert got.shape == (rows, 8) and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

@@ -47,9 +47,11 @@ def test_wheel_carries_the_corpus_stylesheets_and_script(wheel: Path) -> None:
         assert "core/assets/hamlet.txt" in names
         assert hashlib.sha256(z.read("core/assets/hamlet.txt")).hexdigest() == HAMLET_SHA256
         stylesheets = {p.relative_to(ROOT).as_posix() for p in (ROOT / "tui").rglob("*.tcss")}
-        assert "tui/app.tcss" in stylesheets, "the interface's stylesheet tui/app.tcss is missing from the source"
+        assert "tui/apps/train.tcss" in stylesheets, (
+            "the interface's stylesheet tui/apps/train.tcss is missing from the source"
+        )
         assert stylesheets <= names, f"stylesheets missing from the wheel: {sorted(stylesheets - names)}"
-        assert {"core/__init__.py", "tui/__init__.py", "tui/cli.py", "tui/app.py"} <= names
+        assert {"core/__init__.py", "tui/__init__.py", "tui/cli.py", "tui/apps/train.py"} <= names
         (entry_points,) = (n for n in names if n.endswith(".dist-info/entry_points.txt"))
         assert "lstm-tui = tui.cli:main" in z.read(entry_points).decode()
         (metadata,) = (n for n in names if n.endswith(".dist-info/METADATA"))
@@ -95,7 +97,7 @@ def test_installed_wheel_finds_its_files_from_another_directory(wheel: Path, tmp
     for path in (core_file, cli_file, corpus):
         assert installed in path.parents, f"{path} does not come from the installed wheel"
     assert corpus == installed / "core" / "assets" / "hamlet.txt"
-    assert (installed / "tui" / "app.tcss").is_file()
+    assert (installed / "tui" / "apps" / "train.tcss").is_file()
 
     script = target / "bin" / "lstm-tui"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "tui"]

@@ -19,12 +19,12 @@ from textual.app import App
 from textual.message import Message
 
 from core import TrainConfig, Trainer, corpus
-from tui import watch
-from tui.app import LstmApp, make_app
-from tui.messages import Generated
-from tui.play import ONE, PlayApp
-from tui.race_app import RaceApp
-from tui.watch_app import WatchApp
+from tui.apps.base import ONE, PlayApp
+from tui.apps.messages import Generated
+from tui.apps.race import RaceApp
+from tui.apps.train import LstmApp, make_app
+from tui.apps.watch import WatchApp
+from tui.plain import follow as watch
 from tui.widgets.generate_panel import GeneratePanel, RaceGeneratePanel
 from tui.widgets.next_chars import NextCharView
 

@@ -9,7 +9,7 @@ from helpers import wait_for
 from test_race import CELLS, tiny_race
 
 from core import checkpoint
-from tui.race_app import RaceApp
+from tui.apps.race import RaceApp
 from tui.widgets.generate_panel import RaceGeneratePanel
 from tui.widgets.loss_chart import SERIES_MARKERS, LossChart
 from tui.widgets.race_comparison import RaceComparison

@@ -11,6 +11,7 @@ import pytest
 from helpers import assert_usage_error
 from helpers import run_cli as run
 
+import core
 from core import TrainConfig, Trainer, corpus, evaluate, recipe
 from core import checkpoint as ckpt_io
 
@@ -62,9 +63,8 @@ def test_the_choice_follows_the_limits_it_states():
 
 def test_num_params_matches_the_model():
     for layers, hidden in recipe.LADDER[:4]:
-        assert (
-            recipe.num_params(hidden, layers, 65)
-            == TrainConfig(hidden=hidden, layers=layers).model_config(65).num_params()
+        assert recipe.num_params(hidden, layers, 65) == core.model_class("lstm").num_params(
+            TrainConfig(hidden=hidden, layers=layers).model_config(65)
         )
 
 

@@ -28,7 +28,9 @@ def soliloquy():
 
 
 torch = pytest.importorskip("torch")
-from tui.torch_engine import TorchTrainer  # noqa: E402
+from tui.pytorch.engine import TorchEngine, torch_engine  # noqa: E402
+
+TORCH = torch_engine("cpu")  # the factory of a Trainer whose arithmetic runs in PyTorch
 
 
 def config(**kw) -> TrainConfig:
@@ -41,7 +43,7 @@ def test_one_step_gives_the_same_gradients_in_both_engines(cell: str):
     """Same weights, same window (with streams restarting mid-window) and same dropout masks."""
     text = soliloquy()
     cfg = config(dropout=0.3, clip=0.1, cell=cell)
-    ours, theirs = Trainer(text, cfg), TorchTrainer(text, cfg, device="cpu")
+    ours, theirs = Trainer(text, cfg), Trainer(text, cfg, engine=TORCH)
     for name, v in ours.model.params.items():
         assert np.array_equal(v, theirs.model.params[name])
     for _ in range(50):  # the first window in which a stream wraps around the text mid-window
@@ -53,19 +55,20 @@ def test_one_step_gives_the_same_gradients_in_both_engines(cell: str):
     state = ours.model.initial_state(ours.batch)
     rng = np.random.default_rng(1)
     state = tuple(tuple(rng.standard_normal(a.shape) * 0.5 for a in layer) for layer in state)  # a carried state
-    ours.state, theirs._tstate = state, theirs._to_device_state(state)
+    ours.state = theirs.state = state
+    theirs.engine.reload()  # (the carried state into PyTorch)
     masks = ours.model.dropout_masks(ours.seq_len, ours.batch, rng)
-    loss_a, norm_a = ours._learn(window, masks)
-    loss_b, norm_b = theirs._learn(window, masks)
-    grads_a, grads_b = ours._learned[0], theirs.grads()
+    loss_a, norm_a = ours.engine.learn(window, masks)
+    loss_b, norm_b = theirs.engine.learn(window, masks)
+    grads_a, grads_b = ours.engine._learned[0], theirs.engine.grads()
     assert abs(loss_a - loss_b) < 1e-12 and abs(norm_a - norm_b) < 1e-10
     assert set(grads_a) == set(grads_b)
     for name, g in grads_a.items():
         np.testing.assert_allclose(grads_b[name], g, rtol=1e-9, atol=1e-12, err_msg=name)
     assert norm_a > ours.config.clip  # so clipping ran, and by the same rule
-    ours._apply()
-    theirs._apply()
-    for layer_a, layer_b in zip(ours.state, theirs._tstate, strict=True):  # (h, c) or (h,) per layer
+    ours.engine.apply()
+    theirs.engine.apply()
+    for layer_a, layer_b in zip(ours.state, theirs.engine._tstate, strict=True):  # (h, c) or (h,) per layer
         assert len(layer_a) == len(layer_b) == (2 if cell == "lstm" else 1)
         for a, b in zip(layer_a, layer_b, strict=True):
             np.testing.assert_allclose(b.numpy(), a, atol=1e-12)
@@ -87,7 +90,7 @@ def test_a_run_is_the_same_run_in_either_engine(optimizer: str, cell: str, avera
     """Steps, evaluations and the weights and moments saved after them agree to rounding."""
     text = soliloquy()
     cfg = config(optimizer=optimizer, steps=12, eval_every=6, dropout=0.1, cell=cell, average=average)
-    ours, theirs = Trainer(text, cfg), TorchTrainer(text, cfg, device="cpu")
+    ours, theirs = Trainer(text, cfg), Trainer(text, cfg, engine=TORCH)
     a, b = list(ours.run()), list(theirs.run())
     assert [type(r) for r in a] == [type(r) for r in b]
     for ra, rb in zip(a, b, strict=True):
@@ -96,7 +99,7 @@ def test_a_run_is_the_same_run_in_either_engine(optimizer: str, cell: str, avera
     assert abs(ours.evaluate().val_loss - theirs.evaluate().val_loss) < 1e-10
     ca, cb = ours.to_checkpoint(), theirs.to_checkpoint()
     theirs._take_rollback()  # a save mid-run leaves the optimizer's state as it was (it can be kept again)
-    assert set(theirs._opt.state) == set(theirs._trainable) or optimizer == "sgd"
+    assert set(theirs.engine._opt.state) == set(theirs.engine._trainable) or optimizer == "sgd"
     for name, v in ca.model.params.items():
         np.testing.assert_allclose(cb.model.params[name], v, atol=1e-10, err_msg=name)
     assert set(ca.arrays) == set(cb.arrays)
@@ -113,14 +116,14 @@ def test_a_checkpoint_resumes_with_the_other_engine(tmp_path: Path, first: str, 
     straight = Trainer(text, config(steps=20, average=average))
     for _ in straight.run():
         pass
-    engines = {"numpy": Trainer, "torch": TorchTrainer}
+    engines = {"numpy": None, "torch": TORCH}
     second = "torch" if first == "numpy" else "numpy"
-    one = engines[first](text, config(steps=10, average=average))
+    one = Trainer(text, config(steps=10, average=average), engine=engines[first])
     for _ in one.run():
         pass
     one.save(tmp_path / "half.npz")
-    two = engines[second].resume(tmp_path / "half.npz", text, steps=20)
-    assert type(two) is engines[second] and two.step_count == 10
+    two = Trainer.resume(tmp_path / "half.npz", text, engine=engines[second], steps=20)
+    assert isinstance(two.engine, TorchEngine) == (second == "torch") and two.step_count == 10
     for _ in two.run():
         pass
     assert two.step_count == 20
@@ -201,15 +204,15 @@ def test_torchrun_two_processes_train_the_same_run_and_save_a_checkpoint_that_sa
 
 
 async def test_the_interface_trains_with_the_torch_engine_and_resets_with_it(tmp_path: Path):
-    """The same screen, the TorchTrainer in the worker thread; ctrl+q saves what it trained."""
+    """The same screen, the torch engine in the worker thread; ctrl+q saves what it trained."""
     from helpers import wait_for
 
-    from tui.app import make_app
+    from tui.apps.train import make_app
     from tui.widgets.stats import StatsPanel
 
     text = corpus.from_text(soliloquy().text()[:300], name="tiny.txt")
     cfg = TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5)
-    trainer = TorchTrainer(text, cfg, checkpoint=tmp_path / "tiny.npz", device="cpu")
+    trainer = Trainer(text, cfg, checkpoint=tmp_path / "tiny.npz", engine=TORCH)
     app = make_app(trainer)
     async with app.run_test(size=(80, 24)) as pilot:
         stats = app.query_one(StatsPanel)
@@ -217,7 +220,7 @@ async def test_the_interface_trains_with_the_torch_engine_and_resets_with_it(tmp
         assert app.trainer.snapshot is not None and app.trainer.last_eval is not None
         app.action_reset_model()
         await wait_for(pilot, lambda: app.trainer is not trainer and app.trainer.step_count >= 2, "steps after reset")
-        assert isinstance(app.trainer, TorchTrainer)
+        assert isinstance(app.trainer.engine, TorchEngine)
         await pilot.press("ctrl+q")
         await wait_for(pilot, lambda: app.saved_path is not None, "the save on quit")
     ck = ckpt_io.load(tmp_path / "tiny.npz")
@@ -251,20 +254,20 @@ def test_sigterm_to_torchrun_stops_every_rank_after_the_same_step_and_rank_0_sav
 def test_divergence_rolls_back_to_the_last_finite_weights_and_pauses():
     from core import DivergedReport
 
-    trainer = TorchTrainer(soliloquy(), config(), device="cpu")
+    trainer = Trainer(soliloquy(), config(), engine=TORCH)
     for _ in range(3):
         trainer.train_step()
     trainer._take_rollback()
     kept = {k: v.copy() for k, v in trainer.to_checkpoint().model.params.items()}
     t = trainer.optimizer.t
     with torch.no_grad():
-        trainer._net.readout.bias[0] = float("inf")  # the next loss is not finite
+        trainer.engine._net.readout.bias[0] = float("inf")  # the next loss is not finite
     report = trainer.train_step()
     assert isinstance(report, DivergedReport) and trainer.controls.paused
     ck = trainer.to_checkpoint()
     for name, v in kept.items():
         np.testing.assert_array_equal(ck.model.params[name], v, err_msg=name)
-    assert trainer.optimizer.t == t and not any(a.any() for layer in trainer._tstate for a in layer)
+    assert trainer.optimizer.t == t and not any(a.any() for layer in trainer.engine._tstate for a in layer)
     assert np.isfinite(trainer.snapshot.params["by"]).all()  # what other threads read is the restored model
     trainer.controls.resume()
     assert not isinstance(trainer.train_step(), DivergedReport)  # and training goes on from there

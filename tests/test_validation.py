@@ -10,12 +10,24 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from core import CharLSTM, ConfigError, EvalReport, ModelConfig, StepReport, TrainConfig, Trainer, corpus, evaluate
+from core import (
+    CharLSTM,
+    ConfigError,
+    EvalReport,
+    ModelConfig,
+    StepReport,
+    TrainConfig,
+    Trainer,
+    corpus,
+    evaluate,
+    memory,
+)
 from core import checkpoint as ckpt_io
-from core import trainer as trainer_mod
+from core import config as trainer_mod
+from core.config import MIN_LR_FRACTION
 from core.evaluate import Evaluator
-from core.model import log_softmax
-from core.trainer import MIN_LR_FRACTION, best_path
+from core.models import log_softmax
+from core.trainer import best_path
 
 evaluate_mod = importlib.import_module("core.evaluate")  # (core.evaluate is also the function)
 TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog {i * 7 % 13}.\n" for i in range(400))
@@ -186,7 +198,7 @@ def test_settings_are_judged_after_shrinking_to_the_text():
 
 
 def test_a_shape_that_cannot_fit_in_memory_is_refused_in_one_line(monkeypatch):
-    monkeypatch.setattr(trainer_mod, "machine_memory", lambda: 1 << 30)  # a 1 GiB machine
+    monkeypatch.setattr(memory, "machine_memory", lambda: 1 << 30)  # a 1 GiB machine
     big = corpus.from_text(TEXT * 40)
     with pytest.raises(ConfigError, match=r"batch 256 x seq-len 1000 x hidden 512 needs about [\d.]+ GiB") as e:
         Trainer(big, TrainConfig(seq_len=1000, batch=256, hidden=512))

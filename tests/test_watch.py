@@ -13,8 +13,8 @@ import pytest
 from helpers import assert_usage_error, record_notices, run_cli, wait_for
 
 from core import TrainConfig, Trainer, checkpoint, corpus, generate
-from tui import watch
-from tui.watch_app import WatchApp
+from tui.apps.watch import WatchApp
+from tui.plain import follow as watch
 from tui.widgets.comparison import ComparisonView
 from tui.widgets.generate_panel import GeneratePanel
 from tui.widgets.loss_chart import LossChart

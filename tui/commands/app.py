@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         raise core.LstmTuiError(f"the interface needs a terminal; to train without one use '{PROG} train'")
     for note in notes:
         print(f"{PROG}: {note}", file=sys.stderr)  # also shown in the interface, for its log
-    make_app = interface("tui.app", "make_app", f"; '{PROG} train' trains without it")
+    make_app = interface("tui.apps.train", "make_app", f"; '{PROG} train' trains without it")
     app = make_app(trainer, corpus_label=label, notes=notes)
     code = run_interface(app)
     saved = getattr(app, "saved_path", None)

@@ -1,4 +1,4 @@
-"""`lstm-tui bench`: measure training and generation speed. The work is in tui.bench."""
+"""`lstm-tui bench`: measure training and generation speed. The work is in tui.bench.measure."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from .options import PROG, Parser, new_parser
 
 
 def build_parser() -> Parser:
-    from tui import bench
+    from tui.bench import measure as bench
 
     doc = (bench.__doc__ or "").strip().splitlines()
     p = new_parser(f"{PROG} bench", usage=None, description=doc[0] if doc else "")
@@ -17,6 +17,6 @@ def build_parser() -> Parser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tui import bench
+    from tui.bench import measure as bench
 
     return int(bench.run(args) or 0)

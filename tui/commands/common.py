@@ -25,7 +25,8 @@ import core
 from core import corpus as corpus_io
 from core import recipe
 from core.checkpoint import load as load_checkpoint
-from core.trainer import TrainConfig
+from core.config import TrainConfig
+from core.engine import EngineFactory
 
 from . import COMMANDS
 from .options import PROG
@@ -104,8 +105,8 @@ def distributed_rank() -> int | None:
     return None
 
 
-def engine(args: argparse.Namespace) -> tuple[type[core.Trainer], dict[str, Any]]:
-    """The Trainer class of --engine and its extra arguments; PyTorch is imported only when asked for."""
+def engine(args: argparse.Namespace) -> EngineFactory | None:
+    """The engine factory of --engine (None: core's NumPy engine); PyTorch is imported only when asked for."""
     name = getattr(args, "engine", None) or "numpy"
     device = getattr(args, "device", None)
     if name != "torch":
@@ -113,23 +114,23 @@ def engine(args: argparse.Namespace) -> tuple[type[core.Trainer], dict[str, Any]
             raise core.LstmTuiError(f"--device {device} needs --engine torch (the numpy engine runs on the CPU)")
         if distributed_rank() is not None:
             raise core.LstmTuiError("under torchrun, train with --engine torch (the numpy engine is one process)")
-        return core.Trainer, {}
+        return None
     if distributed_rank() is not None and args.command != "train":
         raise core.LstmTuiError(f"under torchrun, use '{PROG} train --engine torch' (the interface is one process)")
     try:
-        from tui.torch_engine import TorchTrainer
+        from tui.pytorch.engine import torch_engine
     except ImportError as e:
         if (e.name or "").split(".")[0] != "torch":
             raise
         raise core.LstmTuiError(
             "--engine torch needs PyTorch, which is not installed: pip install 'lstm-tui[torch]'"
         ) from None
-    return TorchTrainer, {"device": device}
+    return torch_engine(device)
 
 
 def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[core.Trainer, str]:
     """Load and check everything the command line names; the ready Trainer and the corpus label."""
-    trainer_class, engine_args = engine(args)
+    factory = engine(args)
     overrides = config_overrides(args)
     resumed_step = 0
     if args.resume is not None:
@@ -148,11 +149,11 @@ def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple
         checkpoint = Path(args.checkpoint) if args.checkpoint else Path(args.resume)
         check_writable(checkpoint)
         total = resumed_step + steps if steps else 0
-        trainer = trainer_class.resume(
-            args.resume, text, checkpoint=checkpoint, controls=controls, steps=total, **engine_args, **overrides
+        trainer = core.Trainer.resume(
+            args.resume, text, checkpoint=checkpoint, controls=controls, engine=factory, steps=total, **overrides
         )
     else:
-        chosen = choose_recipe(text, overrides, measure=trainer_class is core.Trainer)
+        chosen = choose_recipe(text, overrides, measure=factory is None)
         config = TrainConfig(steps=steps, **chosen.settings)  # checked before anything is said
         checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(text.name)
         check_writable(checkpoint)
@@ -161,7 +162,7 @@ def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple
                 f"note: {checkpoint} exists and will be replaced when this run saves "
                 f"(to continue training it instead: --resume {checkpoint})"
             )
-        trainer = trainer_class(text, config, checkpoint=checkpoint, controls=controls, **engine_args)
+        trainer = core.Trainer(text, config, checkpoint=checkpoint, controls=controls, engine=factory)
         say(chosen.reason)
     return trainer, label
 
@@ -191,8 +192,8 @@ def describe(trainer: core.Trainer, label: str) -> list[str]:
     mc = trainer.model.config
     lines = [
         f"corpus: {label}: {text.size:,} characters, {text.vocab.size} distinct; {text.note}",
-        f"model: {mc.cell.upper()}, {mc.layers} layer{'s' if mc.layers > 1 else ''} x {mc.hidden} hidden, "
-        f"{mc.num_params():,} parameters ({mc.dtype}); {cfg.optimizer} lr {trainer.optimizer.lr:g}, "
+        f"model: {trainer.model.title}, {mc.layers} layer{'s' if mc.layers > 1 else ''} x {mc.hidden} hidden, "
+        f"{trainer.model.num_params(mc):,} parameters ({mc.dtype}); {cfg.optimizer} lr {trainer.optimizer.lr:g}, "
         f"clip {cfg.clip:g}, dropout {cfg.dropout:g}, seed {cfg.seed}",
     ]
     shape = f"batch {trainer.batch} x seq-len {trainer.seq_len}"
@@ -202,9 +203,9 @@ def describe(trainer: core.Trainer, label: str) -> list[str]:
             f"the training text has only {len(text.train_ids):,} characters)"
         )
     lines.append(f"windows: {shape}")
-    describe_engine = getattr(trainer, "describe_engine", None)
-    if describe_engine is not None:
-        lines.append(f"engine: {describe_engine()}")
+    engine_line = trainer.engine.describe()
+    if engine_line is not None:
+        lines.append(f"engine: {engine_line}")
     if trainer.step_count:
         lines.append(f"resumed at step {trainer.step_count:,} (epoch {trainer.epoch:.2f})")
     return lines

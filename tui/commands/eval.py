@@ -47,9 +47,9 @@ def build_parser() -> Parser:
 def _training_validation_text(path: Path, ck: Checkpoint) -> tuple[np.ndarray, str]:
     """The ids of the validation part of the text `ck` was trained on (the whole text when it
     had none), and a label; a one-line error when that text cannot be found."""
-    from tui import watch  # the watcher already knows where to look for a run's text
+    from tui.plain import follow  # the watcher already knows where to look for a run's text
 
-    text, where = watch.find_corpus(ck, path)
+    text, where = follow.find_corpus(ck, path)
     if text is None:
         raise core.CorpusError(f"{where}; or give the text to score: {PROG} eval {path} TEXT")
     part = "validation part" if text.split else "whole text (it had no validation part)"

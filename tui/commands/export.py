@@ -30,7 +30,7 @@ def build_parser() -> Parser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tui.torch_io import export_checkpoint
+    from tui.pytorch.weights import export_checkpoint
 
     path = export_checkpoint(args.checkpoint, args.out)
     print(f"exported {args.checkpoint} to {path}", file=sys.stderr)

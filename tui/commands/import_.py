@@ -31,7 +31,7 @@ def build_parser() -> Parser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tui.torch_io import import_file
+    from tui.pytorch.weights import import_file
 
     path = import_file(args.source, args.out)
     print(f"imported {args.source} to {path}", file=sys.stderr)

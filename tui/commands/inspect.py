@@ -1,22 +1,99 @@
-"""`lstm-tui inspect`: colour a text by what one unit of a model does. The work is in tui.inspect_cmd."""
+"""`lstm-tui inspect`: colour a text by what one unit of a model does while reading it.
+
+Headless: imports only core and the renderer that never imports Textual (tui.plain.render), so it
+works in any terminal and in pipes.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
-from .options import PROG, Parser, new_parser
+from core import checkpoint, corpus
+from core.errors import ConfigError
+from core.inside import ALL_QUANTITIES, FEATURES, activations, default_quantity, feature, quantities, rank_units
+
+from ..plain.render import legend, render_ansi, render_plain, render_shades
+from .options import PROG, Parser, new_parser, nonneg_int, positive_int
 
 
 def build_parser() -> Parser:
-    from tui import inspect_cmd
-
-    doc = (inspect_cmd.__doc__ or "").strip().splitlines()
-    p = new_parser(f"{PROG} inspect", usage=None, description=doc[0] if doc else "")
-    inspect_cmd.add_arguments(p)
+    doc = (__doc__ or "").strip().splitlines()
+    p = new_parser(f"{PROG} inspect", usage=None, description=doc[0])
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a model saved by lstm-tui")
+    p.add_argument("--text", metavar="FILE", help="text to read (default: the bundled soliloquy)")
+    p.add_argument("--encoding", default="utf-8", help="encoding of --text (default: utf-8)")
+    p.add_argument("--layer", type=positive_int, default=1, metavar="L", help="layer, from 1 (default: 1)")
+    p.add_argument("--unit", type=positive_int, default=1, metavar="U", help="unit in the layer, from 1 (default: 1)")
+    p.add_argument(
+        "--quantity",
+        choices=ALL_QUANTITIES,
+        default=None,
+        help="what to show: an LSTM's input, forget or output gate, candidate, cell or hidden state; "
+        "a GRU's reset or update gate, candidate or hidden state; an RNN's hidden state "
+        "(default: the LSTM's cell, else the hidden state)",
+    )
+    p.add_argument(
+        "--feature",
+        choices=sorted(FEATURES),
+        metavar="NAME",
+        help=f"also rank the units that track this feature: {', '.join(sorted(FEATURES))}",
+    )
+    p.add_argument("--chars", type=positive_int, default=2000, metavar="N", help="read at most N characters (2000)")
+    p.add_argument("--width", type=nonneg_int, default=0, metavar="W", help="wrap at W columns (default: terminal)")
+    p.add_argument("--plain", action="store_true", help="one line per character with its value, no colour")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from tui import inspect_cmd
+    """Print the text coloured by the chosen unit; 0 on success (errors raise LstmTuiError)."""
+    ck = checkpoint.load(args.checkpoint)
+    model = ck.model
+    cfg = model.config
+    if args.layer > cfg.layers:
+        raise ConfigError(f"--layer {args.layer} is out of range: this model has {cfg.layers} layer(s)")
+    if args.unit > cfg.hidden:
+        raise ConfigError(f"--unit {args.unit} is out of range: each layer has {cfg.hidden} units")
+    has = quantities(cfg.cell)
+    if args.quantity is None:
+        args.quantity = default_quantity(cfg.cell)
+    elif args.quantity not in has:
+        raise ConfigError(f"--quantity {args.quantity}: a {cfg.cell.upper()} has {', '.join(has)}")
+    if args.text:
+        text = corpus.load(args.text, encoding=args.encoding, val_fraction=0).text(0, args.chars)
+    else:
+        text = corpus.bundled_path().read_text(encoding="utf-8")[: args.chars]
+    ids, skipped = ck.vocab.encode_known(text)
+    if skipped:
+        shown = "".join(skipped[:10]) + ("…" if len(skipped) > 10 else "")
+        print(f"lstm-tui: warning: skipped {len(skipped)} character(s) the model never saw: {shown!r}", file=sys.stderr)
+    if len(ids) == 0:
+        raise ConfigError("none of the text's characters are in the model's vocabulary")
+    known = ck.vocab.decode(ids)
+    acts = activations(model, ids, known)
+    values = acts.unit(args.quantity, args.layer - 1, args.unit - 1)
+    if args.plain:
+        print(render_plain(known, values))
+    else:
+        width = args.width or max(20, _terminal_width())
+        colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        print(f"layer {args.layer} unit {args.unit} · {legend(args.quantity, values)}")
+        print(
+            render_ansi(known, values, args.quantity, width)
+            if colour
+            else render_shades(known, values, args.quantity, width)
+        )
+    if args.feature:
+        print(f"\nunits whose {args.quantity} tracks '{args.feature}' (Pearson r):")
+        for s in rank_units(acts, args.quantity, feature(args.feature, known), top=5):
+            print(f"  layer {s.layer + 1} unit {s.unit + 1:<5} r = {s.r:+.3f}")
+    sys.stdout.flush()
+    return 0
 
-    return int(inspect_cmd.run(args) or 0)
+
+def _terminal_width() -> int:
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns
+    except (OSError, ValueError):
+        return 80

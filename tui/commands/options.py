@@ -15,7 +15,8 @@ import numpy as np
 
 import core
 from core import corpus as corpus_io
-from core.trainer import EVAL_INTERVAL, TrainConfig
+from core.config import EVAL_INTERVAL, TrainConfig
+from core.models import MODELS
 
 PROG = "lstm-tui"
 DEFAULTS = TrainConfig()
@@ -139,7 +140,7 @@ def add_cell_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> Non
     """--cell lstm|gru|rnn: the recurrent cell (default None, so a resumed run keeps its own)."""
     p.add_argument(
         "--cell",
-        choices=core.CELLS,
+        choices=tuple(MODELS),
         help=f"the recurrent cell: lstm, gru (PyTorch's GRU) or rnn (vanilla tanh RNN) (default: {DEFAULTS.cell})",
     )
 

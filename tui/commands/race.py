@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import core
+from core.models import MODELS
 from core.race import Race, race_checkpoint
 from core.trainer import TrainConfig
 
@@ -37,7 +38,7 @@ from .common import (
 )
 from .options import PROG, Parser, UsageError, add_training_options, add_version, new_parser
 
-DEFAULT_CELLS = ("lstm", "gru", "rnn")
+DEFAULT_CELLS = tuple(MODELS)
 
 
 def cells_list(text: str) -> list[str]:
@@ -45,9 +46,9 @@ def cells_list(text: str) -> list[str]:
     cells = [c.strip().lower() for c in text.split(",") if c.strip()]
     if not cells:
         raise argparse.ArgumentTypeError(f"expected cells such as lstm,gru,rnn, got {text!r}")
-    unknown = [c for c in cells if c not in core.CELLS]
+    unknown = [c for c in cells if c not in MODELS]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown cell {unknown[0]!r}; choose from {', '.join(core.CELLS)}")
+        raise argparse.ArgumentTypeError(f"unknown cell {unknown[0]!r}; choose from {', '.join(MODELS)}")
     if len(set(cells)) != len(cells):
         raise argparse.ArgumentTypeError(f"each cell may race once, got {text!r}")
     return cells
@@ -252,7 +253,7 @@ def run_app(args: argparse.Namespace) -> int:
         raise core.LstmTuiError(f"the race screen needs a terminal; without one use '{PROG} race --headless' or --json")
     for note in notes:
         print(f"{PROG}: {note}", file=sys.stderr)
-    race_app = interface("tui.race_app", "RaceApp", f"; '{PROG} race --headless' races without it")
+    race_app = interface("tui.apps.race", "RaceApp", f"; '{PROG} race --headless' races without it")
     app = race_app(race, corpus_label=label, notes=notes)
     code = run_interface(app)
     saved = getattr(app, "saved_paths", None) or {}

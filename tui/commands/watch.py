@@ -46,7 +46,7 @@ def build_parser() -> Parser:
 
 def run(args: argparse.Namespace) -> int:
     """Check the checkpoint (and the text), then open the watching screen."""
-    from tui import watch
+    from tui.plain import follow as watch
 
     path = Path(args.checkpoint)
     first = watch.load(path)  # a one-line CheckpointError if missing or not a checkpoint
@@ -55,5 +55,5 @@ def run(args: argparse.Namespace) -> int:
     # Textual reads keys from stdin and draws on stderr.
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise core.LstmTuiError(f"'{PROG} watch' needs a terminal; '{PROG} sample {path}' prints text without one")
-    watch_app = interface("tui.watch_app", "WatchApp")
+    watch_app = interface("tui.apps.watch", "WatchApp")
     return run_interface(watch_app(path, first, corpus, note, log), saves=False)

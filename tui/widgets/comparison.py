@@ -8,7 +8,7 @@ from textual.widget import Widget
 
 from core import Evaluation
 
-from ..format import visible
+from ..plain.format import visible
 
 LABEL = 7  # "truth  " / "model  "
 # Prediction colours from "the true character got little probability" to "got most of it".

@@ -11,7 +11,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, Label, Static
 
-from ..format import bar
+from ..plain.format import bar
 
 T_MIN, T_MAX, T_STEP = 0.0, 2.0, 0.05
 SHOWN_CHARS = 4000  # generated characters kept on screen

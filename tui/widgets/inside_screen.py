@@ -35,7 +35,7 @@ from core.inside import (
     rank_units,
 )
 
-from ..inside_render import GATE_QUANTITIES, SHADES, colour, foreground_for, unit_fraction, value_range, visible
+from ..plain.render import GATE_QUANTITIES, SHADES, colour, foreground_for, unit_fraction, value_range, visible
 
 WINDOW_CHARS = 480  # characters of the evaluation text shown and analysed
 POLL_S = 0.5  # how often the screen checks for a new evaluation to refresh on

@@ -20,7 +20,7 @@ from textual_hires_canvas import Canvas
 from textual_plot import HiResMode, PlotWidget
 from textual_plot.plot_widget import Legend
 
-from ..messages import CurveFrame
+from ..plain.curve import CurveFrame
 
 # Line styles; NO_COLOR turns them into greys, so the kinds also differ in shape:
 # raw is a thin braille trace, smoothed a half-block line, validation diamonds, ln V a dashed line.

@@ -6,8 +6,8 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import Static
 
-from ..format import bar, char_label
-from ..messages import Candidate
+from ..apps.messages import Candidate
+from ..plain.format import bar, char_label
 
 LABEL = 7  # cells for the character's name ('a', space, newline)
 PERCENT = 6  # " 99.8%"

@@ -10,7 +10,7 @@ from textual.widget import Widget
 
 from core import Evaluation
 
-from ..format import visible
+from ..plain.format import visible
 from .comparison import RIGHT, WRONG, shade
 
 LABEL = 7  # "truth  " / "lstm   "

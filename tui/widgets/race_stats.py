@@ -9,7 +9,7 @@ from textual.widget import Widget
 
 from core import EvalReport, StepReport
 
-from ..format import duration, si
+from ..plain.format import duration, si
 
 WIDE = 58  # below this width the bits/char and speed columns are left out
 

@@ -7,7 +7,7 @@ from textual.widgets import Static
 
 from core import EvalReport, StepReport, bits_per_char, perplexity
 
-from ..format import bar, duration, si
+from ..plain.format import bar, duration, si
 
 LABEL = 5  # width of the label column
 

@@ -6,7 +6,9 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from ..format import si
+from core.models import ModelConfig, model_class
+
+from ..plain.format import si
 
 # Training states and how the header shows them.
 STATES = {
@@ -67,6 +69,7 @@ class StatusLine(Static):
         self.update(text, layout=False)  # one line, always
 
 
-def describe_model(config, num_params: int) -> str:
-    """'LSTM 1×128 · 58.6k params' (or GRU, RNN: the model's cell)."""
-    return f"{config.cell.upper()} {config.layers}×{config.hidden} · {si(num_params)} params"
+def describe_model(config: ModelConfig) -> str:
+    """'LSTM 1×128 · 58.6k params' (the model's title, its shape, its size)."""
+    cls = model_class(config.cell)
+    return f"{cls.title} {config.layers}×{config.hidden} · {si(cls.num_params(config))} params"

@@ -1,9 +1,8 @@
 """Following a run that another process trains: its checkpoint and its log, only ever read.
 
-No Textual here (the loss curve's helpers are imported when a curve is drawn): `tui.watch_app`
-runs `Follower.poll()` and `LogTail.read()` in thread workers and shows what they return, and
-`lstm-tui watch` checks its input with `load` before any screen is drawn. Nothing in this
-module opens a file for writing.
+No Textual here: `tui.apps.watch` runs `Follower.poll()` and `LogTail.read()` in thread workers
+and shows what they return, and `lstm-tui watch` checks its input with `load` before any screen
+is drawn. Nothing in this module opens a file for writing.
 
 A save is an atomic rename, so a checkpoint is read from one open file (core.checkpoint.read):
 if the path is replaced meanwhile, the file read is still the whole one that was opened. A read
@@ -18,18 +17,18 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from core import CharModel, Vocab, generate
 from core import corpus as corpus_io
 from core.checkpoint import Checkpoint, read
+from core.config import TrainConfig
 from core.errors import CheckpointError, LstmTuiError
-from core.trainer import StepReport, TrainConfig
+from core.trainer import StepReport
 
-if TYPE_CHECKING:
-    from .messages import CurveFrame
+from .curve import CurveFrame, LossCurve
 
 GENERATED_CHARS = 480  # characters the model writes when its training text is not at hand
 
@@ -241,7 +240,6 @@ def _number(record: dict[str, Any], key: str) -> float | None:
 
 def curve(loaded: Loaded, records: list[dict[str, Any]]) -> CurveFrame:
     """The loss curve: every step the checkpoint remembers, then the log's evaluations after it."""
-    from .training import LossCurve  # imports Textual's messages: only once there is a screen
 
     cfg = loaded.config
     losses = loaded.loss_history

@@ -15,97 +15,34 @@ output otherwise) and state (h_{t-1}, c_{t-1}):
 
 Layer 0's x_t Wx is the row lookup Wx[id]. Parameters are a dict of arrays named
 Wx{l} (V or H, 4H), Wh{l} (H, 4H), b{l} (4H,), Wy (H, V), by (V,); gradients use the same names.
-
-This module also holds what every cell shares: ModelConfig (whose `cell` picks the LSTM here,
-the GRU in core/gru.py or the vanilla RNN in core/rnn.py), the CharModel base class with the
-interface all three models have, softmax/cross-entropy, the buffer pool, and `create_model`.
+Its export is an nn.LSTM (PyTorch's gate order i, f, g, o) and an nn.Linear (core/models/recurrent.py).
 
 Speed notes. Arrays are time-major (T, B, ...). Only the recurrence h_{t-1} Wh runs per
 step: input projections are one large product before the time loop, and weight gradients one
 large product after it. The three sigmoids and the tanh are evaluated by a single tanh call,
 using sigmoid(z) = (1 + tanh(z / 2)) / 2: the i, f, o columns of the weights are pre-scaled by
-1/2 (GATE_SCALE) so one tanh of the whole (B, 4H) block gives all four gates.
+1/2 (`gate_scale`) so one tanh of the whole (B, 4H) block gives all four gates.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, Protocol, TypeVar
-
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import ConfigError
+from .base import Cache, ModelConfig, Params, Resets, State
+from .recurrent import (
+    CHUNK_FLOATS,
+    RecurrentModel,
+    StreamBuffers,
+    input_gradients,
+    project_inputs,
+    repeat_state,
+    reset_prev,
+    sigmoid,
+)
 
 # The order of the four gate blocks inside every fused (., 4H) matrix.
 GATES = ("i", "f", "o", "g")
-
-# The recurrent cells there are, each with its model class (see `model_class`).
-CELLS = ("lstm", "gru", "rnn")
-
-Params = dict[str, NDArray]
-# Per layer a tuple of (B, H) arrays named by ModelConfig.state_names: (h, c) for the LSTM,
-# (h,) for the GRU and the RNN.
-State = tuple[tuple[NDArray, ...], ...]
-# Steps at which some streams start afresh: t -> indices of the streams whose state is zeroed
-# before step t (a stream that wrapped around the end of the text).
-Resets = dict[int, NDArray]
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The shape of the network."""
-
-    vocab_size: int  # V: distinct characters, the size of input and output
-    hidden: int = 128  # H: units per layer
-    layers: int = 1  # L: stacked recurrent layers
-    dropout: float = 0.0  # probability of zeroing a layer output while training (0 = off)
-    dtype: str = "float32"  # float32 to train fast; float64 for gradient checks
-    cell: str = "lstm"  # the recurrent cell: lstm, gru or rnn
-
-    def __post_init__(self) -> None:
-        if self.vocab_size < 2:
-            raise ConfigError(f"vocabulary size must be at least 2, got {self.vocab_size}")
-        if not 1 <= self.hidden <= 8192:
-            raise ConfigError(f"hidden size must be between 1 and 8192, got {self.hidden}")
-        if not 1 <= self.layers <= 16:
-            raise ConfigError(f"layers must be between 1 and 16, got {self.layers}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.dtype not in ("float32", "float64"):
-            raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
-        if self.cell not in CELLS:
-            raise ConfigError(f"unknown cell {self.cell!r}; choose {', '.join(CELLS)}")
-
-    @property
-    def gates(self) -> int:
-        """Blocks of H columns in the fused Wx, Wh and b: 4 (LSTM i f o g), 3 (GRU r z n), 1 (RNN)."""
-        return {"lstm": 4, "gru": 3, "rnn": 1}[self.cell]
-
-    @property
-    def state_names(self) -> tuple[str, ...]:
-        """The arrays of one layer's state, in State order: ("h", "c") for the LSTM, else ("h",)."""
-        return ("h", "c") if self.cell == "lstm" else ("h",)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Every parameter's name and shape, in a fixed order."""
-        V, H, G = self.vocab_size, self.hidden, self.gates
-        shapes: dict[str, tuple[int, ...]] = {}
-        for layer in range(self.layers):
-            shapes[f"Wx{layer}"] = (V if layer == 0 else H, G * H)
-            shapes[f"Wh{layer}"] = (H, G * H)
-            shapes[f"b{layer}"] = (G * H,)
-            if self.cell == "gru":
-                shapes[f"bhn{layer}"] = (H,)  # the candidate's recurrent bias, inside r * (...)
-        shapes["Wy"] = (H, V)
-        shapes["by"] = (V,)
-        return shapes
-
-    def num_params(self) -> int:
-        return sum(int(np.prod(s)) for s in self.param_shapes().values())
 
 
 def gate_scale(hidden: int, dtype: np.dtype | str) -> NDArray:
@@ -113,85 +50,6 @@ def gate_scale(hidden: int, dtype: np.dtype | str) -> NDArray:
     s = np.full(4 * hidden, 0.5, dtype=dtype)
     s[3 * hidden :] = 1.0
     return s
-
-
-def init_params(config: ModelConfig, rng: np.random.Generator) -> Params:
-    """Uniform(-1/sqrt(H), 1/sqrt(H)) weights as PyTorch's LSTM, GRU and RNN start, and zero
-    biases (PyTorch draws its biases from the same uniform; zero is the usual choice, and the
-    LSTM's forget bias starts at 1 so that it remembers by default)."""
-    H = config.hidden
-    k = 1.0 / np.sqrt(H)
-    params: Params = {}
-    for name, shape in config.param_shapes().items():
-        if name.startswith(("b", "by")):
-            params[name] = np.zeros(shape, dtype=config.dtype)
-        else:
-            params[name] = rng.uniform(-k, k, size=shape).astype(config.dtype)
-    if config.cell == "lstm":
-        for layer in range(config.layers):
-            params[f"b{layer}"][H : 2 * H] = 1.0  # forget gate starts open: remember by default
-    return params
-
-
-def zero_state(config: ModelConfig, batch: int) -> State:
-    """The fresh (all-zero) state for `batch` streams."""
-    H, dt, n = config.hidden, config.dtype, len(config.state_names)
-    return tuple(tuple(np.zeros((batch, H), dt) for _ in range(n)) for _ in range(config.layers))
-
-
-def softmax_cross_entropy(logits: NDArray, targets: NDArray) -> tuple[float, NDArray]:
-    """Mean cross-entropy in nats of `logits` (N, V) against `targets` (N,), and d loss / d logits."""
-    N = logits.shape[0]
-    shifted = logits - logits.max(axis=1, keepdims=True)  # (N, V) stable: max is 0
-    exp = np.exp(shifted)  # (N, V)
-    sums = exp.sum(axis=1, keepdims=True)  # (N, 1)
-    rows = np.arange(N)
-    loss = float(np.mean(np.log(sums[:, 0]) - shifted[rows, targets]))
-    dlogits = exp / sums  # (N, V) softmax
-    dlogits[rows, targets] -= 1.0
-    dlogits /= N
-    return loss, dlogits
-
-
-def log_softmax(logits: NDArray) -> NDArray:
-    """log p for every row of `logits` (..., V), computed stably."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
-# Up to this many rows (distinct characters), the gradient of the row lookup is a one-hot product.
-_ONEHOT_MAX_ROWS = 128
-
-
-def _scatter_rows(ids: NDArray, dz: NDArray, rows: int, scratch: NDArray | None = None) -> NDArray:
-    """sum of dz[n] into row ids[n] of a (rows, 4H) matrix: the gradient of the row lookup.
-
-    For a small vocabulary a one-hot (rows, N) @ dz product: one BLAS call that reads dz once.
-    It does `rows` times the additions needed, so for a large one (a CJK text has thousands of
-    symbols) positions are sorted by id and one sum per character present adds its rows: N x 4H
-    additions, but dz is read twice and written once more. Measured here: with 32 symbols the
-    product makes a whole training step 4-7% faster (B=32-64); with 3,000 symbols the sort alone
-    is 8-13x faster than the product (0.95 vs 7.8 ms at N=384, 3.2 vs 43 ms at N=2048).
-    np.add.at is slower than both. `scratch`, shaped like dz, receives the sorted rows.
-    """
-    if rows <= _ONEHOT_MAX_ROWS:
-        N = ids.shape[0]
-        onehot = np.zeros((rows, N), dtype=dz.dtype)  # (V, N)
-        onehot[ids, np.arange(N)] = 1.0
-        return onehot @ dz  # (V, 4H)
-    order = np.argsort(ids, kind="stable")  # (N,) positions grouped by character
-    counts = np.bincount(ids, minlength=rows)  # (rows,)
-    ends = np.cumsum(counts)
-    grouped = np.take(dz, order, axis=0, out=scratch)  # (N, 4H)
-    out = np.zeros((rows, dz.shape[1]), dtype=dz.dtype)
-    for v in np.flatnonzero(counts).tolist():
-        grouped[ends[v] - counts[v] : ends[v]].sum(axis=0, out=out[v])
-    return out
-
-
-# Gate derivatives are computed in chunks of about this many floats (256 KiB in float32), small
-# enough to stay in the L2 cache between being written and being read by the backward loop.
-_CHUNK_FLOATS = 1 << 16
 
 
 def _gate_derivatives(A: NDArray, Cprev: NDArray, TC: NDArray, M: NDArray, oD: NDArray, H: int) -> None:
@@ -250,37 +108,6 @@ def _recurrence(A: NDArray, Hs: NDArray, C: NDArray, TC: NDArray, Wh_s: NDArray,
         mul(Go[t], tc, out=Hs[t + 1])  # o * tanh(c)
 
 
-class _Pool:
-    """Spare arrays for forward/backward, reused from one training step to the next.
-
-    A training step allocates tens of megabytes of activations at the larger sizes (A alone is
-    T*B*4H floats per layer). Fresh arrays that big come straight from the kernel (mmap) and
-    page-fault on first touch every step; reused ones are already mapped and often in cache.
-    Arrays come back only from `backward`, once its cache is spent, so nothing the caller still
-    holds (logits, state, gradients: all freshly allocated) is ever handed out again. A forward
-    pass that is never backpropagated (evaluation) simply keeps its arrays.
-    """
-
-    MAX_PER_SHAPE = 4  # spares kept per (shape, dtype); more would only hold memory
-
-    def __init__(self) -> None:
-        self._free: dict[tuple[tuple[int, ...], str], list[NDArray]] = {}
-
-    def take(self, shape: tuple[int, ...], dtype: np.dtype | str) -> NDArray:
-        """An uninitialised array of `shape`: a spare one if there is one."""
-        try:
-            return self._free[(shape, np.dtype(dtype).str)].pop()  # list.pop is atomic: thread-safe
-        except (KeyError, IndexError):
-            return np.empty(shape, dtype)
-
-    def give(self, *arrays: NDArray) -> None:
-        """Return arrays nobody else holds to the spares."""
-        for a in arrays:
-            spares = self._free.setdefault((a.shape, a.dtype.str), [])
-            if len(spares) < self.MAX_PER_SHAPE:
-                spares.append(a)
-
-
 class LayerCache:
     """What one layer's backward pass needs from its forward pass."""
 
@@ -297,230 +124,29 @@ class LayerCache:
         self.Y: NDArray  # (T, B, H) the layer's output after dropout
 
 
-class Cache:
-    """Everything `backward` needs from `forward`."""
-
-    __slots__ = ("layers", "resets", "top", "spent")
-
-    def __init__(self, layers: list[Any], resets: Resets | None, top: NDArray):
-        self.layers = layers  # one LayerCache per layer, of the cell's own module
-        self.resets = resets
-        self.top = top  # (T*B, H) readout input
-        self.spent = False  # backward has run: its arrays were overwritten and recycled
-
-
-class StreamLike(Protocol):
-    """One stream of text read a character at a time (each cell's Stream)."""
-
-    def feed(self, char_id: int) -> NDArray: ...
-
-    def state(self) -> State: ...
-
-
-class StepperLike(Protocol):
-    """One-step inference on a frozen copy of a model's weights (each cell's Stepper)."""
-
-    config: ModelConfig
-
-    def initial_state(self, batch: int = 1) -> State: ...
-
-    def step(self, ids: NDArray, state: State) -> tuple[NDArray, State]: ...
-
-    def prime(self, ids: NDArray, state: State | None = None) -> tuple[NDArray | None, State]: ...
-
-    def stream(self, state: State | None = None) -> StreamLike: ...
-
-
-_M = TypeVar("_M", bound="CharModel")
-
-
-class CharModel:
-    """What every cell's model shares: a config and a dict of parameters, with forward/backward
-    over a window and one-step inference. Subclasses (CharLSTM here, CharGRU in core/gru.py,
-    CharRNN in core/rnn.py) write their own `forward`, `backward` and `stepper`."""
-
-    cell: ClassVar[str] = ""  # the ModelConfig.cell this class implements
-
-    def __init__(self, config: ModelConfig, params: Params):
-        if config.cell != self.cell:
-            raise ConfigError(f"a {type(self).__name__} cannot hold a {config.cell} configuration")
-        shapes = config.param_shapes()
-        if set(params) != set(shapes):
-            raise ConfigError("parameter names do not match the model configuration")
-        for name, shape in shapes.items():
-            if params[name].shape != shape:
-                raise ConfigError(f"parameter {name} has shape {params[name].shape}, expected {shape}")
-        self.config = config
-        self.params = params
-        self._pool = _Pool()
-
-    @classmethod
-    def create(cls: type[_M], config: ModelConfig, rng: np.random.Generator) -> _M:
-        """A freshly initialised model."""
-        return cls(config, init_params(config, rng))
-
-    def copy(self: _M) -> _M:
-        """An independent copy of the weights (a snapshot for another thread)."""
-        return type(self)(self.config, {k: v.copy() for k, v in self.params.items()})
-
-    def initial_state(self, batch: int = 1) -> State:
-        return zero_state(self.config, batch)
-
-    def dropout_masks(self, T: int, B: int, rng: np.random.Generator) -> list[NDArray] | None:
-        """Inverted-dropout masks (T, B, H) for each layer's output, or None when dropout is 0."""
-        p = self.config.dropout
-        if p == 0.0:
-            return None
-        H, dt = self.config.hidden, self.config.dtype
-        keep = 1.0 - p
-        return [
-            ((rng.random((T, B, H)) < keep) / keep).astype(dt)  # (T, B, H)
-            for _ in range(self.config.layers)
-        ]
-
-    def forward(
-        self,
-        x: NDArray,
-        state: State,
-        resets: Resets | None = None,
-        masks: list[NDArray] | None = None,
-    ) -> tuple[NDArray, State, Cache]:
-        """Logits (T, B, V) for ids `x` (T, B) from `state`; the final state; the cache for backward."""
-        raise NotImplementedError
-
-    def backward(self, dlogits: NDArray, cache: Cache) -> tuple[Params, State]:
-        """Gradients of every parameter and of the initial state, given d loss / d logits (T, B, V)."""
-        raise NotImplementedError
-
-    def loss_and_grads(
-        self,
-        x: NDArray,
-        y: NDArray,
-        state: State,
-        resets: Resets | None = None,
-        masks: list[NDArray] | None = None,
-    ) -> tuple[float, Params, State]:
-        """Mean loss in nats per character of predicting `y` from `x` (both (T, B)), its gradients,
-        and the final state to carry into the next window."""
-        logits, new_state, cache = self.forward(x, state, resets, masks)
-        T, B, V = logits.shape
-        loss, dlogits = softmax_cross_entropy(logits.reshape(T * B, V), y.reshape(-1))
-        grads, _ = self.backward(dlogits.reshape(T, B, V), cache)
-        return loss, grads, new_state
-
-    def stepper(self) -> StepperLike:
-        """One-step inference on a frozen copy of the current weights."""
-        raise NotImplementedError
-
-
-def model_class(cell: str) -> type[CharModel]:
-    """The model class of `cell` ("lstm", "gru" or "rnn")."""
-    if cell == "lstm":
-        return CharLSTM
-    if cell == "gru":
-        from .gru import CharGRU  # imported here: core/gru.py builds on this module
-
-        return CharGRU
-    if cell == "rnn":
-        from .rnn import CharRNN
-
-        return CharRNN
-    raise ConfigError(f"unknown cell {cell!r}; choose {', '.join(CELLS)}")
-
-
-def create_model(config: ModelConfig, rng: np.random.Generator) -> CharModel:
-    """A freshly initialised model of the cell `config.cell`."""
-    return model_class(config.cell).create(config, rng)
-
-
-def load_model(config: ModelConfig, params: Params) -> CharModel:
-    """The model of the cell `config.cell` holding `params` (checked against the config)."""
-    return model_class(config.cell)(config, params)
-
-
-# ----------------------------------------------------------------- shared by the cells
-def project_inputs(layer: int, x: NDArray, below: NDArray | None, Wx_s: NDArray, b_s: NDArray, A: NDArray) -> None:
-    """A (T, B, G*H) = x_t Wx + b for every step at once, from (gate-scaled) Wx_s, b_s.
-
-    Layer 0 reads ids `x` (T, B): a one-hot x_t times Wx is a row of Wx, so this is one lookup in
-    the (V, G*H) table Wx + b (ids are checked first because mode="clip" would hide a bad one;
-    mode="raise" would buffer the whole output). Higher layers read `below` (T, B, H), the layer
-    below's output: one large product.
-    """
-    T, B, GH = A.shape
-    if layer == 0:
-        V = Wx_s.shape[0]
-        if x.size and (int(x.min()) < 0 or int(x.max()) >= V):
-            raise IndexError(f"character ids must be in [0, {V}), got {x.min()}..{x.max()}")
-        np.take(Wx_s + b_s, x, axis=0, out=A, mode="clip")
-    else:
-        assert below is not None
-        np.matmul(below.reshape(T * B, -1), Wx_s, out=A.reshape(T * B, GH))
-        A += b_s
-
-
-def input_gradients(layer: int, x: NDArray, dZ: NDArray, P: Params, pool: _Pool, grads: Params) -> NDArray | None:
-    """Fill grads Wx{layer} and b{layer} from dZ (T*B, G*H) = d loss / d (x_t Wx + b); return
-    d loss / d the layer's input (T, B, H) for the layer below (None for layer 0, whose input is ids).
-
-    The weight gradient is one product over the whole window (for layer 0 a scatter of dZ rows
-    into the rows the ids looked up; see _scatter_rows).
-    """
-    if layer == 0:
-        V = P["Wx0"].shape[0]
-        scratch = pool.take(dZ.shape, dZ.dtype) if V > _ONEHOT_MAX_ROWS else None
-        grads["Wx0"] = _scatter_rows(x.reshape(-1), dZ, V, scratch)  # (V, G*H)
-        if scratch is not None:
-            pool.give(scratch)
-        # every position reads exactly one row of Wx0, so the bias gradient (the sum of dz over
-        # all T*B positions) is the sum of the V rows just accumulated: no pass over dZ
-        grads["b0"] = grads["Wx0"].sum(axis=0)  # (G*H,)
-        return None
-    H = x.shape[-1]
-    T, B = x.shape[:2]
-    grads[f"b{layer}"] = dZ.sum(axis=0)  # (G*H,)
-    grads[f"Wx{layer}"] = x.reshape(T * B, H).T @ dZ  # (H, G*H)
-    return (dZ @ P[f"Wx{layer}"].T).reshape(T, B, H)  # (T, B, H) into the layer below
-
-
-def reset_prev(Hs: NDArray, resets: Resets | None) -> NDArray:
-    """(T, B, H) h_{t-1} as each step saw it: Hs[:-1] with the reset streams zeroed."""
-    Hprev = Hs[:-1]
-    if resets:
-        Hprev = Hprev.copy()
-        for t, streams in resets.items():
-            Hprev[t, streams] = 0.0
-    return Hprev
-
-
-class StreamBuffers:
-    """Where each layer's output h lives in a one-character-at-a-time stream, so that no layer's
-    input has to be assembled by copying (shared by every cell's Stream; see Stream below).
-
-    Every layer l >= 1 reads one vector u_l = [h_{l-1}, h_l, 1] (2H+1,) (the layer below's new
-    output, its own previous output, a 1 for the bias row) and writes its new h over the middle
-    third. Layer 0 keeps its h in the first third of u_1. The readout reads `top` = [h_top, 1],
-    the last 2/3 of the top layer's u (or, with one layer, a separate (H+1,) vector).
-    """
-
-    def __init__(self, H: int, L: int, dt: str, hs: list[NDArray]):
-        self.u = [np.empty(2 * H + 1, dt) for _ in range(1, L)]  # (2H+1,) per layer >= 1
-        self.top = np.empty(H + 1, dt) if L == 1 else self.u[-1][H:]  # (H+1,) [h_top, 1]
-        # h_l for every layer: views into the buffers above
-        self.h = [self.top[:H] if L == 1 else self.u[0][:H]] + [u[H : 2 * H] for u in self.u]
-        for layer, h in enumerate(hs):
-            self.h[layer][:] = np.reshape(h, H)
-        for layer, u in enumerate(self.u, start=1):
-            u[2 * H] = 1.0
-            if layer >= 2:
-                u[:H] = self.h[layer - 1]
-        self.top[H] = 1.0
-
-
-class CharLSTM(CharModel):
+class CharLSTM(RecurrentModel):
     """The LSTM model: a config and a dict of parameters, with forward/backward over a window."""
 
-    cell = "lstm"
+    name = "lstm"
+    title = "LSTM"
+    summary = "long short-term memory, PyTorch nn.LSTM's equations"
+    gates = GATES
+    torch_gates = ("i", "f", "g", "o")  # nn.LSTM's order
+    torch_module = "lstm"
+    torch_class = "nn.LSTM"
+    state_names = ("h", "c")
+    inside_quantities = ("input", "forget", "output", "candidate", "cell", "hidden")
+    inside_default = "cell"  # the cell carries the LSTM's memory
+    gate_quantities = ("input", "forget", "output")
+
+    @classmethod
+    def init_params(cls, config: ModelConfig, rng: np.random.Generator) -> Params:
+        """As every recurrent cell starts, with the forget gate's bias at 1: remember by default."""
+        params = super().init_params(config, rng)
+        H = config.hidden
+        for layer in range(config.layers):
+            params[f"b{layer}"][H : 2 * H] = 1.0
+        return params
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -567,9 +193,7 @@ class CharLSTM(CharModel):
         Spends the cache: its arrays are overwritten (d loss / d z is written over the gate
         activations) and recycled for the next forward pass, so each cache is backpropagated once.
         """
-        if cache.spent:
-            raise ValueError("this cache was already backpropagated; run forward again")
-        cache.spent = True
+        cache.spend()
         cfg, P, pool = self.config, self.params, self._pool
         T, B, V = dlogits.shape
         H = cfg.hidden
@@ -581,7 +205,7 @@ class CharLSTM(CharModel):
         # The gate derivatives are computed a chunk of K steps at a time, just before the loop
         # uses them, into one small reused buffer that stays in cache (instead of a whole-window
         # (T, B, 4H) array that is written once and read back from memory).
-        K = max(1, min(T, _CHUNK_FLOATS // (B * 4 * H)))
+        K = max(1, min(T, CHUNK_FLOATS // (B * 4 * H)))
         M = pool.take((K, B, 4 * H), dlogits.dtype)  # (K, B, 4H) d z / d (dc or dh), per gate block
         oD = pool.take((K, B, H), dlogits.dtype)  # (K, B, H) d h / d c = o (1 - tanh(c)^2)
         for layer in reversed(range(cfg.layers)):
@@ -629,6 +253,31 @@ class CharLSTM(CharModel):
         """One-step inference on a frozen copy of the current weights."""
         return Stepper(self)
 
+    def activations(self, ids: NDArray) -> dict[str, NDArray]:
+        """i, f, o, g, c and h of every layer for each character of `ids` (n,), read from a blank
+        state by a plain step-by-step pass in float64 that reads like the equations above."""
+        cfg = self.config
+        P = {k: v.astype(np.float64) for k, v in self.params.items()}  # a private copy
+        H, L, n = cfg.hidden, cfg.layers, len(ids)
+        out = {q: np.zeros((L, n, H)) for q in self.inside_quantities}
+        h = [np.asarray(s[0][0], np.float64) for s in self.initial_state(1)]  # (H,) per layer
+        c = [np.asarray(s[1][0], np.float64) for s in self.initial_state(1)]  # (H,) cell per layer
+        for t, ch in enumerate(np.asarray(ids, dtype=np.int64)):
+            x = P["Wx0"][ch]  # (4H,) layer 0: the one-hot input times Wx0 is a row of it
+            for layer in range(L):
+                xz = x if layer == 0 else x @ P[f"Wx{layer}"]  # (4H,) the input's contribution
+                z = xz + h[layer] @ P[f"Wh{layer}"] + P[f"b{layer}"]  # (4H,) all gates, in GATES order
+                i = sigmoid(z[:H])
+                f = sigmoid(z[H : 2 * H])
+                o = sigmoid(z[2 * H : 3 * H])
+                g = np.tanh(z[3 * H :])
+                c[layer] = f * c[layer] + i * g
+                h[layer] = o * np.tanh(c[layer])
+                for q, v in zip(self.inside_quantities, (i, f, o, g, c[layer], h[layer]), strict=True):
+                    out[q][layer, t] = v
+                x = h[layer]
+        return out
+
 
 class Stepper:
     """One character at a time, for generation: step(ids, state) -> (logits, state).
@@ -663,9 +312,10 @@ class Stepper:
             self._stacked.append(S)
         self._readout = np.empty((H + 1, cfg.vocab_size), cfg.dtype)  # (H+1, V)
         self._readout[:H], self._readout[H] = P["Wy"], P["by"]
+        self._blank = model.initial_state(1)  # (a copy: the state a blank start reads from)
 
     def initial_state(self, batch: int = 1) -> State:
-        return zero_state(self.config, batch)
+        return repeat_state(self._blank, batch)
 
     def _weights(self, layer: int) -> tuple[NDArray | None, NDArray, NDArray | None]:
         """Layer `layer`'s (Wx, Wh, b), gate-scaled: views into the stacked copy (Wx and b are

@@ -7,7 +7,7 @@ Every figure is the median of several timed repetitions after a warm-up, measure
 process. With `--compare torch` each configuration alternates ours and PyTorch repetition by
 repetition (the order flipping each time, with a short pause between runs so one library's
 spinning worker threads do not eat into the other's time), at the same B, T, H, L, in float32,
-with the same number of threads. The original notebook's algorithm (tui/notebook_lstm.py) is the
+with the same number of threads. The original notebook's algorithm (tui/bench/notebook.py) is the
 third column wherever its setting applies.
 
 Sections:
@@ -46,7 +46,7 @@ import threadpoolctl
 from core import corpus as corpus_io
 from core.corpus import Corpus
 from core.evaluate import evaluate
-from core.model import CELLS, ModelConfig, create_model
+from core.models import MODELS, ModelConfig, create_model
 from core.sampling import generate
 from core.trainer import TrainConfig, Trainer
 
@@ -150,7 +150,7 @@ def blas_threads(n: int | None) -> Iterator[None]:
 def load_torch() -> tuple[Any | None, str | None]:
     """The PyTorch reference module, or None and the reason it is unavailable."""
     try:
-        from . import bench_torch
+        from ..pytorch import bench as bench_torch
     except ImportError as e:
         return None, f"PyTorch is not installed ({e}); install it with: pip install 'lstm-tui[torch]'"
     return bench_torch, None
@@ -284,7 +284,7 @@ def _bench_case(
 
         runners["torch"] = (torch_step, calibrate(torch_step, profile.rep_seconds))
     if notebook and case.notebook:
-        from .notebook_lstm import NotebookLSTM
+        from .notebook import NotebookLSTM
 
         nb = NotebookLSTM(corpus.vocab.size, case.hidden)
         inputs, labels = nb.one_hot(corpus.ids[:-1]), corpus.ids[1:]
@@ -394,7 +394,7 @@ def bench_learn(profile: Profile, notebook: bool, log: Callable[[str], None], ce
         "notebook": None,
     }
     if notebook:
-        from .notebook_lstm import NotebookLSTM
+        from .notebook import NotebookLSTM
 
         log("learn the soliloquy: the notebook's algorithm (H=25, SGD lr 0.05, one character at a time)")
         nb = NotebookLSTM(text.vocab.size)
@@ -461,7 +461,7 @@ def bench_memory(profile: Profile, log: Callable[[str], None], cell: str = "lstm
     case = profile.memory_case
     log(f"memory: {profile.memory_steps} steps of {case.name} {cell} in a child process")
     spec = json.dumps({"case": asdict(case), "steps": profile.memory_steps, "cell": cell})
-    code = f"from tui.bench import _memory_child; _memory_child({spec!r})"
+    code = f"from tui.bench.measure import _memory_child; _memory_child({spec!r})"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     result: dict[str, Any] = {**asdict(case), "cell": cell, "steps": profile.memory_steps}
     if out.returncode != 0:
@@ -579,7 +579,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cell",
         action="append",
-        choices=CELLS,
+        choices=tuple(MODELS),
         help="the recurrent cell to measure (repeatable: each one against PyTorch's module); default lstm",
     )
     parser.add_argument("--no-notebook", action="store_true", help="skip the original notebook's algorithm")
@@ -662,7 +662,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m tui.bench`, for use before the CLI registers the subcommand."""
+    """`python -m tui.bench.measure`: the same as `lstm-tui bench`."""
     parser = argparse.ArgumentParser(prog="lstm-tui bench", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -12,28 +12,27 @@ Parameters: Wx{l} (V or H, H), Wh{l} (H, H), b{l} (H,), Wy (H, V), by (V,); as n
 weight_ih_l{l} = Wx{l}.T, weight_hh_l{l} = Wh{l}.T, bias_ih_l{l} = b{l}, bias_hh_l{l} = 0.
 Weights start uniform in +-1/sqrt(H) as in PyTorch, biases at zero.
 
-Speed notes, as for the LSTM in core/model.py: arrays are time-major (T, B, ...); the input
+Speed notes, as for the LSTM in core/models/lstm.py: arrays are time-major (T, B, ...); the input
 projection is one product before the time loop (a row lookup for layer 0) and the weight
 gradients one product after it; per step only h_{t-1} Wh, one addition and one tanh remain.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
-from .model import (
-    Cache,
-    CharModel,
-    ModelConfig,
-    Params,
-    Resets,
-    State,
+from ..errors import ConfigError
+from .base import Cache, ModelConfig, Params, Resets, State
+from .recurrent import (
+    RecurrentModel,
     StreamBuffers,
     input_gradients,
     project_inputs,
+    repeat_state,
     reset_prev,
-    zero_state,
 )
 
 
@@ -74,10 +73,26 @@ class LayerCache:
         self.Y: NDArray  # (T, B, H) the layer's output after dropout
 
 
-class CharRNN(CharModel):
+class CharRNN(RecurrentModel):
     """The vanilla RNN model: a config and a dict of parameters, with forward/backward over a window."""
 
-    cell = "rnn"
+    name = "rnn"
+    title = "RNN"
+    summary = "vanilla tanh RNN, the cell of min-char-rnn and PyTorch's nn.RNN"
+    gates = ("h",)
+    torch_gates = ("h",)
+    torch_module = "rnn"
+    torch_class = "nn.RNN"
+    state_names = ("h",)
+    inside_quantities = ("hidden",)
+    inside_default = "hidden"
+
+    @classmethod
+    def torch_config(cls, tensors: dict[str, NDArray], saved: dict[str, Any]) -> dict[str, Any] | None:
+        """As every recurrent cell's; an nn.RNN must use tanh, as ours does."""
+        if saved.get("nonlinearity", "tanh") != "tanh" and f"{cls.torch_module}.weight_hh_l0" in tensors:
+            raise ConfigError(f"an nn.RNN with nonlinearity {saved['nonlinearity']!r}; lstm-tui's RNN uses tanh")
+        return super().torch_config(tensors, saved)
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -124,9 +139,7 @@ class CharRNN(CharModel):
         Spends the cache: d loss / d a is written over the pre-activations, and the arrays are
         recycled for the next forward pass, so each cache is backpropagated once.
         """
-        if cache.spent:
-            raise ValueError("this cache was already backpropagated; run forward again")
-        cache.spent = True
+        cache.spend()
         cfg, P, pool = self.config, self.params, self._pool
         T, B, V = dlogits.shape
         H = cfg.hidden
@@ -166,6 +179,23 @@ class CharRNN(CharModel):
         """One-step inference on a frozen copy of the current weights."""
         return Stepper(self)
 
+    def activations(self, ids: NDArray) -> dict[str, NDArray]:
+        """h of every layer for each character of `ids` (n,), read from a blank state by a plain
+        step-by-step pass in float64 that reads like the equation above."""
+        cfg = self.config
+        P = {k: v.astype(np.float64) for k, v in self.params.items()}  # a private copy
+        L, n = cfg.layers, len(ids)
+        out = np.zeros((L, n, cfg.hidden))
+        h = [np.asarray(s[0][0], np.float64) for s in self.initial_state(1)]  # (H,) per layer
+        for t, ch in enumerate(np.asarray(ids, dtype=np.int64)):
+            x = P["Wx0"][ch]  # (H,) layer 0: the one-hot input times Wx0 is a row of it
+            for layer in range(L):
+                xz = x if layer == 0 else x @ P[f"Wx{layer}"]  # (H,) the input's contribution
+                h[layer] = np.tanh(xz + h[layer] @ P[f"Wh{layer}"] + P[f"b{layer}"])
+                out[layer, t] = h[layer]
+                x = h[layer]
+        return {"hidden": out}
+
 
 class Stepper:
     """One character at a time, for generation: step(ids, state) -> (logits, state).
@@ -191,9 +221,10 @@ class Stepper:
             self._stacked.append(S)
         self._readout = np.empty((H + 1, cfg.vocab_size), dt)  # (H+1, V)
         self._readout[:H], self._readout[H] = P["Wy"], P["by"]
+        self._blank = model.initial_state(1)  # (a copy: the state a blank start reads from)
 
     def initial_state(self, batch: int = 1) -> State:
-        return zero_state(self.config, batch)
+        return repeat_state(self._blank, batch)
 
     def _weights(self, layer: int) -> tuple[NDArray, NDArray, NDArray]:
         """Layer `layer`'s (Wx, Wh, b): views into the stacked copy (for layer 0, Wx + b is the

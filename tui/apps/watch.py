@@ -1,7 +1,7 @@
 """`lstm-tui watch`: the interface on a run that another process trains, read from its checkpoint.
 
 The screen is the training screen's (same panels, same layout), fed from the checkpoint instead of
-a training thread. Every `POLL_S` a thread worker checks the file's version (tui.watch.Follower)
+a training thread. Every `POLL_S` a thread worker checks the file's version (tui.follow.Follower)
 and reads it when it changed, and reads what the run's log gained; the UI thread only shows what
 the worker posts. A read that fails leaves the last good model on screen, with a notice and a red
 header, until a good file appears again. Nothing here writes a file: quitting just quits, and the
@@ -28,16 +28,16 @@ from core import CharModel, EvalReport, Vocab, evaluate
 from core.corpus import Corpus
 from core.evaluate import DETAIL_CHARS
 
-from . import watch
-from .format import duration
+from ..plain import follow
+from ..plain.format import duration
+from ..widgets.comparison import ComparisonView
+from ..widgets.help_screen import HelpScreen
+from ..widgets.inside_screen import InsideScreen
+from ..widgets.loss_chart import LossChart
+from ..widgets.stats import StatsPanel
+from ..widgets.status_line import StatusLine, describe_model
+from .base import PLAY_BINDINGS, SEED_BINDING, PlayApp, compose_model_screen, default_seed
 from .palette import AppCommands, PaletteCommand
-from .play import PLAY_BINDINGS, SEED_BINDING, PlayApp, compose_model_screen, default_seed
-from .widgets.comparison import ComparisonView
-from .widgets.help_screen import HelpScreen
-from .widgets.inside_screen import InsideScreen
-from .widgets.loss_chart import LossChart
-from .widgets.stats import StatsPanel
-from .widgets.status_line import StatusLine, describe_model
 
 POLL_S = 0.5  # how often the checkpoint's modification time (and the log) is checked
 HEADER_EVERY_S = 1.0  # the header's "last save N s ago" follows the clock this often
@@ -89,7 +89,7 @@ KEYS
 class Polled(Message):
     """What one poll of the files found: a new model or a failed read, and/or new log records."""
 
-    def __init__(self, result: watch.Loaded | watch.Failed | None, log: tuple[list[dict], bool] | None) -> None:
+    def __init__(self, result: follow.Loaded | follow.Failed | None, log: tuple[list[dict], bool] | None) -> None:
         super().__init__()
         self.result = result
         self.log = log
@@ -116,7 +116,7 @@ class WatchedModel:
 class WatchApp(PlayApp):
     """Watch a run that another process trains. (Generation and the next-character view: tui.play.)"""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = "train.tcss"
     TITLE = "lstm-tui watch"
     COMMANDS = App.COMMANDS | {AppCommands}  # lists palette_commands()
 
@@ -132,7 +132,7 @@ class WatchApp(PlayApp):
     def __init__(
         self,
         path: str | Path,
-        first: watch.Loaded,
+        first: follow.Loaded,
         corpus: Corpus | None = None,
         corpus_note: str = "",
         log_path: str | Path | None = None,
@@ -140,21 +140,21 @@ class WatchApp(PlayApp):
     ) -> None:
         super().__init__()
         self.path = Path(path)
-        self.follower = watch.Follower(self.path, first)
-        self.log_tail = watch.LogTail(log_path) if log_path is not None else None
+        self.follower = follow.Follower(self.path, first)
+        self.log_tail = follow.LogTail(log_path) if log_path is not None else None
         self.poll_s = poll_s
         self.loaded = first  # the newest good read: the model on screen
-        self.previous: watch.Loaded | None = None  # the one before (for the speed between saves)
-        self.failure: watch.Failed | None = None  # the last read failed (cleared by a good one)
+        self.previous: follow.Loaded | None = None  # the one before (for the speed between saves)
+        self.failure: follow.Failed | None = None  # the last read failed (cleared by a good one)
         self.records: list[dict[str, Any]] = []  # the log's records so far
         self.has_text = corpus is not None
-        self.corpus = corpus if corpus is not None else watch.generated_corpus(first)
+        self.corpus = corpus if corpus is not None else follow.generated_corpus(first)
         self.corpus_note = corpus_note
         self.source = WatchedModel(self.corpus, first.model, first.step)
         self.loads = 1  # good reads shown (the inside view refreshes when it changes)
         self.polls = 0  # polls finished (for tests: a poll saw the files as they are)
         self._reload = False  # read the checkpoint at the next poll even if unchanged
-        self._to_assess: tuple[watch.Loaded, int] | None = None  # a model waiting for validation, its seq
+        self._to_assess: tuple[follow.Loaded, int] | None = None  # a model waiting for validation, its seq
         self._assessed_seq = 0  # the read whose validation is on screen
 
     # ------------------------------------------------------------------ layout
@@ -166,7 +166,7 @@ class WatchApp(PlayApp):
         model = first.model.config
         tokens = int(first.meta.get("batch_used") or cfg.batch) * int(first.meta.get("seq_len_used") or cfg.seq_len)
         seed = default_seed(self.corpus.text(0, 200))  # (the model's own words without the text)
-        model_line = describe_model(model, model.num_params())
+        model_line = describe_model(model)
         yield from compose_model_screen(corpus_info, model_line, first.vocab.size, cfg.steps, tokens, seed)
 
     def on_mount(self) -> None:
@@ -218,12 +218,12 @@ class WatchApp(PlayApp):
             new, restart = message.log
             self.records = new if restart else self.records + new
         result = message.result
-        if isinstance(result, watch.Loaded):
+        if isinstance(result, follow.Loaded):
             self.previous, self.loaded, self.failure = self.loaded, result, None
             self.query_one(StatusLine).state = "watching"
             self._show_model()
             return
-        if isinstance(result, watch.Failed):
+        if isinstance(result, follow.Failed):
             self.failure = result
             self.query_one(StatusLine).state = "watch-failed"
             self.notify(
@@ -244,13 +244,13 @@ class WatchApp(PlayApp):
         self.loads += 1
         if loaded.vocab != self.corpus.vocab:  # the file now holds a model of another text
             self.has_text = False
-            self.corpus = watch.generated_corpus(loaded)
+            self.corpus = follow.generated_corpus(loaded)
             view = self.query_one(ComparisonView)
             view.evaluation, view.waiting = None, "the checkpoint now holds a model of another text"
             view.refresh()
         self.source.corpus, self.source.snapshot, self.source.step_count = self.corpus, loaded.model, loaded.step
         model = loaded.model.config
-        self.query_one(StatusLine).set_model(describe_model(model, model.num_params()))
+        self.query_one(StatusLine).set_model(describe_model(model))
         stats = self.query_one(StatsPanel)
         stats.budget = loaded.config.steps
         val = loaded.val_history
@@ -266,10 +266,10 @@ class WatchApp(PlayApp):
     def _show_progress(self) -> None:
         """The run's latest numbers (the log's when it is ahead of the checkpoint) and the curve."""
         loaded = self.loaded
-        report = watch.newer_report(loaded, self.records) or loaded.step_report(watch.speed(loaded, self.previous))
+        report = follow.newer_report(loaded, self.records) or loaded.step_report(follow.speed(loaded, self.previous))
         self.query_one(StatsPanel).show(report)
         chart = self.query_one(LossChart)
-        chart.show(watch.curve(loaded, self.records))
+        chart.show(follow.curve(loaded, self.records))
         chart.redraw_if_new()
 
     def _show_header(self) -> None:
@@ -284,7 +284,7 @@ class WatchApp(PlayApp):
 
     # --------------------------------------------------------------- assessment
     @work(thread=True, group="assess", name="validation", exit_on_error=False)
-    def _assess(self, loaded: watch.Loaded, seq: int) -> None:
+    def _assess(self, loaded: follow.Loaded, seq: int) -> None:
         """The validation thread: teacher-forced predictions of the saved model on the evaluation text."""
         corpus, cfg = self.corpus, loaded.config
         # what the screen shows of it: the start of the evaluation text (the run's own scores of the

@@ -9,27 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-from numpy.typing import NDArray
 from textual.message import Message
 
 from core import DivergedReport, DoneReport, EvalReport, Evaluation, SaveReport, StepReport
 
-
-@dataclass(frozen=True, eq=False)
-class CurveFrame:
-    """The loss history, downsampled to a few hundred points, ready to plot."""
-
-    steps: NDArray[np.float64]  # (n,) last step of each bucket
-    raw: NDArray[np.float64]  # (n,) mean training loss over each bucket, nats/char
-    smooth: NDArray[np.float64]  # (n,) smoothed training loss at the end of each bucket
-    val_steps: NDArray[np.float64]  # (m,) steps of the evaluations
-    val: NDArray[np.float64]  # (m,) evaluation losses
-    total_steps: int  # steps taken so far (the x extent)
-
-    @property
-    def empty(self) -> bool:
-        return len(self.steps) == 0 and len(self.val_steps) == 0
+from ..plain.curve import CurveFrame
 
 
 class Progress(Message):

@@ -1,7 +1,7 @@
 """The race screen: an LSTM, a GRU and an RNN (or any of them) learning the same text side by side.
 
 `RaceApp(race)` builds the screen around a ready `core.race.Race`. The models train in turn in one
-exclusive thread worker that iterates `race.run()` (tui.training.race), which reaches the screen
+exclusive thread worker that iterates `race.run()` (tui.workers.race), which reaches the screen
 only through `post_message`; the UI thread reaches the models only through `race.controls` and
 each trainer's read-only `snapshot`. One timer paints what arrived, as in the main app.
 """
@@ -21,15 +21,16 @@ from threadpoolctl import threadpool_limits
 from core import CharModel, EvalReport, Vocab
 from core.race import Race, save_report
 
-from . import training
+from ..plain.curve import LossCurve
+from ..widgets.generate_panel import RaceGeneratePanel
+from ..widgets.help_screen import HelpScreen
+from ..widgets.loss_chart import SERIES_STYLES, LossChart
+from ..widgets.race_comparison import RaceComparison
+from ..widgets.race_stats import RaceStats
+from ..widgets.status_line import StatusLine
+from . import workers
+from .base import PLAY_BINDINGS, PlayApp, default_seed, until_exit
 from .messages import Generated, RaceDiverged, RaceEvaluated, RaceFinished, RaceProgress, RaceSaved
-from .play import PLAY_BINDINGS, PlayApp, default_seed, until_exit
-from .widgets.generate_panel import RaceGeneratePanel
-from .widgets.help_screen import HelpScreen
-from .widgets.loss_chart import SERIES_STYLES, LossChart
-from .widgets.race_comparison import RaceComparison
-from .widgets.race_stats import RaceStats
-from .widgets.status_line import StatusLine
 
 GENERATE_CHARS = 300  # characters per model per generation run
 UI_TICK_S = 0.25  # the scoreboard follows the race this often
@@ -77,7 +78,7 @@ class RaceApp(PlayApp):
     """Race the cells: watch them learn, compare their predictions, generate from each.
     (Generation: tui.play, every model at once; the race has no next-character view.)"""
 
-    CSS_PATH = "race_app.tcss"
+    CSS_PATH = "race.tcss"
     TITLE = "lstm-tui race"
     SHOWS_NEXT_CHARS = False
 
@@ -106,8 +107,8 @@ class RaceApp(PlayApp):
         self.saved_path: str | None = None  # set once every model is saved on quit (read on a hang-up)
         self.saved_paths: dict[str, str] = {}  # name -> where it was last saved
         self.generated = dict.fromkeys(self.names, "")  # what each model wrote in the latest run
-        self._curves = {name: training.LossCurve() for name in self.names}
-        self._time_curves = {name: training.LossCurve() for name in self.names}  # against seconds
+        self._curves = {name: LossCurve() for name in self.names}
+        self._time_curves = {name: LossCurve() for name in self.names}  # against seconds
         self.by_seconds = False  # the graph's x axis: steps (False) or seconds each model has had
         self._frames: RaceProgress | None = None  # the latest curves, for switching the axis at once
         self._progress: RaceProgress | None = None
@@ -150,7 +151,7 @@ class RaceApp(PlayApp):
     def _train(self) -> None:
         """The training thread: the race's loop, posting progress."""
         worker = get_current_worker()
-        training.race(self.race, self._curves, self.post_message, lambda: worker.is_cancelled, self._time_curves)
+        workers.race(self.race, self._curves, self.post_message, lambda: worker.is_cancelled, self._time_curves)
 
     @property
     def training(self) -> bool:

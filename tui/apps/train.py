@@ -28,17 +28,18 @@ from threadpoolctl import threadpool_limits
 from core import CharModel, Controls, EvalReport, Trainer, Vocab, evaluate
 from core.errors import ConfigError
 
-from . import training
+from ..plain.curve import LossCurve
+from ..widgets.comparison import ComparisonView
+from ..widgets.help_screen import HelpScreen
+from ..widgets.inside_screen import InsideScreen
+from ..widgets.loss_chart import LossChart
+from ..widgets.prompt_screen import PromptScreen
+from ..widgets.stats import StatsPanel
+from ..widgets.status_line import StatusLine, describe_model
+from . import workers
+from .base import PLAY_BINDINGS, SEED_BINDING, PlayApp, compose_model_screen, default_seed, until_exit
 from .messages import Compared, Diverged, Evaluated, Finished, NextChars, Progress, Saved
 from .palette import AppCommands, PaletteCommand
-from .play import PLAY_BINDINGS, SEED_BINDING, PlayApp, compose_model_screen, default_seed, until_exit
-from .widgets.comparison import ComparisonView
-from .widgets.help_screen import HelpScreen
-from .widgets.inside_screen import InsideScreen
-from .widgets.loss_chart import LossChart
-from .widgets.prompt_screen import PromptScreen
-from .widgets.stats import StatsPanel
-from .widgets.status_line import StatusLine, describe_model
 
 # The screen follows training on one timer, so that what changed is painted together in one pass.
 # Every millisecond the UI thread spends painting is a millisecond of the interpreter (the GIL)
@@ -52,7 +53,7 @@ NEXT_EVERY_TICKS = 4  # the next-character view follows the training weights onc
 class LstmApp(PlayApp):
     """Train, watch, generate. (Generation and the next-character view: tui.play.)"""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = "train.tcss"
     TITLE = "lstm-tui"
     COMMANDS = App.COMMANDS | {AppCommands}  # lists palette_commands()
 
@@ -96,18 +97,16 @@ class LstmApp(PlayApp):
         self._curve = self._history_curve()
         self._last_val = trainer.val_history[-1] if trainer.val_history else None
 
-    def _history_curve(self) -> training.LossCurve:
+    def _history_curve(self) -> LossCurve:
         t = self.trainer
-        return training.LossCurve.from_history(
-            list(t.loss_history), list(t.val_history), t.step_count, t.config.smoothing
-        )
+        return LossCurve.from_history(list(t.loss_history), list(t.val_history), t.step_count, t.config.smoothing)
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         t = self.trainer
         corpus = t.corpus
         corpus_info = f"{self.corpus_label} · {corpus.size:,} chars · V={corpus.vocab.size}"
-        model = describe_model(t.model.config, t.model.config.num_params())
+        model = describe_model(t.model.config)
         seed = default_seed(corpus.text(0, 200))
         yield from compose_model_screen(
             corpus_info, model, corpus.vocab.size, t.config.steps, t.batch * t.seq_len, seed
@@ -122,9 +121,7 @@ class LstmApp(PlayApp):
         # multithreaded BLAS waits for it on every small product (benchmarks/blas_threads.py:
         # training with the app open ran at 51% of headless with two threads, 87% with one).
         self._blas_limit = threadpool_limits(limits=1, user_api="blas")
-        limit_threads = getattr(self.trainer, "limit_threads", None)  # the PyTorch engine's own pool
-        if limit_threads is not None:
-            limit_threads(1)
+        self.trainer.engine.limit_threads(1)  # (the PyTorch engine has a pool of its own)
         self.set_interval(UI_TICK_S, self._tick)
         for note in self._notes:
             self.notify(note, title="settings", timeout=12, markup=False)
@@ -149,7 +146,7 @@ class LstmApp(PlayApp):
     def _train(self) -> None:
         """The training thread: iterate the trainer, post progress."""
         worker = get_current_worker()
-        training.train(self.trainer, self._curve, self.post_message, lambda: worker.is_cancelled)
+        workers.train(self.trainer, self._curve, self.post_message, lambda: worker.is_cancelled)
 
     @property
     def training(self) -> bool:
@@ -344,7 +341,7 @@ class LstmApp(PlayApp):
         self.action_toggle_pause()
 
     def action_toggle_pause(self) -> None:
-        """Pause or resume training."""
+        """Pause or resume workers."""
         if self._quitting:
             return
         controls = self.trainer.controls
@@ -486,7 +483,7 @@ class LstmApp(PlayApp):
     @work(thread=True, group="save", name="save", exit_on_error=False)
     def _save_direct(self, path: str | None) -> None:
         """Save from a thread once the training loop has ended (then nobody else touches the weights)."""
-        training.save(self.trainer, path, self.post_message)
+        workers.save(self.trainer, path, self.post_message)
 
     def on_unmount(self) -> None:
         """Leave no thread behind: stop training and generation."""

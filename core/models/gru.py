@@ -21,7 +21,7 @@ bias_hh_l{l} = [0, 0, bhn{l}] (PyTorch's r and z recurrent biases only add to b'
 coming from PyTorch folds them in). Weights start uniform in +-1/sqrt(H) as in PyTorch, biases
 at zero (so z starts near 1/2: each step keeps about half the old state).
 
-Speed notes, as for the LSTM in core/model.py: arrays are time-major (T, B, ...); the input
+Speed notes, as for the LSTM in core/models/lstm.py: arrays are time-major (T, B, ...); the input
 projection is one product before the time loop (a row lookup for layer 0) and the weight
 gradients one product after it; only h_{t-1} Wh runs per step. The r and z columns are pre-scaled
 by 1/2 so that sigmoid(v) = (1 + tanh(v/2)) / 2 takes one tanh call for both gates.
@@ -32,19 +32,16 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .model import (
-    _CHUNK_FLOATS,
-    Cache,
-    CharModel,
-    ModelConfig,
-    Params,
-    Resets,
-    State,
+from .base import Cache, ModelConfig, Params, Resets, State
+from .recurrent import (
+    CHUNK_FLOATS,
+    RecurrentModel,
     StreamBuffers,
     input_gradients,
     project_inputs,
+    repeat_state,
     reset_prev,
-    zero_state,
+    sigmoid,
 )
 
 # The order of the three blocks inside every fused (., 3H) matrix (PyTorch's order).
@@ -133,10 +130,43 @@ class LayerCache:
         self.Y: NDArray  # (T, B, H) the layer's output after dropout
 
 
-class CharGRU(CharModel):
+class CharGRU(RecurrentModel):
     """The GRU model: a config and a dict of parameters, with forward/backward over a window."""
 
-    cell = "gru"
+    name = "gru"
+    title = "GRU"
+    summary = "gated recurrent unit, PyTorch nn.GRU's equations"
+    gates = GRU_GATES
+    torch_gates = GRU_GATES  # nn.GRU's order already
+    torch_module = "gru"
+    torch_class = "nn.GRU"
+    state_names = ("h",)
+    inside_quantities = ("reset", "update", "candidate", "hidden")
+    inside_default = "hidden"
+    gate_quantities = ("reset", "update")
+
+    @classmethod
+    def extra_layer_params(cls, config: ModelConfig, layer: int) -> dict[str, tuple[int, ...]]:
+        return {f"bhn{layer}": (config.hidden,)}  # the candidate's recurrent bias, inside r * (...)
+
+    @classmethod
+    def torch_hh_bias(cls, hidden: int) -> NDArray:
+        """nn.GRU's bias_hh: its r and z thirds only add to bias_ih's (folded into b on import);
+        its n third is our bhn, which r multiplies."""
+        kept = np.zeros(3 * hidden)
+        kept[2 * hidden :] = 1.0
+        return kept
+
+    @classmethod
+    def hh_bias_to_torch(cls, layer: dict[str, NDArray]) -> NDArray:
+        b_hh = np.zeros_like(layer["b"])
+        b_hh[2 * layer["bhn"].shape[0] :] = layer["bhn"]
+        return b_hh
+
+    @classmethod
+    def hh_bias_from_torch(cls, b_hh: NDArray) -> dict[str, NDArray]:
+        H = b_hh.shape[0] // 3
+        return {"bhn": np.ascontiguousarray(b_hh[2 * H :])}
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -188,9 +218,7 @@ class CharGRU(CharModel):
             dz  = dh (h_{t-1} - n) z (1 - z)    d loss / d pre-z
             dh_{t-1} = dh z + [dr, dz, dhn] Wh^T
         """
-        if cache.spent:
-            raise ValueError("this cache was already backpropagated; run forward again")
-        cache.spent = True
+        cache.spend()
         cfg, P, pool = self.config, self.params, self._pool
         T, B, V = dlogits.shape
         H = cfg.hidden
@@ -201,7 +229,7 @@ class CharGRU(CharModel):
         resets = cache.resets
         # Local derivatives a chunk of K steps at a time, into small reused buffers that stay in
         # cache between being written and being read by the loop (as for the LSTM).
-        K = max(1, min(T, _CHUNK_FLOATS // (B * 3 * H)))
+        K = max(1, min(T, CHUNK_FLOATS // (B * 3 * H)))
         M = pool.take((K, B, 3 * H), dlogits.dtype)  # (K, B, 3H) M_r, M_z, M_n (see _local_derivatives)
         S = pool.take((K, B, H), dlogits.dtype)  # (K, B, H) scratch
         for layer in reversed(range(cfg.layers)):
@@ -249,6 +277,28 @@ class CharGRU(CharModel):
     def stepper(self) -> Stepper:
         """One-step inference on a frozen copy of the current weights."""
         return Stepper(self)
+
+    def activations(self, ids: NDArray) -> dict[str, NDArray]:
+        """r, z, n and h of every layer for each character of `ids` (n,), read from a blank state
+        by a plain step-by-step pass in float64 that reads like the equations above."""
+        cfg = self.config
+        P = {k: v.astype(np.float64) for k, v in self.params.items()}  # a private copy
+        H, L, n = cfg.hidden, cfg.layers, len(ids)
+        out = {q: np.zeros((L, n, H)) for q in self.inside_quantities}
+        h = [np.asarray(s[0][0], np.float64) for s in self.initial_state(1)]  # (H,) per layer
+        for t, ch in enumerate(np.asarray(ids, dtype=np.int64)):
+            x = P["Wx0"][ch]  # (3H,) layer 0: the one-hot input times Wx0 is a row of it
+            for layer in range(L):
+                a = (x if layer == 0 else x @ P[f"Wx{layer}"]) + P[f"b{layer}"]  # (3H,) input side: r, z, n
+                u = h[layer] @ P[f"Wh{layer}"]  # (3H,) recurrent side
+                r = sigmoid(a[:H] + u[:H])
+                z = sigmoid(a[H : 2 * H] + u[H : 2 * H])
+                nc = np.tanh(a[2 * H :] + r * (u[2 * H :] + P[f"bhn{layer}"]))
+                h[layer] = (1 - z) * nc + z * h[layer]
+                for q, v in zip(self.inside_quantities, (r, z, nc, h[layer]), strict=True):
+                    out[q][layer, t] = v
+                x = h[layer]
+        return out
 
 
 def _cell4(a: NDArray, h: NDArray, h_out: NDArray, d: NDArray, H: int) -> None:
@@ -311,6 +361,7 @@ class Stepper:
             self._stacked.append(S)
         self._readout = np.empty((H + 1, cfg.vocab_size), dt)  # (H+1, V)
         self._readout[:H], self._readout[H] = P["Wy"], P["by"]
+        self._blank = model.initial_state(1)  # (a copy: the state a blank start reads from)
 
     @staticmethod
     def _recurrent_block(Wh: NDArray, scale: NDArray) -> NDArray:
@@ -323,7 +374,7 @@ class Stepper:
         return U
 
     def initial_state(self, batch: int = 1) -> State:
-        return zero_state(self.config, batch)
+        return repeat_state(self._blank, batch)
 
     def _weights(self, layer: int) -> tuple[NDArray | None, NDArray, NDArray | None]:
         """Layer `layer`'s input, recurrent and bias rows (Wx and b are None for layer 0, whose
@@ -402,7 +453,7 @@ class Stream:
     """A single stream of text for generation: `feed(id)` reads one character and returns the
     logits for the next. The same maths as `Stepper.step` with a batch of one, every
     intermediate in a buffer allocated once; layer outputs live inside each other's input
-    vectors (model.StreamBuffers), so one character costs one product per layer plus a few small
+    vectors (recurrent.StreamBuffers), so one character costs one product per layer plus a few small
     NumPy calls."""
 
     def __init__(self, stepper: Stepper, state: State):
@@ -449,4 +500,4 @@ class Stream:
         return tuple((h.reshape(1, H).copy(),) for h in self._h)
 
 
-__all__ = ["GRU_GATES", "CharGRU", "ModelConfig", "Stepper", "Stream"]
+__all__ = ["GRU_GATES", "CharGRU", "Stepper", "Stream"]

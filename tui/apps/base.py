@@ -38,14 +38,14 @@ from textual.worker import get_current_worker
 
 from core import CharModel, Vocab
 
-from . import training
+from ..widgets.comparison import ComparisonView
+from ..widgets.generate_panel import GeneratePanel
+from ..widgets.loss_chart import LossChart
+from ..widgets.next_chars import NextCharView
+from ..widgets.stats import StatsPanel
+from ..widgets.status_line import StatusLine
+from . import workers
 from .messages import Generated, GenerationDone, NextChars
-from .widgets.comparison import ComparisonView
-from .widgets.generate_panel import GeneratePanel
-from .widgets.loss_chart import LossChart
-from .widgets.next_chars import NextCharView
-from .widgets.stats import StatsPanel
-from .widgets.status_line import StatusLine
 
 GENERATE_CHARS = 600  # characters per generation run (per model)
 NEXT_CHARS = 12  # candidates computed for the next-character view
@@ -91,7 +91,7 @@ def compose_model_screen(
     corpus_info: str, model_line: str, vocab_size: int, steps: int, tokens_per_step: int, seed: str
 ) -> ComposeResult:
     """The one-model screen's panels: the training app's, and the watcher's, which shows the same
-    screen fed from a checkpoint. One place, because app.tcss lays both out by these ids."""
+    screen fed from a checkpoint. One place, because train.tcss lays both out by these ids."""
     yield StatusLine(corpus_info, model_line, id="status")
     with Horizontal(id="top"):
         yield LossChart(vocab_size, steps, id="chart")
@@ -114,7 +114,7 @@ class PlayApp(App[None]):
     `_generation_started` and `_keep_generated`.
     """
 
-    # Below these sizes the screen gets a reduced layout (see app.tcss and race_app.tcss).
+    # Below these sizes the screen gets a reduced layout (see train.tcss and race.tcss).
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (70, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (22, "-tall")]
 
@@ -129,7 +129,7 @@ class PlayApp(App[None]):
         self.generation_temperatures: list[float] = []  # temperatures the sampler used, latest run
         self._run_id = 0  # the latest generation run (one per model)
         self._gen_runs: dict[int, str] = {}  # the latest runs: run id -> model name
-        self._steppers: dict[str, training.StepperCache] = {}  # per model name
+        self._steppers: dict[str, workers.StepperCache] = {}  # per model name
         self._next_key: tuple[object, str, float] | None = None  # what the shown table came from
         self._next_chars: NextChars | None = None  # a table from newer weights, not on screen yet
 
@@ -221,13 +221,13 @@ class PlayApp(App[None]):
         generators lock, so that is safe, but which model draws which number is then up to the threads.)"""
         return self.generation_rng if self.generation_rng is not None else np.random.default_rng()
 
-    def _stepper_cache(self, name: str) -> training.StepperCache:
-        return self._steppers.setdefault(name, training.StepperCache())
+    def _stepper_cache(self, name: str) -> workers.StepperCache:
+        return self._steppers.setdefault(name, workers.StepperCache())
 
     def _generate(self, run_id: int, stepper, vocab: Vocab, ids: np.ndarray, rng: np.random.Generator) -> None:
         """A generation thread: sample characters, post them a few at a time, stop when cancelled."""
         worker = get_current_worker()
-        training.generate(
+        workers.generate(
             run_id,
             stepper,
             vocab,
@@ -288,7 +288,7 @@ class PlayApp(App[None]):
         if get_current_worker().is_cancelled:
             return
         stepper = self._stepper_cache(ONE).get(model)
-        candidates, skipped = training.next_chars(stepper, vocab, seed, temperature, NEXT_CHARS)
+        candidates, skipped = workers.next_chars(stepper, vocab, seed, temperature, NEXT_CHARS)
         self.post_message(NextChars(model, seed, temperature, candidates, skipped))
 
     @on(NextChars)

@@ -1,0 +1,101 @@
+"""Every setting of a model and of a training run, each checked once.
+
+ModelConfig (the network's shape; core/models/base.py) holds the limits of the model's fields;
+the model's class adds its own (`check_config`). TrainConfig holds a run's settings: it checks its
+own and has the model's checked by building the ModelConfig they describe.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from .errors import ConfigError
+from .models import ModelConfig, model_class
+
+# Cuts on a stalled validation stop at this fraction of the configured rate: a run that has
+# learned all it can (the soliloquy, memorised within seconds) would otherwise halve its rate at
+# every evaluation, to 1e-10 within seconds, and show it.
+MIN_LR_FRACTION = 1e-3
+# With the default schedule an evaluation starts once this many times as many characters as the
+# evaluation text holds have been trained on since the last one began (and at least
+# EVAL_MIN_CHARS). Scoring a character costs about a third of training on one, so evaluation
+# takes roughly a tenth of the run, whatever the text's length.
+EVAL_INTERVAL = 4
+EVAL_MIN_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run. The defaults learn the bundled soliloquy in seconds."""
+
+    hidden: int = 128  # H: units per layer (a GPT: its width)
+    layers: int = 1  # L: stacked layers
+    seq_len: int = 48  # T: steps of backprop through time per window
+    batch: int = 8  # B: parallel streams per step (8 learns the soliloquy fastest: 0.69 s vs 1.0 s at 16)
+    lr: float = 1e-2  # learning rate (Adam's step size)
+    optimizer: str = "adam"  # adam, sgd or adagrad
+    clip: float = 5.0  # max global gradient norm (0 = no clipping)
+    dropout: float = 0.0  # dropout on each layer's output while training
+    steps: int = 0  # optimizer steps to take (0 = until stopped)
+    seed: int = 0  # seeds initial weights, dropout masks and sampling
+    eval_every: int | None = None  # steps between evaluations; None = by characters trained
+    # (EVAL_INTERVAL x the evaluation text, so scoring costs about a tenth of the time); 0 = never
+    eval_chars: int = 0  # score at most this many characters of the evaluation text (0 = all of it)
+    lr_decay: float = 0.5  # multiply the learning rate by this when validation stops improving (1 = never),
+    # down to MIN_LR_FRACTION of `lr`
+    lr_patience: int = 1  # evaluations without improvement before the learning rate is cut
+    # Keep a moving average of the weights, with this weight of the past per step (0 = off). The
+    # average is the run's model: evaluations score it, and generation, the best-model file and
+    # the saved model use it (the weights being trained are saved beside it, to resume exactly).
+    # Averaging anneals without a schedule: the average sits below the noise Adam's steps make.
+    average: float = 0.0
+    save_every: int = 0  # steps between automatic saves to the checkpoint (0 = never)
+    dtype: str = "float32"  # float32 trains fast; float64 for exactness
+    smoothing: float = 0.95  # weight of the past in the smoothed training loss
+    cell: str = "lstm"  # the model: a name in core.models.MODELS
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ConfigError(msg)
+
+        self.model_config(2)  # the model's fields, checked by ModelConfig and the model's class
+        for name in ("seq_len", "batch"):
+            v = getattr(self, name)
+            need(isinstance(v, int) and v >= 1, f"{name.replace('_', '-')} must be a whole number >= 1, got {v}")
+        need(self.seq_len <= 100_000, f"sequence length {self.seq_len} is absurd (at most 100000)")
+        need(self.batch <= 100_000, f"batch {self.batch} is absurd (at most 100000)")
+        need(math.isfinite(self.lr) and 0 < self.lr <= 100, f"learning rate must be in (0, 100], got {self.lr}")
+        need(math.isfinite(self.clip) and self.clip >= 0, f"clip must be >= 0, got {self.clip}")
+        for name in ("steps", "save_every", "lr_patience"):
+            v = getattr(self, name)
+            need(isinstance(v, int) and v >= 0, f"{name.replace('_', '-')} must be a whole number >= 0, got {v}")
+        ee = self.eval_every
+        need(ee is None or (isinstance(ee, int) and ee >= 0), f"eval-every must be a whole number >= 0, got {ee}")
+        need(self.eval_chars == 0 or self.eval_chars >= 2, f"eval-chars must be 0 (all) or >= 2, got {self.eval_chars}")
+        need(0 < self.lr_decay <= 1, f"lr-decay must be in (0, 1], got {self.lr_decay}")
+        need(0 <= self.average < 1, f"average must be in [0, 1), got {self.average}")
+        need(
+            self.optimizer in ("adam", "sgd", "adagrad"),
+            f"unknown optimizer {self.optimizer!r}; choose adam, sgd or adagrad",
+        )
+        need(0 <= self.smoothing < 1, f"smoothing must be in [0, 1), got {self.smoothing}")
+
+    def model_config(self, vocab_size: int) -> ModelConfig:
+        """The model these settings train on a text of `vocab_size` characters (checked)."""
+        config = ModelConfig(vocab_size, self.hidden, self.layers, self.dropout, self.dtype, self.cell)
+        model_class(self.cell).check_config(config)
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+__all__ = ["EVAL_INTERVAL", "EVAL_MIN_CHARS", "MIN_LR_FRACTION", "ModelConfig", "TrainConfig"]

@@ -1,0 +1,160 @@
+"""The engine interface: what the training loop asks of whatever does the arithmetic.
+
+The Trainer (core/trainer.py) owns the run: the text and its windows, the carried state's place
+in it, dropout masks, the schedule of evaluations and saves, the reports, the history, and the
+run's arrays in core's own layout (`trainer.model.params`, `trainer.optimizer`, `trainer.state`,
+`trainer.average`). An engine owns where the weights live while they train and how a step is
+computed and applied. Two engines implement the interface:
+
+- `NumpyEngine` (here): the model's own forward/backward in NumPy, straight on core's arrays;
+- the PyTorch engine (tui/pytorch/engine.py): the same step in PyTorch on a CPU or GPU, on
+  tensors that mirror core's arrays, copying them back when someone reads them (`sync`).
+
+An engine is made for one trainer by a factory `make(trainer) -> Engine`, once the trainer has
+its model, optimizer, windows and state, and is told `reload()` whenever core's arrays were
+replaced from outside (a resumed checkpoint).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from .batches import Window
+from .config import TrainConfig
+from .models import CharModel, State
+from .optim import Optimizer, clip_by_global_norm
+
+
+class RunArrays(Protocol):
+    """What an engine reads and writes of the run it trains (a core.trainer.Trainer): core's arrays."""
+
+    config: TrainConfig
+    model: CharModel  # the weights being trained, in core's layout
+    optimizer: Optimizer  # its moments and step count; `lr` is the rate to step at
+    state: State  # the carried state of every stream
+    average: dict[str, np.ndarray] | None  # the moving average of the weights, when averaging
+    controls: Any  # core.trainer.Controls (an engine may replace them: a data-parallel run agrees on stops)
+
+    @property
+    def batch(self) -> int: ...
+
+
+class Engine(Protocol):
+    """The arithmetic of one training run (see the module docstring)."""
+
+    # True in the process that evaluates and saves (False in the other processes of a
+    # data-parallel run, which train in step with it and write nothing).
+    is_main: bool
+
+    def describe(self) -> str | None:
+        """One line for the start of a run (None: nothing worth saying)."""
+
+    def limit_threads(self, n: int) -> None:
+        """Use at most `n` threads for the arithmetic (the interface keeps a core for the screen)."""
+
+    def reload(self) -> None:
+        """Core's arrays (weights, optimizer state, carried state, average) were replaced: take them."""
+
+    def learn(self, window: Window, masks: Any) -> tuple[float, float]:
+        """Forward and backward over `window` from the carried state: its mean loss in nats per
+        character and the gradient norm before clipping. The clipped gradients and the new carried
+        state wait for `apply` (which is skipped when either number is not finite)."""
+
+    def apply(self) -> None:
+        """Update the weights with the gradients `learn` left (at the optimizer's current rate),
+        count the step in the optimizer, and carry the new state on."""
+
+    def update_average(self, keep: float) -> None:
+        """Move the moving average of the weights toward them: avg += (1 - keep) (w - avg)."""
+
+    def take_rollback(self) -> None:
+        """Keep the weights and optimizer state (just shown finite) to return to on divergence."""
+
+    def roll_back(self) -> None:
+        """Return to what `take_rollback` kept, with a blank carried state."""
+
+    def sync(self, everything: bool = False) -> None:
+        """Bring core's arrays up to date: the weights and their average; with `everything`, the
+        optimizer's moments and the carried state too (for a checkpoint)."""
+
+    def scorer(self, model: CharModel) -> Any:
+        """What core's Evaluator reads to score `model` (a frozen copy of the run's model): an object
+        with initial_state(S) and forward(x, state) -> (logits, state, _)."""
+
+
+EngineFactory = Callable[[RunArrays], Engine]
+
+
+class NumpyEngine:
+    """lstm-tui's own engine: the model's forward and backward in NumPy, on core's arrays."""
+
+    is_main = True
+
+    def __init__(self, trainer: RunArrays):
+        self.trainer = trainer
+        self._learned: tuple[dict[str, np.ndarray], Any] | None = None  # what learn leaves for apply
+        self._rollback: tuple[dict[str, np.ndarray], dict[str, np.ndarray], int] | None = None
+
+    def describe(self) -> str | None:
+        return None
+
+    def limit_threads(self, n: int) -> None:
+        """NumPy's BLAS threads are set for the whole process (threadpoolctl), by the caller."""
+
+    def reload(self) -> None:
+        """Nothing to do: this engine works on core's arrays themselves."""
+
+    def learn(self, window: Window, masks: Any) -> tuple[float, float]:
+        t = self.trainer
+        # Overflow is detected by the trainer and explained; NumPy's own warnings would only add noise.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            loss, grads, state = t.model.loss_and_grads(window.x, window.y, t.state, window.resets, masks)
+            norm = clip_by_global_norm(grads, t.config.clip)
+        self._learned = (grads, state)
+        return loss, norm
+
+    def apply(self) -> None:
+        assert self._learned is not None, "apply() needs a learn() first"
+        grads, state = self._learned
+        t = self.trainer
+        t.optimizer.step(t.model.params, grads)
+        t.state = state
+        self._learned = None
+
+    def update_average(self, keep: float) -> None:
+        t = self.trainer
+        assert t.average is not None
+        for k, w in t.model.params.items():
+            avg = t.average[k]
+            avg += (1.0 - keep) * (w - avg)
+
+    def take_rollback(self) -> None:
+        t = self.trainer
+        self._rollback = (
+            {k: v.copy() for k, v in t.model.params.items()},
+            {k: v.copy() for k, v in t.optimizer.state_arrays().items()},
+            t.optimizer.t,
+        )
+
+    def roll_back(self) -> None:
+        assert self._rollback is not None
+        t = self.trainer
+        params, opt_state, step = self._rollback
+        for k, v in params.items():
+            t.model.params[k][...] = v
+        t.optimizer.load_state_arrays(opt_state, step)
+        t.state = t.model.initial_state(t.batch)
+
+    def sync(self, everything: bool = False) -> None:
+        """Nothing to do: core's arrays are the ones trained."""
+
+    def scorer(self, model: CharModel) -> CharModel:
+        return model
+
+
+def numpy_engine(trainer: RunArrays) -> Engine:
+    """The default engine factory."""
+    return NumpyEngine(trainer)

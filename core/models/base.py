@@ -1,0 +1,298 @@
+"""What every model shares: its configuration, the interface the trainer, evaluation, generation
+and the PyTorch bridge use, and the pieces of arithmetic that do not depend on the model.
+
+A model is a `CharModel` subclass in its own module under core/models/, registered by name in
+core/models/__init__.py. It declares its own facts once, as class attributes and classmethods:
+
+    name, title            "lstm", "LSTM": the registry key and how screens print it
+    state_names            the arrays of one layer's carried state, in State order (() for none)
+    inside_quantities      what the inside view can show, in display order; `inside_default`
+    param_shapes(config)   every parameter's name and shape, in a fixed order
+    init_params(config, rng)
+    train_flops_per_char(config), activation_bytes(config, B, T)   sizing and memory planning
+    torch_shapes / to_torch / from_torch / torch_config   the PyTorch names of its parameters
+
+and implements the arithmetic: `forward`, `backward`, `stepper` (one character at a time, for
+generation) and `activations` (every gate and state per character, for the inside view).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Protocol, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import ConfigError
+
+Params = dict[str, NDArray]
+# Per layer a tuple of (B, H) arrays named by the model's state_names: (h, c) for the LSTM,
+# (h,) for the GRU and the RNN.
+State = tuple[tuple[NDArray, ...], ...]
+# Steps at which some streams start afresh: t -> indices of the streams whose state is zeroed
+# before step t (a stream that wrapped around the end of the text).
+Resets = dict[int, NDArray]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The shape of the network. The limits here are the only ones: TrainConfig checks its model
+    fields by building one of these."""
+
+    vocab_size: int  # V: distinct characters, the size of input and output
+    hidden: int = 128  # H: units per layer
+    layers: int = 1  # L: stacked layers
+    dropout: float = 0.0  # probability of zeroing a layer output while training (0 = off)
+    dtype: str = "float32"  # float32 to train fast; float64 for gradient checks
+    cell: str = "lstm"  # the model's registry name (core.models.MODELS)
+
+    def __post_init__(self) -> None:
+        def whole(name: str, low: int, high: int) -> None:
+            v = getattr(self, name)
+            if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and low <= v <= high):
+                raise ConfigError(f"{name.replace('_', ' ')} must be a whole number from {low} to {high}, got {v}")
+
+        if not (isinstance(self.vocab_size, (int, np.integer)) and self.vocab_size >= 2):
+            raise ConfigError(f"vocabulary size must be at least 2, got {self.vocab_size}")
+        whole("hidden", 1, 8192)
+        whole("layers", 1, 16)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.dtype not in ("float32", "float64"):
+            raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def softmax_cross_entropy(logits: NDArray, targets: NDArray) -> tuple[float, NDArray]:
+    """Mean cross-entropy in nats of `logits` (N, V) against `targets` (N,), and d loss / d logits."""
+    N = logits.shape[0]
+    shifted = logits - logits.max(axis=1, keepdims=True)  # (N, V) stable: max is 0
+    exp = np.exp(shifted)  # (N, V)
+    sums = exp.sum(axis=1, keepdims=True)  # (N, 1)
+    rows = np.arange(N)
+    loss = float(np.mean(np.log(sums[:, 0]) - shifted[rows, targets]))
+    dlogits = exp / sums  # (N, V) softmax
+    dlogits[rows, targets] -= 1.0
+    dlogits /= N
+    return loss, dlogits
+
+
+def log_softmax(logits: NDArray) -> NDArray:
+    """log p for every row of `logits` (..., V), computed stably."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+class Pool:
+    """Spare arrays for forward/backward, reused from one training step to the next.
+
+    A training step allocates tens of megabytes of activations at the larger sizes. Fresh arrays
+    that big come straight from the kernel (mmap) and page-fault on first touch every step; reused
+    ones are already mapped and often in cache. Arrays come back only from `backward`, once its
+    cache is spent, so nothing the caller still holds (logits, state, gradients: all freshly
+    allocated) is ever handed out again. A forward pass that is never backpropagated (evaluation)
+    simply keeps its arrays.
+    """
+
+    MAX_PER_SHAPE = 4  # spares kept per (shape, dtype); more would only hold memory
+
+    def __init__(self) -> None:
+        self._free: dict[tuple[tuple[int, ...], str], list[NDArray]] = {}
+
+    def take(self, shape: tuple[int, ...], dtype: np.dtype | str) -> NDArray:
+        """An uninitialised array of `shape`: a spare one if there is one."""
+        try:
+            return self._free[(shape, np.dtype(dtype).str)].pop()  # list.pop is atomic: thread-safe
+        except (KeyError, IndexError):
+            return np.empty(shape, dtype)
+
+    def give(self, *arrays: NDArray) -> None:
+        """Return arrays nobody else holds to the spares."""
+        for a in arrays:
+            spares = self._free.setdefault((a.shape, a.dtype.str), [])
+            if len(spares) < self.MAX_PER_SHAPE:
+                spares.append(a)
+
+
+class Cache:
+    """Everything `backward` needs from `forward`."""
+
+    __slots__ = ("layers", "resets", "top", "spent")
+
+    def __init__(self, layers: list[Any], resets: Resets | None, top: NDArray):
+        self.layers = layers  # one cache per layer, of the model's own module
+        self.resets = resets
+        self.top = top  # (T*B, H) readout input
+        self.spent = False  # backward has run: its arrays were overwritten and recycled
+
+    def spend(self) -> None:
+        """Mark the cache used by `backward` (which overwrites and recycles its arrays)."""
+        if self.spent:
+            raise ValueError("this cache was already backpropagated; run forward again")
+        self.spent = True
+
+
+class StreamLike(Protocol):
+    """One stream of text read a character at a time (each model's Stream)."""
+
+    def feed(self, char_id: int) -> NDArray: ...
+
+    def state(self) -> State: ...
+
+
+class StepperLike(Protocol):
+    """One-step inference on a frozen copy of a model's weights (each model's Stepper)."""
+
+    config: ModelConfig
+
+    def initial_state(self, batch: int = 1) -> State: ...
+
+    def step(self, ids: NDArray, state: State) -> tuple[NDArray, State]: ...
+
+    def prime(self, ids: NDArray, state: State | None = None) -> tuple[NDArray | None, State]: ...
+
+    def stream(self, state: State | None = None) -> StreamLike: ...
+
+
+_M = TypeVar("_M", bound="CharModel")
+
+
+class CharModel:
+    """A character-level language model: a config and a dict of parameters, with forward/backward
+    over a window of ids and one-step inference. Each model (core/models/lstm.py, ...) subclasses
+    it, declares its facts (see the module docstring) and writes its own arithmetic."""
+
+    name: ClassVar[str] = ""  # the registry key, ModelConfig.cell
+    title: ClassVar[str] = ""  # how screens and reports print it: "LSTM"
+    summary: ClassVar[str] = ""  # one line for --help: "long short-term memory (nn.LSTM's equations)"
+    state_names: ClassVar[tuple[str, ...]] = ()  # arrays of one layer's carried state
+    inside_quantities: ClassVar[tuple[str, ...]] = ()  # what the inside view can show
+    inside_default: ClassVar[str] = ""  # the quantity it shows first
+    gate_quantities: ClassVar[tuple[str, ...]] = ()  # those of them in (0, 1): sequential colours
+    torch_class: ClassVar[str] = ""  # the PyTorch module its export loads into: "nn.LSTM"
+
+    def __init__(self, config: ModelConfig, params: Params):
+        if config.cell != self.name:
+            raise ConfigError(f"a {type(self).__name__} cannot hold a {config.cell} configuration")
+        self.check_config(config)
+        shapes = self.param_shapes(config)
+        if set(params) != set(shapes):
+            raise ConfigError("parameter names do not match the model configuration")
+        for name, shape in shapes.items():
+            if params[name].shape != shape:
+                raise ConfigError(f"parameter {name} has shape {params[name].shape}, expected {shape}")
+        self.config = config
+        self.params = params
+        self._pool = Pool()
+
+    # -------------------------------------------------------------- facts
+    @classmethod
+    def check_config(cls, config: ModelConfig) -> None:
+        """Raise ConfigError for a configuration this model cannot take (beyond ModelConfig's limits)."""
+
+    @classmethod
+    def param_shapes(cls, config: ModelConfig) -> dict[str, tuple[int, ...]]:
+        """Every parameter's name and shape, in a fixed order."""
+        raise NotImplementedError
+
+    @classmethod
+    def num_params(cls, config: ModelConfig) -> int:
+        return sum(int(np.prod(s)) for s in cls.param_shapes(config).values())
+
+    @classmethod
+    def init_params(cls, config: ModelConfig, rng: np.random.Generator) -> Params:
+        """Freshly initialised parameters."""
+        raise NotImplementedError
+
+    @classmethod
+    def train_flops_per_char(cls, config: ModelConfig) -> float:
+        """Floating-point operations of one character's forward and backward pass (sizing)."""
+        raise NotImplementedError
+
+    @classmethod
+    def activation_bytes(cls, config: ModelConfig, batch: int, seq_len: int) -> int:
+        """About how much memory one training step of `batch` x `seq_len` holds (memory planning)."""
+        raise NotImplementedError
+
+    @classmethod
+    def torch_shapes(cls, config: ModelConfig) -> dict[str, tuple[int, ...]]:
+        """Every tensor an export holds, under PyTorch's names, with its shape."""
+        raise NotImplementedError
+
+    @classmethod
+    def to_torch(cls, params: Params, config: ModelConfig) -> dict[str, NDArray]:
+        """The parameters under PyTorch's names and layouts (linear: gradients map the same way)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_torch(cls, tensors: dict[str, NDArray], config: ModelConfig) -> Params:
+        """The inverse of `to_torch` (names and shapes already checked)."""
+        raise NotImplementedError
+
+    @classmethod
+    def torch_config(cls, tensors: dict[str, NDArray], saved: dict[str, Any]) -> dict[str, Any] | None:
+        """The ModelConfig fields of an export of this model, read from its tensors (and `saved`, the
+        config in its metadata); None when the tensors are not this model's."""
+        return None
+
+    @classmethod
+    def torch_vocab_axes(cls, config: ModelConfig) -> dict[str, int]:
+        """The tensors of an export with an axis over the vocabulary, and that axis (an import from
+        a file that numbers characters in another order permutes them)."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------- instances
+    @classmethod
+    def create(cls: type[_M], config: ModelConfig, rng: np.random.Generator) -> _M:
+        """A freshly initialised model."""
+        return cls(config, cls.init_params(config, rng))
+
+    def copy(self: _M) -> _M:
+        """An independent copy of the weights (a snapshot for another thread)."""
+        return type(self)(self.config, {k: v.copy() for k, v in self.params.items()})
+
+    def initial_state(self, batch: int = 1) -> State:
+        """The blank state for `batch` streams."""
+        raise NotImplementedError
+
+    def dropout_masks(self, T: int, B: int, rng: np.random.Generator) -> Any:
+        """The dropout masks of one training window (whatever `forward` takes), or None when off."""
+        return None
+
+    def forward(
+        self, x: NDArray, state: State, resets: Resets | None = None, masks: Any = None
+    ) -> tuple[NDArray, State, Cache]:
+        """Logits (T, B, V) for ids `x` (T, B) from `state`; the final state; the cache for backward."""
+        raise NotImplementedError
+
+    def backward(self, dlogits: NDArray, cache: Cache) -> tuple[Params, State]:
+        """Gradients of every parameter and of the initial state, given d loss / d logits (T, B, V)."""
+        raise NotImplementedError
+
+    def loss_and_grads(
+        self,
+        x: NDArray,
+        y: NDArray,
+        state: State,
+        resets: Resets | None = None,
+        masks: Any = None,
+    ) -> tuple[float, Params, State]:
+        """Mean loss in nats per character of predicting `y` from `x` (both (T, B)), its gradients,
+        and the final state to carry into the next window."""
+        logits, new_state, cache = self.forward(x, state, resets, masks)
+        T, B, V = logits.shape
+        loss, dlogits = softmax_cross_entropy(logits.reshape(T * B, V), y.reshape(-1))
+        grads, _ = self.backward(dlogits.reshape(T, B, V), cache)
+        return loss, grads, new_state
+
+    def stepper(self) -> StepperLike:
+        """One-step inference on a frozen copy of the current weights."""
+        raise NotImplementedError
+
+    def activations(self, ids: NDArray) -> dict[str, NDArray]:
+        """Every inside quantity for each character of `ids` (n,) read from a blank state:
+        quantity -> (L, n, H), row t the value after reading ids[t]. For the inside view."""
+        raise NotImplementedError
