@@ -8,6 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from core import TrainConfig, Trainer, corpus
+from core.models import MODELS
+from core.race import Race
+
+ROOT = Path(__file__).resolve().parent.parent  # the source tree the tests run from
 SCRIPT = Path(sys.executable).with_name("lstm-tui")
 # The console script when installed (as users run it); `python -m tui` otherwise.
 LSTM_TUI = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "tui"]
@@ -78,3 +83,43 @@ def record_notices(app) -> list[tuple[str, str]]:
 
     app.notify = notify  # type: ignore[method-assign]
     return notes
+
+
+# ------------------------------------------------------------------ tiny runs
+def tiny_config(**kw) -> TrainConfig:
+    """Settings small enough for a test: 16 units, 4 streams of 16 steps, no evaluations."""
+    base = dict(hidden=16, batch=4, seq_len=16, eval_every=0, lr=1e-2)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def run_steps(trainer: Trainer, n: int) -> list:
+    """Reports up to and including the n-th step from now."""
+    target = trainer.step_count + n
+    cfg = trainer.config
+    trainer.config = TrainConfig.from_dict({**cfg.to_dict(), "steps": target})
+    reports = list(trainer.run())
+    trainer.config = cfg
+    return reports
+
+
+# The start of the soliloquy: a text small enough for the interface's tests to train on at once.
+TEXT = (
+    "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer "
+    "the slings and arrows of outrageous fortune, or to take arms against a sea of troubles "
+    "and by opposing end them.\n"
+)
+CELLS = tuple(MODELS)  # every registered model: tests of what every model must do run on each
+
+
+def tiny_trainer(steps: int = 0, checkpoint: Path | None = None, cell: str = "lstm", text: str = TEXT, **kw) -> Trainer:
+    """A trainer of a 16-unit model on `text`, evaluating every 5 steps."""
+    settings = dict(hidden=16, batch=4, seq_len=16, eval_every=5, steps=steps, cell=cell)
+    settings.update(kw)
+    return Trainer(corpus.from_text(text, name="tiny.txt"), TrainConfig(**settings), checkpoint=checkpoint)
+
+
+def tiny_race(steps: int = 0, tmp: Path | None = None, cells=CELLS) -> Race:
+    """A race of tiny trainers, one per cell, each saving to tmp/tiny.<cell>.npz when `tmp` is given."""
+    trainers = [tiny_trainer(steps, tmp / f"tiny.{cell}.npz" if tmp else None, cell) for cell in cells]
+    return Race(list(cells), trainers)

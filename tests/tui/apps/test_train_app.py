@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import record_notices, wait_for
+from helpers import record_notices, tiny_trainer, wait_for
 from rich.cells import cell_len
 from textual.command import CommandList
 
@@ -27,11 +27,7 @@ TEXT = (
 
 
 def tiny(steps: int = 0, checkpoint_path=None, cell: str = "lstm") -> Trainer:
-    return Trainer(
-        corpus.from_text(TEXT, name="tiny.txt"),
-        TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5, steps=steps, cell=cell),
-        checkpoint=checkpoint_path,
-    )
+    return tiny_trainer(steps, checkpoint_path, cell, text=TEXT)
 
 
 async def finish(app: LstmApp, pilot) -> None:

@@ -14,13 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import SCRIPT, TIMEOUT, assert_usage_error, run_cli
+from helpers import ROOT, SCRIPT, TIMEOUT, assert_usage_error, run_cli
 
 from core import StepReport, corpus
 from core import checkpoint as ckpt_io
 from core.trainer import TrainConfig, Trainer
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def soliloquy():

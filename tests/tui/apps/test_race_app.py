@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from helpers import wait_for
-from test_race import CELLS, tiny_race
+from helpers import CELLS, tiny_race, wait_for
 
 from core import checkpoint
 from tui.apps.race import RaceApp

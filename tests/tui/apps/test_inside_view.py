@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import wait_for
+from helpers import tiny_trainer, wait_for
 
-from core import TrainConfig, Trainer, corpus
+from core import Trainer
 from tui.apps.train import make_app
 from tui.plain.render import SHADES, render_ansi, render_plain, render_shades
 from tui.widgets.inside_screen import InsideScreen
@@ -16,10 +16,7 @@ TEXT = 'he said "to be, or not to be" [and] then "that is the question"\nwhether
 
 
 def tiny(cell: str = "lstm") -> Trainer:
-    return Trainer(
-        corpus.from_text(TEXT, name="quotes.txt"),
-        TrainConfig(hidden=8, layers=2, batch=4, seq_len=16, eval_every=5, cell=cell),
-    )
+    return tiny_trainer(cell=cell, text=TEXT, hidden=8, layers=2)
 
 
 async def open_inside(app, pilot) -> InsideScreen:

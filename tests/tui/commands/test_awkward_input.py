@@ -17,11 +17,8 @@ from tui.widgets.next_chars import NextCharView
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("hard") / "m.npz"
-    c = corpus.load(corpus.bundled_path())
-    Trainer(c, TrainConfig(hidden=16, steps=20, eval_every=0), checkpoint=path).save()
-    return path
+def model(saved_model) -> Path:
+    return saved_model(hidden=16, steps=20)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import assert_usage_error, run_cli
+from helpers import ROOT, assert_usage_error, run_cli
 
 import core
 from core import checkpoint as ckpt_io
@@ -21,7 +21,7 @@ from core.trainer import TrainConfig, Trainer
 
 st = pytest.importorskip("safetensors.numpy")  # a dependency of lstm-tui; present wherever it is installed
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = ROOT / "README.md"
 
 
 def trained(tmp_path: Path, dtype: str, layers: int = 2, steps: int = 25, cell: str = "lstm") -> Path:

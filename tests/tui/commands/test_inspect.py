@@ -8,19 +8,14 @@ from pathlib import Path
 import pytest
 from helpers import assert_usage_error, run_cli
 
-from core import TrainConfig, Trainer, corpus
-
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return run_cli("inspect", *args, cwd=Path.cwd())
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("inspect") / "m.npz"
-    c = corpus.load(corpus.bundled_path())
-    Trainer(c, TrainConfig(hidden=8, layers=2, steps=5, eval_every=0), checkpoint=path).save()
-    return str(path)
+def model(saved_model) -> str:
+    return str(saved_model(hidden=8, layers=2, steps=5))
 
 
 def test_plain_values_one_line_per_character(model, tmp_path):

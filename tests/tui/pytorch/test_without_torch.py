@@ -11,9 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import LSTM_TUI, TIMEOUT, assert_usage_error
-
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import LSTM_TUI, ROOT, TIMEOUT, assert_usage_error
 
 
 def without_torch(tmp_path: Path) -> dict[str, str]:
