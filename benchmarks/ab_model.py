@@ -1,5 +1,5 @@
-"""Before/after for a change to core/model.py, in one process: the model as committed at a git
-revision (default HEAD) against the working tree, alternating full training steps
+"""Before/after for a change to the LSTM model's code, in one process: the model as committed at a
+git revision (default HEAD) against the working tree, alternating full training steps
 (loss_and_grads + global-norm clip + Adam) on the benchmark's configurations.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/ab_model.py [--rev HEAD] [--threads 1]

@@ -6,9 +6,9 @@ For each shape it times whole training steps (`Trainer.train_step`: the next win
 backward, clipping, the optimizer, the reports' bookkeeping), alternating repetition by
 repetition in one process, one thread each (NumPy's BLAS and PyTorch's intra-op pool):
   - numpy   core.Trainer, the default engine
-  - torch   tui.torch_engine.TorchTrainer, the `--engine torch` one (same windows, resets,
+  - torch   tui.pytorch.engine.TorchTrainer, the `--engine torch` one (same windows, resets,
             clipping rule and checkpoints)
-  - plain   tui.bench_torch.TorchTrainer, the textbook nn.LSTM loop `lstm-tui bench` compares
+  - plain   tui.pytorch.bench.TorchTrainer, the textbook nn.LSTM loop `lstm-tui bench` compares
             with: what PyTorch itself costs, without our engine's bookkeeping around it
 Medians of `--repeats` repetitions of about 0.3 s each, after a warm-up; characters per second
 are B x T per step. Needs the torch extra. Writes a Markdown table on stdout.
