@@ -2,7 +2,7 @@
 amounts per step, and the race gives each the same share of the machine).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/race.py --steps 600 --eval-every 25
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/race.py /work/shared/data/tinyshakespeare.txt \\
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/race.py tinyshakespeare.txt \\
         --seconds 75 --hidden 128 --eval-every 100 --eval-chars 20000 --lr-decay 1
 
 Takes `--seconds S` (stop once every model has had S seconds: an equal time for each) and

@@ -9,10 +9,10 @@ One run of this script is one pair, started together on this 2-core machine:
   on the whole validation part every --torch-eval-every seconds of its own training time,
   with the scoring time not counted against it, and keeps its best.
 
-Then our best-model file (`.best.npz`) is loaded into nn.LSTM + nn.Linear (tui.torch_io's
-mapping) and PyTorch scores it on the whole validation part (the last tenth), read as one
-sequence from a zero state: the number compared is PyTorch's own. What lstm-tui itself reported
-for that model is printed beside it.
+Then our best-model file (`.best.npz`) is loaded into nn.LSTM + nn.Linear (the export's mapping,
+tui/pytorch/weights.py) and PyTorch scores it on the whole validation part (the last tenth), read
+as one sequence from a zero state: the number compared is PyTorch's own. What lstm-tui itself
+reported for that model is printed beside it.
 
     python benchmarks/recipe_study.py TEXT --seconds 600 --label defaults
     python benchmarks/recipe_study.py TEXT --seconds 600 --label 2x256 -- --hidden 256 --layers 2

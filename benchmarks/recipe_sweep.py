@@ -1,12 +1,11 @@
 """The recipe sweep: several `lstm-tui train` settings, each given the same CPU time, two at a time.
 
-recipe_study.py runs one setting against PyTorch in wall time, as the issue's yardstick asks.
-This script compares our own candidate settings with each other, more cheaply: each run is
-`lstm-tui train TEXT --json [OPTIONS]` as a user runs it (one BLAS thread, this machine's two
-OpenBLAS overrides unset) and is stopped with SIGINT when its process has used SECONDS of CPU
-time, so that runs sharing the machine, or a busy machine, do not shortchange one of them. On a
-2-core machine run two settings at a time (the default); more would share cores and distort
-nothing but the wall time.
+recipe_study.py runs one setting against PyTorch in wall time. This script compares our own
+candidate settings with each other, more cheaply: each run is `lstm-tui train TEXT --json
+[OPTIONS]` as a user runs it (one BLAS thread, this machine's two OpenBLAS overrides unset) and
+is stopped with SIGINT when its process has used SECONDS of CPU time, so that runs sharing the
+machine, or a busy machine, do not shortchange one of them. On a 2-core machine run two
+settings at a time (the default); more would share cores and distort nothing but the wall time.
 
 Each setting is LABEL=OPTIONS, for example:
 
