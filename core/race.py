@@ -27,7 +27,7 @@ from .trainer import Controls, DivergedReport, DoneReport, Report, SaveReport, S
 class RaceReport:
     """One report of one model in the race."""
 
-    cell: str  # the name of the model (its cell: lstm, gru, rnn)
+    name: str  # the racer's name (the model's: lstm, gru, rnn, ...)
     report: Report
     race_s: float  # seconds this model has had so far (training and evaluation, pauses excluded)
 

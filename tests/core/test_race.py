@@ -41,7 +41,7 @@ def test_race_gives_each_model_an_equal_share_of_time(monkeypatch: pytest.Monkey
 
 def test_race_stops_each_model_at_its_budget_and_reports_done() -> None:
     race = tiny_race(steps=12)
-    done = [rr.cell for rr in race.run() if isinstance(rr.report, core.DoneReport)]
+    done = [rr.name for rr in race.run() if isinstance(rr.report, core.DoneReport)]
     assert sorted(done) == sorted(CELLS)
     assert all(t.step_count == 12 for t in race.trainers.values())
     assert race.finished == dict.fromkeys(CELLS, "budget")
@@ -52,7 +52,7 @@ def test_race_saves_every_model_on_request_and_while_paused(tmp_path: Path) -> N
     saves: list[tuple[str, core.SaveReport]] = []
     for rr in race.run():
         if isinstance(rr.report, core.SaveReport):
-            saves.append((rr.cell, rr.report))
+            saves.append((rr.name, rr.report))
             if len(saves) == 3:
                 race.controls.pause()
                 race.controls.request_save(str(tmp_path / "copy.npz"))  # answered while paused
@@ -81,7 +81,7 @@ def test_a_diverging_model_leaves_the_race_and_the_others_go_on() -> None:
     gru.train_step = poisoned  # type: ignore[method-assign]
     reports = list(race.run())
     assert race.finished["gru"] == "diverged"
-    assert any(isinstance(rr.report, core.DivergedReport) and rr.cell == "gru" for rr in reports)
+    assert any(isinstance(rr.report, core.DivergedReport) and rr.name == "gru" for rr in reports)
     assert race.trainers["lstm"].step_count == race.trainers["rnn"].step_count == 20
     assert all(np.isfinite(v).all() for v in gru.model.params.values())  # rolled back
 

@@ -220,7 +220,7 @@ def race(
         for rr in race.run():
             if cancelled():
                 break
-            report, name = rr.report, rr.cell
+            report, name = rr.report, rr.name
             if isinstance(report, StepReport):
                 curves[name].add(report.step, report.loss, report.smooth_loss)
                 if time_curves:

@@ -31,9 +31,9 @@ COMMANDS: dict[str, Command] = {
     "bench": Command("tui.commands.bench", "[options]", "measure training and generation speed"),
     "inspect": Command("tui.commands.inspect", "CHECKPOINT [opts]", "colour a text by what one unit of a model does"),
     "eval": Command("tui.commands.eval", "CHECKPOINT [TEXT]", "score a saved model on a text: loss, accuracy"),
-    "export": Command("tui.commands.export", "CHECKPOINT OUT", "the model as PyTorch nn.LSTM weights (.safetensors)"),
-    "import": Command("tui.commands.import_", "IN OUT.npz", "PyTorch nn.LSTM weights (.safetensors) as a checkpoint"),
-    "race": Command("tui.commands.race", "[CORPUS] [opts]", "train an LSTM, a GRU and an RNN side by side"),
+    "export": Command("tui.commands.export", "CHECKPOINT OUT", "the model as PyTorch weights (.safetensors)"),
+    "import": Command("tui.commands.import_", "IN OUT.npz", "PyTorch weights (.safetensors) as a checkpoint"),
+    "race": Command("tui.commands.race", "[CORPUS] [opts]", "train several models side by side (LSTM, GRU, RNN)"),
     "watch": Command("tui.commands.watch", "CHECKPOINT [opts]", "watch a run another process trains; never writes"),
 }
 

@@ -79,10 +79,10 @@ def check_writable(path: Path) -> None:
         raise core.CheckpointError(f"cannot save the model to {path}: {folder} is not a writable directory")
 
 
-def default_checkpoint(corpus_name: str) -> Path:
-    """./<corpus stem>.lstm.npz in the current directory."""
+def default_checkpoint(corpus_name: str, cell: str) -> Path:
+    """./<corpus stem>.<model>.npz in the current directory: hamlet.lstm.npz, book.gru.npz."""
     stem = Path(corpus_name).stem or "model"
-    return Path(f"{stem}.lstm.npz")
+    return Path(f"{stem}.{cell}.npz")
 
 
 def choose_recipe(text: corpus_io.Corpus, given: dict[str, Any], measure: bool = True) -> recipe.Recipe:
@@ -155,7 +155,7 @@ def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple
     else:
         chosen = choose_recipe(text, overrides, measure=factory is None)
         config = TrainConfig(steps=steps, **chosen.settings)  # checked before anything is said
-        checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(text.name)
+        checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(text.name, config.cell)
         check_writable(checkpoint)
         if checkpoint.exists():
             say(

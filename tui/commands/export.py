@@ -1,4 +1,4 @@
-"""`lstm-tui export`: a saved model as PyTorch nn.LSTM + nn.Linear weights in a .safetensors file."""
+"""`lstm-tui export`: a saved model as the weights of its PyTorch twin, in a .safetensors file."""
 
 from __future__ import annotations
 
@@ -6,22 +6,23 @@ import argparse
 import sys
 
 from .common import EXIT_OK
-from .options import PROG, Parser, add_version, new_parser
+from .options import PROG, Parser, add_version, new_parser, torch_twins
 
 
 def build_parser() -> Parser:
     p = new_parser(
         f"{PROG} export",
         usage=f"{PROG} export CHECKPOINT OUT.safetensors",
-        description="Write a saved model's weights as safetensors under PyTorch's own names, so that\n"
-        "torch.nn.LSTM(V, H, L) and torch.nn.Linear(H, V) load them with load_state_dict:\n"
-        "lstm.weight_ih_l<k>, lstm.weight_hh_l<k>, lstm.bias_ih_l<k>, lstm.bias_hh_l<k>, readout.weight,\n"
-        "readout.bias. The input is one-hot over the vocabulary, which the metadata holds as 'vocab'\n"
-        "(a JSON list of the characters in id order), with 'config' and 'lstm_tui_version'.",
+        description="Write a saved model's weights as safetensors under PyTorch's own names, so that the\n"
+        f"PyTorch module each model declares loads them with load_state_dict: {torch_twins()}.\n"
+        "An LSTM's tensors are lstm.weight_ih_l<k>, lstm.weight_hh_l<k>, lstm.bias_ih_l<k>,\n"
+        "lstm.bias_hh_l<k> (gru., rnn. for the others), readout.weight and readout.bias. The input is\n"
+        "one-hot over the vocabulary, which the metadata holds as 'vocab' (a JSON list of the\n"
+        "characters in id order), with 'config' (its 'cell' names the model) and 'lstm_tui_version'.",
         epilog="examples:\n"
         "  lstm-tui export hamlet.lstm.npz hamlet.safetensors\n"
         "  lstm-tui import hamlet.safetensors back.npz       # and back\n\n"
-        "The README shows the PyTorch lines that load an export and generate from it.",
+        "docs/pytorch.md shows the PyTorch lines that load an export and generate from it.",
     )
     add_version(p)
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a model saved by lstm-tui (.npz)")

@@ -1,4 +1,4 @@
-"""`lstm-tui import`: PyTorch nn.LSTM + nn.Linear weights in a .safetensors file as a checkpoint."""
+"""`lstm-tui import`: a model's PyTorch weights in a .safetensors file as an lstm-tui checkpoint."""
 
 from __future__ import annotations
 
@@ -6,18 +6,19 @@ import argparse
 import sys
 
 from .common import EXIT_OK
-from .options import PROG, Parser, add_version, new_parser
+from .options import PROG, Parser, add_version, new_parser, torch_twins
 
 
 def build_parser() -> Parser:
     p = new_parser(
         f"{PROG} import",
         usage=f"{PROG} import IN.safetensors OUT.npz",
-        description="Turn a .safetensors file of nn.LSTM + nn.Linear weights into an lstm-tui checkpoint\n"
+        description="Turn a .safetensors file of a model's PyTorch weights into an lstm-tui checkpoint\n"
         "that the interface, sample, inspect and --resume accept. The file may be an export or a model\n"
-        "trained in PyTorch, with its tensors named lstm.weight_ih_l<k>, lstm.weight_hh_l<k>,\n"
-        "lstm.bias_ih_l<k>, lstm.bias_hh_l<k>, readout.weight and readout.bias, and its vocabulary in\n"
-        "the metadata as 'vocab', a JSON list of the characters in id order.",
+        f"trained in PyTorch ({torch_twins()}), its tensors named as an export\n"
+        "names them (an LSTM's: lstm.weight_ih_l<k>, lstm.weight_hh_l<k>, lstm.bias_ih_l<k>,\n"
+        "lstm.bias_hh_l<k>, readout.weight and readout.bias), and its vocabulary in the metadata as\n"
+        "'vocab', a JSON list of the characters in id order. The tensors say which model it is.",
         epilog="examples:\n"
         "  lstm-tui import hamlet.safetensors hamlet.lstm.npz\n"
         "  lstm-tui sample hamlet.lstm.npz --prime 'to be'\n\n"

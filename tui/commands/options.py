@@ -136,12 +136,23 @@ def add_version(p: argparse.ArgumentParser) -> None:
     p.add_argument("--version", action="version", version=version_line())
 
 
+def models_help() -> str:
+    """Each registered model with its one-line summary: 'lstm (long short-term memory, ...), gru (...)'."""
+    return ", ".join(f"{name} ({cls.summary})" for name, cls in MODELS.items())
+
+
+def torch_twins() -> str:
+    """Each model's PyTorch twin: 'lstm: nn.LSTM + nn.Linear, gru: ...'."""
+    return ", ".join(f"{name}: {cls.torch_class} + nn.Linear" for name, cls in MODELS.items())
+
+
 def add_cell_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """--cell lstm|gru|rnn: the recurrent cell (default None, so a resumed run keeps its own)."""
+    """--cell: the model (default None, so a resumed run keeps its own)."""
     p.add_argument(
         "--cell",
         choices=tuple(MODELS),
-        help=f"the recurrent cell: lstm, gru (PyTorch's GRU) or rnn (vanilla tanh RNN) (default: {DEFAULTS.cell})",
+        metavar="MODEL",
+        help=f"the model: {models_help()} (default: {DEFAULTS.cell})",
     )
 
 
@@ -240,7 +251,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     files.add_argument(
         "--checkpoint",
         metavar="PATH",
-        help="where the model is saved (default: ./<corpus name>.lstm.npz in the current directory, "
+        help="where the model is saved (default: ./<corpus name>.<cell>.npz in the current directory, "
         "or the --resume file); when part of the text is held out, the weights with the best "
         "validation loss also go to <name>.best.npz beside it",
     )

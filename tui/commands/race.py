@@ -175,19 +175,19 @@ def run_headless(args: argparse.Namespace) -> int:
         for rr in race.run():
             r = rr.report
             if isinstance(r, core.StepReport):
-                speed[rr.cell] = r.chars_per_s
+                speed[rr.name] = r.chars_per_s
                 progress.update(status_line(race))
             elif isinstance(r, core.EvalReport):
                 if args.json and json_ok:
-                    record = {"cell": rr.cell, **eval_record(r, race.trainers[rr.cell], speed[rr.cell])}
+                    record = {"cell": rr.name, **eval_record(r, race.trainers[rr.name], speed[rr.name])}
                     record["race_s"] = round(rr.race_s, 3)
                     json_ok = emit(sys.stdout, json.dumps(record))
                 if not progress.live:
                     progress.update(status_line(race))
             elif isinstance(r, core.SaveReport) and r.error:
-                progress.message(f"{PROG}: warning: {rr.cell}: {r.error}")
+                progress.message(f"{PROG}: warning: {rr.name}: {r.error}")
             elif isinstance(r, core.DivergedReport):
-                progress.message(f"{PROG}: {rr.cell} left the race: {r.message}")
+                progress.message(f"{PROG}: {rr.name} left the race: {r.message}")
         progress.finish()
         for name, trainer in race.trainers.items():  # each model's score where it finished
             last = trainer.last_eval

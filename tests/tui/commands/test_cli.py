@@ -144,7 +144,7 @@ def test_resume_continues_the_step_count(workdir: Path, trained: tuple[Path, sub
 def test_other_cells_train_sample_inspect_and_resume_from_the_command_line(cell: str, tmp_path: Path) -> None:
     res = run("train", "--cell", cell, "--steps", "20", "--eval-every", "10", "--json", *SMALL, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    path = tmp_path / "hamlet.lstm.npz"
+    path = tmp_path / f"hamlet.{cell}.npz"  # checkpoints are named by their model
     ck = ckpt_io.load(path)
     assert ck.model.config.cell == cell and ck.meta["train"]["cell"] == cell
     assert f"model: {cell.upper()}, 1 layer x 32 hidden" in res.stderr
