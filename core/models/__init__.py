@@ -23,6 +23,7 @@ from .base import (
     log_softmax,
     softmax_cross_entropy,
 )
+from .gpt import CharGPT
 from .gru import CharGRU
 from .lstm import CharLSTM
 from .rnn import CharRNN
@@ -32,6 +33,7 @@ MODELS: dict[str, type[CharModel]] = {
     "lstm": CharLSTM,
     "gru": CharGRU,
     "rnn": CharRNN,
+    "gpt": CharGPT,
 }
 
 

@@ -46,6 +46,10 @@ class ModelConfig:
     dropout: float = 0.0  # probability of zeroing a layer output while training (0 = off)
     dtype: str = "float32"  # float32 to train fast; float64 for gradient checks
     cell: str = "lstm"  # the model's registry name (core.models.MODELS)
+    # The attention models' fields (the recurrent cells ignore them):
+    heads: int = 1  # attention heads per layer; they split the width `hidden` between them
+    block: int = 64  # the longest context, in characters: windows of at most `block` steps
+    bias: bool = False  # biases in the linear maps and LayerNorms
 
     def __post_init__(self) -> None:
         def whole(name: str, low: int, high: int) -> None:
@@ -57,6 +61,10 @@ class ModelConfig:
             raise ConfigError(f"vocabulary size must be at least 2, got {self.vocab_size}")
         whole("hidden", 1, 8192)
         whole("layers", 1, 16)
+        whole("heads", 1, 1024)
+        whole("block", 1, 65536)
+        if not isinstance(self.bias, (bool, np.bool_)):
+            raise ConfigError(f"bias must be true or false, got {self.bias!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.dtype not in ("float32", "float64"):
@@ -97,9 +105,10 @@ class Pool:
     simply keeps its arrays.
     """
 
-    MAX_PER_SHAPE = 4  # spares kept per (shape, dtype); more would only hold memory
-
-    def __init__(self) -> None:
+    def __init__(self, per_shape: int = 4) -> None:
+        # spares kept per (shape, dtype): as many as a step gives back (more would only hold
+        # memory). A recurrent model caches a few arrays of each shape; a GPT several per layer.
+        self.per_shape = per_shape
         self._free: dict[tuple[tuple[int, ...], str], list[NDArray]] = {}
 
     def take(self, shape: tuple[int, ...], dtype: np.dtype | str) -> NDArray:
@@ -113,7 +122,7 @@ class Pool:
         """Return arrays nobody else holds to the spares."""
         for a in arrays:
             spares = self._free.setdefault((a.shape, a.dtype.str), [])
-            if len(spares) < self.MAX_PER_SHAPE:
+            if len(spares) < self.per_shape:
                 spares.append(a)
 
 
@@ -135,12 +144,17 @@ class Cache:
         self.spent = True
 
 
+# What generation carries from one character to the next: a recurrent model's State, a GPT's
+# key/value cache. Only the model's own stepper reads it.
+GenState = Any
+
+
 class StreamLike(Protocol):
     """One stream of text read a character at a time (each model's Stream)."""
 
     def feed(self, char_id: int) -> NDArray: ...
 
-    def state(self) -> State: ...
+    def state(self) -> GenState: ...
 
 
 class StepperLike(Protocol):
@@ -148,13 +162,13 @@ class StepperLike(Protocol):
 
     config: ModelConfig
 
-    def initial_state(self, batch: int = 1) -> State: ...
+    def initial_state(self, batch: int = 1) -> GenState: ...
 
-    def step(self, ids: NDArray, state: State) -> tuple[NDArray, State]: ...
+    def step(self, ids: NDArray, state: GenState) -> tuple[NDArray, GenState]: ...
 
-    def prime(self, ids: NDArray, state: State | None = None) -> tuple[NDArray | None, State]: ...
+    def prime(self, ids: NDArray, state: GenState | None = None) -> tuple[NDArray | None, GenState]: ...
 
-    def stream(self, state: State | None = None) -> StreamLike: ...
+    def stream(self, state: GenState | None = None) -> StreamLike: ...
 
 
 _M = TypeVar("_M", bound="CharModel")
@@ -203,6 +217,22 @@ class CharModel:
         return sum(int(np.prod(s)) for s in cls.param_shapes(config).values())
 
     @classmethod
+    def longest_window(cls, config: ModelConfig) -> int | None:
+        """The most steps one training window may have (None: no limit; a GPT: its block)."""
+        return None
+
+    @classmethod
+    def shape_text(cls, config: ModelConfig) -> str:
+        """The model's size in a few words, for reports: "2 x 256 units"."""
+        return f"{config.layers} x {config.hidden} units"
+
+    @classmethod
+    def decayed(cls, config: ModelConfig) -> tuple[str, ...]:
+        """The parameters weight decay (TrainConfig.weight_decay) shrinks: by default those with two
+        axes or more (matrices and embeddings), never a bias or a gain (nanoGPT's rule)."""
+        return tuple(name for name, s in cls.param_shapes(config).items() if len(s) >= 2)
+
+    @classmethod
     def init_params(cls, config: ModelConfig, rng: np.random.Generator) -> Params:
         """Freshly initialised parameters."""
         raise NotImplementedError
@@ -234,6 +264,11 @@ class CharModel:
     def from_torch(cls, tensors: dict[str, NDArray], config: ModelConfig) -> Params:
         """The inverse of `to_torch` (names and shapes already checked)."""
         raise ConfigError(f"the {cls.title or cls.name} model has no PyTorch counterpart to import from")
+
+    @classmethod
+    def export_config(cls, config: ModelConfig) -> dict[str, Any]:
+        """The metadata `config` of an export (JSON), which names the model under "cell"."""
+        return config.to_dict()
 
     @classmethod
     def torch_config(cls, tensors: dict[str, NDArray], saved: dict[str, Any]) -> dict[str, Any] | None:
@@ -295,6 +330,13 @@ class CharModel:
         """One-step inference on a frozen copy of the current weights. By default the model's own
         forward pass, one character at a time; a model overrides it with something faster."""
         return ForwardStepper(self.copy())
+
+    def score_windows(self, n: int) -> list[tuple[int, int, int]] | None:
+        """How evaluation reads a text of n positions: None (the default) to read it as one
+        sequence, carrying the state; or windows (start, stop, first), each read as a fresh context
+        with the predictions at positions first..stop-1 kept, every position exactly once (a model
+        whose context is bounded, the GPT)."""
+        return None
 
     def activations(self, ids: NDArray) -> dict[str, NDArray]:
         """Every inside quantity for each character of `ids` (n,) read from a blank state:

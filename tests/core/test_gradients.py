@@ -17,8 +17,13 @@ TOL = 1e-4  # entry-wise; float64 central differences reach ~1e-7 except on ~1e-
 
 
 def rel_error(a: np.ndarray, n: np.ndarray) -> float:
-    """max |a-n| / max(1e-8, |a|+|n|) over all entries."""
-    return float(np.max(np.abs(a - n) / np.maximum(1e-8, np.abs(a) + np.abs(n))))
+    """max |a-n| / max(1e-8, |a|+|n|) over all entries, except those whose analytic gradient is zero
+    to rounding (a GPT's query and key when a position can see only itself): there the differences
+    must be rounding noise too, under 1e-9, or the entry counts as wrong (error 1)."""
+    err = np.abs(a - n) / np.maximum(1e-8, np.abs(a) + np.abs(n))
+    zero = np.abs(a) < 1e-14 * max(1.0, float(np.abs(a).max()))
+    err[zero] = np.where(np.abs(n[zero]) < 1e-9, 0.0, 1.0)
+    return float(err.max())
 
 
 def make_problem(seed: int, layers: int, dropout: float, resets: bool, cell: str = "lstm"):
@@ -70,7 +75,7 @@ def test_one_layer_matches_finite_differences(cell, dropout):
     assert err < TOL, f"{cell} {name}: relative error {err:.2e}"
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", [c for c in CELLS if MODELS[c].state_names])  # those that carry a state
 @pytest.mark.parametrize(("seed", "layers", "resets"), [(3, 2, False), (4, 2, True), (7, 1, True)])
 def test_initial_state_gradients_match_finite_differences(cell, seed, layers, resets):
     _, state, loss, _, dstate = make_problem(seed, layers=layers, dropout=0.0, resets=resets, cell=cell)
