@@ -24,6 +24,7 @@ MIN_LR_FRACTION = 1e-3
 # takes roughly a tenth of the run, whatever the text's length.
 EVAL_INTERVAL = 4
 EVAL_MIN_CHARS = 20_000
+SCHEDULES = ("constant", "cosine")  # TrainConfig.schedule (core/schedule.py)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,18 @@ class TrainConfig:
     dtype: str = "float32"  # float32 trains fast; float64 for exactness
     smoothing: float = 0.95  # weight of the past in the smoothed training loss
     cell: str = "lstm"  # the model: a name in core.models.MODELS
+    # An attention model's shape (ModelConfig's fields; the recurrent cells ignore them):
+    heads: int = 1  # attention heads per layer; they divide the width `hidden` between them
+    block: int = 64  # the longest context in characters; seq_len may not exceed it
+    bias: bool = False  # biases in the linear maps and LayerNorms
+    # The optimizer and the rate's schedule (core/schedule.py), for any model:
+    beta2: float = 0.999  # Adam's decay of its second moment (nanoGPT's small runs: 0.99)
+    weight_decay: float = 0.0  # decoupled (AdamW): each step shrinks the model's `decayed` parameters by lr x this
+    warmup: int = 0  # steps over which the rate rises linearly to lr at the start of a run
+    schedule: str = "constant"  # "cosine": after the warm-up, half a cosine from lr down to lr x min_lr
+    # over the run's length (its steps, or its seconds); "constant": no decay
+    min_lr: float = 0.1  # where the cosine ends, as a fraction of lr
+    seconds: float = 0.0  # training time to take in this run, seconds (0 = no limit; with steps, whichever comes first)
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -82,10 +95,39 @@ class TrainConfig:
             f"unknown optimizer {self.optimizer!r}; choose adam, sgd or adagrad",
         )
         need(0 <= self.smoothing < 1, f"smoothing must be in [0, 1), got {self.smoothing}")
+        self._check_schedule(need)
+
+    def _check_schedule(self, need: Any) -> None:
+        """The attention models' window, the optimizer's and the schedule's settings."""
+        longest = model_class(self.cell).longest_window(self.model_config(2))
+        need(
+            longest is None or self.seq_len <= longest,
+            f"seq-len {self.seq_len} is longer than the block {longest}: a {self.cell} model reads at most "
+            "--block characters at once (give --seq-len <= --block, or a larger --block)",
+        )
+        need(0 <= self.beta2 < 1, f"beta2 must be in [0, 1), got {self.beta2}")
+        need(
+            math.isfinite(self.weight_decay) and 0 <= self.weight_decay < 1 / self.lr,
+            f"weight-decay must be >= 0 and below 1/lr ({1 / self.lr:g}), got {self.weight_decay}",
+        )
+        need(
+            self.weight_decay == 0 or self.optimizer == "adam",
+            "weight decay is decoupled Adam's (AdamW): give --optimizer adam",
+        )
+        w = self.warmup
+        need(isinstance(w, int) and w >= 0, f"warmup must be a whole number >= 0, got {w}")
+        need(
+            self.schedule in SCHEDULES,
+            f"unknown schedule {self.schedule!r}; choose {' or '.join(SCHEDULES)}",
+        )
+        need(0 <= self.min_lr <= 1, f"min-lr must be in [0, 1] (a fraction of lr), got {self.min_lr}")
+        need(math.isfinite(self.seconds) and self.seconds >= 0, f"seconds must be >= 0, got {self.seconds}")
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         """The model these settings train on a text of `vocab_size` characters (checked)."""
-        config = ModelConfig(vocab_size, self.hidden, self.layers, self.dropout, self.dtype, self.cell)
+        config = ModelConfig(
+            vocab_size, self.hidden, self.layers, self.dropout, self.dtype, self.cell, self.heads, self.block, self.bias
+        )
         model_class(self.cell).check_config(config)
         return config
 
@@ -98,4 +140,4 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-__all__ = ["EVAL_INTERVAL", "EVAL_MIN_CHARS", "MIN_LR_FRACTION", "ModelConfig", "TrainConfig"]
+__all__ = ["EVAL_INTERVAL", "EVAL_MIN_CHARS", "MIN_LR_FRACTION", "SCHEDULES", "ModelConfig", "TrainConfig"]

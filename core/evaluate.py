@@ -80,6 +80,9 @@ class Evaluator:
     """Teacher-forced evaluation of `ids` (n+1,) done a piece at a time: `advance()` reads one
     chunk and returns True once the whole text is scored; `result()` is then the Evaluation.
 
+    A model whose context is bounded (the GPT: `score_windows`) reads the text in windows instead,
+    each a fresh context, side by side in batches; see `_plan_windows`.
+
     The text is read from a fresh state. A short text is read as one sequence. A long one is cut
     into S contiguous segments read side by side as the S streams of one batch, which is what
     makes scoring a long validation text affordable: each stream s > 0 first reads the `warmup`
@@ -102,16 +105,22 @@ class Evaluator:
         n = len(ids) - 1
         if n < 1:
             raise ValueError("evaluation needs at least 2 characters")
-        S = stream_count(n, warmup) if streams is None else max(1, min(streams, n))
         self.model, self.ids, self.vocab, self.rng = model, np.asarray(ids), vocab, rng
         self.n, self.chunk = n, chunk
-        starts = (np.arange(S + 1, dtype=np.int64) * n) // S  # (S+1,) segment boundaries
-        begin = np.maximum(starts[:-1] - warmup, 0)  # (S,) where each stream starts reading
-        begin[0] = 0
-        self._steps = int((starts[1:] - begin).max())  # steps every stream takes (the longest)
-        self._begin, self._start, self._stop = begin, starts[:-1], starts[1:]
-        self._t = 0  # steps taken so far
-        self._state = model.initial_state(S)
+        self._t = 0  # steps taken so far (windowed: batches of windows read)
+        self._batches: list[list[tuple[int, int, int]]] | None = None  # windowed: the windows of each step
+        read_as = getattr(model, "score_windows", None)  # (an engine's scorer may have no windows)
+        windows = read_as(n) if read_as is not None else None
+        if windows is not None:
+            self._plan_windows(windows)
+        else:
+            S = stream_count(n, warmup) if streams is None else max(1, min(streams, n))
+            starts = (np.arange(S + 1, dtype=np.int64) * n) // S  # (S+1,) segment boundaries
+            begin = np.maximum(starts[:-1] - warmup, 0)  # (S,) where each stream starts reading
+            begin[0] = 0
+            self._steps = int((starts[1:] - begin).max())  # steps every stream takes (the longest)
+            self._begin, self._start, self._stop = begin, starts[:-1], starts[1:]
+            self._state = model.initial_state(S)
         self._total = 0.0  # sum of -log p(true) over the positions scored so far
         self._right = 0  # positions where the argmax was the true character
         d = self._detail = min(n, DETAIL_CHARS)
@@ -119,6 +128,16 @@ class Evaluator:
         self._p_true = np.empty(d, dtype=np.float64)  # (d,)
         self._sampled = np.empty(d, dtype=np.int64) if rng is not None else None
         self._result: Evaluation | None = None
+
+    def _plan_windows(self, windows: list[tuple[int, int, int]]) -> None:
+        """A model whose context is bounded (the GPT) reads `windows` (start, stop, first), each as
+        a fresh context keeping the predictions at positions first..stop-1: as many side by side in
+        one step as make about chunk x MAX_STREAMS positions."""
+        width = max(stop - start for start, stop, _ in windows)
+        per = max(1, (self.chunk * MAX_STREAMS) // width)  # windows per step
+        self._batches = [windows[i : i + per] for i in range(0, len(windows), per)]
+        self._steps = len(self._batches)
+        self._begin = np.zeros(per, np.int64)  # (for `streams`)
 
     @property
     def streams(self) -> int:
@@ -137,13 +156,36 @@ class Evaluator:
         """Read the next chunk of steps in every stream; True when the whole text is scored."""
         if self.done:
             return True
+        if self._batches is not None:
+            self._read_windows(self._batches[self._t])
+            self._t += 1
+            return self.done
         t0, t1 = self._t, min(self._steps, self._t + self.chunk)
         pos = self._begin[None, :] + np.arange(t0, t1, dtype=np.int64)[:, None]  # (k, S) input positions
         scored = (pos >= self._start[None, :]) & (pos < self._stop[None, :])  # (k, S)
         x = self.ids[np.minimum(pos, self.n - 1)].astype(np.int64)  # (k, S) (past the end: unscored)
         logits, self._state, _ = self.model.forward(x, self._state)  # (k, S, V)
-        p = pos[scored]  # (m,) positions scored in this chunk
-        logp = log_softmax(logits[scored].astype(np.float64))  # (m, V)
+        self._tally(pos[scored], logits[scored])
+        self._t = t1
+        return self.done
+
+    def _read_windows(self, windows: list[tuple[int, int, int]]) -> None:
+        """Read `windows` side by side (those of one length in one forward pass) and score them."""
+        by_length: dict[int, list[tuple[int, int, int]]] = {}
+        for w in windows:
+            by_length.setdefault(w[1] - w[0], []).append(w)
+        for T, group in by_length.items():
+            starts = np.array([start for start, _, _ in group], np.int64)  # (W,)
+            skip = np.array([first - start for start, _, first in group], np.int64)  # (W,) unscored context
+            pos = starts[None, :] + np.arange(T)[:, None]  # (T, W) input positions
+            x = self.ids[pos].astype(np.int64)  # (T, W)
+            logits, _, _ = self.model.forward(x, self.model.initial_state(len(group)))  # (T, W, V)
+            scored = np.arange(T)[:, None] >= skip[None, :]  # (T, W)
+            self._tally(pos[scored], logits[scored])
+
+    def _tally(self, p: NDArray, logits: NDArray) -> None:
+        """Count the predictions `logits` (m, V) of the characters after positions `p` (m,)."""
+        logp = log_softmax(logits.astype(np.float64))  # (m, V)
         y = np.asarray(self.ids[p + 1], dtype=np.int64)  # (m,)
         lp_true = logp[np.arange(len(p)), y]  # (m,)
         pred = logp.argmax(axis=1)  # (m,)
@@ -158,8 +200,6 @@ class Evaluator:
                 cdf = np.cumsum(np.exp(logp[keep]), axis=1)  # (k, V)
                 u = self.rng.random((len(pk), 1)) * cdf[:, -1:]
                 self._sampled[pk] = np.minimum((cdf < u).sum(axis=1), cdf.shape[1] - 1)
-        self._t = t1
-        return self.done
 
     def result(self) -> Evaluation:
         """The finished evaluation (reads whatever is left first)."""

@@ -90,14 +90,28 @@ class Adagrad(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba): bias-corrected first and second moments of the gradient."""
+    """Adam (Kingma & Ba): bias-corrected first and second moments of the gradient. With
+    `weight_decay`, AdamW's decoupled decay (Loshchilov & Hutter): before the Adam step each
+    parameter named in `decayed` shrinks by lr x weight_decay of itself, p -= lr wd p, as
+    torch.optim.AdamW does."""
 
     name = "adam"
     slots = ("m", "v")
 
-    def __init__(self, params: Params, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
+    def __init__(
+        self,
+        params: Params,
+        lr: float,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        decayed: tuple[str, ...] = (),
+    ):
         super().__init__(params, lr)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.weight_decay = weight_decay
+        self.decayed = frozenset(decayed) if weight_decay else frozenset()
 
     def step(self, params: Params, grads: Params) -> None:
         self.t += 1
@@ -106,6 +120,7 @@ class Adam(Optimizer):
         # Fold both bias corrections into the step size: lr_t = lr sqrt(1-b2^t) / (1-b1^t).
         lr_t = self.lr * math.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
         eps_t = self.eps * math.sqrt(1.0 - b2**self.t)
+        shrink = 1.0 - self.lr * self.weight_decay
         for k, p in params.items():
             g = grads[k]
             mk, vk = m[k], v[k]
@@ -113,16 +128,30 @@ class Adam(Optimizer):
             mk += (1.0 - b1) * g  # m = b1 m + (1-b1) g
             vk *= b2
             vk += (1.0 - b2) * (g * g)  # v = b2 v + (1-b2) g^2
+            if k in self.decayed:
+                p *= shrink  # p -= lr wd p (decoupled: not through the moments)
             p -= lr_t * mk / (np.sqrt(vk) + eps_t)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {"adam": Adam, "sgd": SGD, "adagrad": Adagrad}
 
 
-def make_optimizer(name: str, params: Params, lr: float) -> Optimizer:
-    """The optimizer called `name` (adam, sgd or adagrad) over `params`."""
+def make_optimizer(
+    name: str,
+    params: Params,
+    lr: float,
+    beta2: float = 0.999,
+    weight_decay: float = 0.0,
+    decayed: tuple[str, ...] = (),
+) -> Optimizer:
+    """The optimizer called `name` (adam, sgd or adagrad) over `params`. Adam takes `beta2` and
+    decoupled `weight_decay` of the parameters named in `decayed`; the others take neither."""
     try:
         cls = OPTIMIZERS[name.lower()]
     except KeyError:
         raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}") from None
+    if cls is Adam:
+        return Adam(params, lr, beta2=beta2, weight_decay=weight_decay, decayed=decayed)
+    if weight_decay:
+        raise ConfigError("weight decay is decoupled Adam's (AdamW): give --optimizer adam")
     return cls(params, lr)

@@ -35,6 +35,7 @@ class Run(Protocol):
     config: TrainConfig
     model: CharModel
     optimizer: Optimizer
+    base_lr: float
     state: State
     average: dict[str, np.ndarray] | None
     batches: Batches
@@ -62,7 +63,7 @@ class Run(Protocol):
 
 
 # The settings a resumed run cannot change: they are the model's shape.
-SHAPE_KEYS = ("hidden", "layers", "dtype", "cell")
+SHAPE_KEYS = ("hidden", "layers", "dtype", "cell", "heads", "block", "bias")
 
 
 def checkpoint_of(trainer: Run) -> ckpt_io.Checkpoint:
@@ -97,6 +98,7 @@ def checkpoint_of(trainer: Run) -> ckpt_io.Checkpoint:
         "seq_len_used": t.seq_len,
         "optimizer_t": t.optimizer.t,
         "optimizer_lr": t.optimizer.lr,
+        "base_lr": t.base_lr,  # the rate the schedule scales (core.schedule)
         "smooth_loss": t.smooth_loss,
         "elapsed_s": t.elapsed_s,
         "best_val": t.best_val if math.isfinite(t.best_val) else None,
@@ -143,6 +145,8 @@ def restore(trainer: Run, ck: ckpt_io.Checkpoint) -> None:
     t.optimizer.load_state_arrays(ck.group("opt"), int(meta["optimizer_t"]))
     if "optimizer_lr" in meta and t.config.lr == TrainConfig.from_dict(meta["train"]).lr:
         t.optimizer.lr = float(meta["optimizer_lr"])
+        # (a checkpoint from before schedules stepped at its base rate)
+        t.base_lr = float(meta.get("base_lr", meta["optimizer_lr"]))
     positions = ck.arrays["data/positions"]
     same_shape = (int(meta["batch_used"]), int(meta["seq_len_used"])) == (t.batch, t.seq_len)
     if same_shape:

@@ -28,6 +28,7 @@ from .evaluate import Evaluation, Evaluator
 from .memory import check_memory
 from .models import CharModel, State, create_model
 from .optim import Optimizer, make_optimizer
+from .schedule import lr_factor
 
 # How often (seconds of wall time) a fresh copy of the weights is published for other threads,
 # and how often weights that just gave a finite loss are kept to roll back to on divergence.
@@ -176,7 +177,17 @@ class Trainer:
         self.controls = controls or Controls()
         self.rng = np.random.default_rng(config.seed)
         self.model = create_model(config.model_config(corpus.vocab.size), self.rng)
-        self.optimizer: Optimizer = make_optimizer(config.optimizer, self.model.params, config.lr)
+        self.optimizer: Optimizer = make_optimizer(
+            config.optimizer,
+            self.model.params,
+            config.lr,
+            beta2=config.beta2,
+            weight_decay=config.weight_decay,
+            decayed=self.model.decayed(self.model.config),
+        )
+        # The rate the schedule scales (core.schedule): config.lr, cut on a stalled validation,
+        # set from the controls. The optimizer steps at base_lr x the schedule's factor.
+        self.base_lr = config.lr
         self.batches = Batches(corpus.train_ids, config.batch, config.seq_len)
         check_memory(self.batches.batch, self.batches.seq_len, self.model.config)
         self.state: State = self.model.initial_state(self.batches.batch)
@@ -243,7 +254,8 @@ class Trainer:
         cfg = self.config
         lr = self.controls.take_lr()
         if lr is not None:
-            self.optimizer.lr = lr
+            self.base_lr = lr
+        self._schedule_rate()
         t0 = time.perf_counter()
         window = self.batches.next()
         masks = self.model.dropout_masks(self.seq_len, self.batch, self.rng)
@@ -271,6 +283,10 @@ class Trainer:
             grad_norm=norm,
             elapsed_s=self.elapsed_s,
         )
+
+    def _schedule_rate(self) -> None:
+        """The optimizer's rate for the next step: base_lr as the schedule scales it there."""
+        self.optimizer.lr = self.base_lr * lr_factor(self.config, self.step_count, self.elapsed_s)
 
     def _diverged(self, loss: float) -> DivergedReport:
         """Roll back to the last published (finite) weights, reset the carried state, pause."""
@@ -351,10 +367,11 @@ class Trainer:
         elif math.isfinite(ev.loss) and self.config.lr_decay < 1 and self.config.lr_patience:
             self._stale_evals += 1
             floor = self.config.lr * MIN_LR_FRACTION
-            if self._stale_evals >= self.config.lr_patience and self.optimizer.lr > floor:  # stalled
+            if self._stale_evals >= self.config.lr_patience and self.base_lr > floor:  # stalled
                 self._stale_evals = 0
-                self.optimizer.lr = max(floor, self.optimizer.lr * self.config.lr_decay)
-                lr_cut = self.optimizer.lr
+                self.base_lr = max(floor, self.base_lr * self.config.lr_decay)
+                lr_cut = self.base_lr
+                self._schedule_rate()
         self.val_history.append((pending.step, ev.loss))
         report = EvalReport(
             step=pending.step,
@@ -375,6 +392,11 @@ class Trainer:
     def restart(self) -> Trainer:
         """A fresh run (new random weights) with the same text, settings, checkpoint and engine."""
         return type(self)(self.corpus, self.config, checkpoint=self.checkpoint, engine=self._make_engine)
+
+    def budget_spent(self) -> bool:
+        """The run has taken its steps or its seconds of training (TrainConfig.steps, .seconds)."""
+        cfg = self.config
+        return bool(cfg.steps and self.step_count >= cfg.steps) or bool(cfg.seconds and self.elapsed_s >= cfg.seconds)
 
     def _eval_due(self) -> bool:
         every = self.config.eval_every
@@ -411,7 +433,7 @@ class Trainer:
         while True:
             for path in controls.take_saves():
                 yield from self._save_reports(path)
-            if controls.stopped or (cfg.steps and self.step_count >= cfg.steps):
+            if controls.stopped or self.budget_spent():
                 if self._pending is not None and not controls.stopped:
                     while self._pending is not None:  # the budget is spent: finish the scoring
                         yield from self._advance_eval()

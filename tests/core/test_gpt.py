@@ -343,3 +343,42 @@ def test_huge_attention_scores_stay_exact_in_every_path(dtype):
         full = model.forward(text[:, None], ())[0][-1, 0]
     assert np.all(np.isfinite(full))
     np.testing.assert_allclose(logits, full, rtol=0, atol=(1e-3 if dtype == "float32" else 1e-9) * np.abs(full).max())
+
+
+# -------------------------------------------------------------------------- evaluation
+@pytest.mark.parametrize(("n", "block"), [(5, 16), (16, 16), (17, 16), (100, 16), (61, 7), (30, 1)])
+def test_evaluation_scores_each_position_as_generation_predicts_it(n, block):
+    """The one-pass score reads the text in context_windows, batched: every position's loss is the
+    one the key/value cache (generation) gives it, a character at a time from a fresh start."""
+    from core import corpus
+    from core.evaluate import Evaluator
+    from core.models import log_softmax
+
+    model = small_model(block=block)
+    ids = np.random.default_rng(24).integers(0, 20, n + 1)
+    vocab = corpus.from_text("".join(chr(97 + i) for i in range(20))).vocab
+    evaluator = Evaluator(model, ids, vocab, chunk=2)  # a few windows per step: several steps
+    steps = 0
+    while not evaluator.advance():
+        steps += 1
+    ev = evaluator.result()
+    stream = model.stepper().stream()
+    losses, right = [], 0
+    for i in range(n):
+        logp = log_softmax(stream.feed(int(ids[i])).astype(np.float64))
+        losses.append(-logp[ids[i + 1]])
+        right += int(np.argmax(logp) == ids[i + 1])
+    assert ev.n == n and ev.loss == pytest.approx(np.mean(losses), rel=1e-12)
+    assert ev.accuracy == right / n
+    np.testing.assert_allclose(ev.p_true, np.exp(-np.array(losses)), rtol=1e-10)
+
+
+def test_activations_read_each_character_in_generations_context():
+    model = small_model(block=8)
+    ids = np.random.default_rng(25).integers(0, 20, 30)
+    residual = model.activations(ids)["residual"]  # (L, n, C)
+    assert residual.shape == (2, 30, 32)
+    for i in (0, 7, 8, 12, 29):
+        c = context_length(i, 8)
+        alone = model.activations(ids[i - c + 1 : i + 1])["residual"][:, -1]  # its context, read afresh
+        np.testing.assert_allclose(residual[:, i], alone, rtol=0, atol=1e-12)
