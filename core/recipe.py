@@ -17,6 +17,12 @@ The rule, and why (the measurements behind it are in benchmarks/recipe_study.py 
   (keeping 0.998 per step), which anneals without a schedule: the run need not know its length.
 - Anything the user sets explicitly is kept, and the rest is chosen around it (the learning
   rate follows an explicit --hidden, for example).
+
+The GPT (`--cell gpt`) is sized by the same two limits from nanoGPT's CPU recipe (4 layers of
+width 128 with 4 heads, a block of 64 characters, batch 12, AdamW at 1e-3 with decay 0.1 and
+beta2 0.99, clip 1, a 100-step warm-up and a cosine to a tenth of the rate over the run) on a ladder
+of GPT sizes around it (GPT_LADDER); a short text gets a small GPT that learns it in seconds.
+benchmarks/gpt_recipe.py holds the measurements.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from .config import TrainConfig
 from .models import ModelConfig, model_class
 
 TINY_CHARS = 20_000  # below this, the soliloquy's settings
@@ -49,18 +56,38 @@ TINY = {"hidden": 128, "layers": 1, "batch": 8, "seq_len": 48, "lr": 1e-2}
 LARGE_SHAPE = {"batch": 32, "seq_len": 64, "average": 0.998}
 
 
+# The GPT's ladder: (layers, width, heads, block), smallest first. The second rung is nanoGPT's
+# CPU recipe (config/train_shakespeare_char.py's "baby GPT" shrunk for a laptop), the last its GPU one.
+GPT_LADDER = ((2, 64, 4, 64), (4, 128, 4, 64), (4, 192, 6, 128), (6, 256, 8, 128), (6, 384, 6, 256))
+# nanoGPT's optimizer and schedule, for every GPT on a text of TINY_CHARS or more.
+GPT_TRAINING = {
+    "batch": 12,
+    "lr": 1e-3,
+    "weight_decay": 0.1,
+    "beta2": 0.99,
+    "clip": 1.0,
+    "warmup": 100,
+    "schedule": "cosine",
+    "min_lr": 0.1,
+}
+# The soliloquy's GPT: two layers of 64, a whole block of the text per stream; reaches 99% greedy
+# accuracy in 340-510 steps (3-5 s of CPU) with seeds 0-2 here.
+GPT_TINY = {"layers": 2, "hidden": 64, "heads": 4, "block": 64, "seq_len": 64, "batch": 8, "lr": 3e-3}
+GPT_HEAD_SIZE = 32  # with the width given and the heads not: the head count nearest width / 32 that divides it
+
+
 def lr_for(hidden: int) -> float:
     """Adam's step size: 1e-2 learns fastest up to 128 units; larger layers are steadier at 5e-3."""
     return 1e-2 if hidden <= 128 else 5e-3
 
 
-def train_flops_per_char(hidden: int, layers: int, vocab: int, cell: str = "lstm") -> float:
+def train_flops_per_char(hidden: int, layers: int, vocab: int, cell: str = "lstm", **shape: Any) -> float:
     """Floating-point operations of one character's forward and backward pass (the model's own count)."""
-    return model_class(cell).train_flops_per_char(ModelConfig(vocab, hidden, layers, cell=cell))
+    return model_class(cell).train_flops_per_char(ModelConfig(vocab, hidden, layers, cell=cell, **shape))
 
 
-def num_params(hidden: int, layers: int, vocab: int, cell: str = "lstm") -> int:
-    return model_class(cell).num_params(ModelConfig(vocab, hidden, layers, cell=cell))
+def num_params(hidden: int, layers: int, vocab: int, cell: str = "lstm", **shape: Any) -> int:
+    return model_class(cell).num_params(ModelConfig(vocab, hidden, layers, cell=cell, **shape))
 
 
 @functools.cache
@@ -96,6 +123,8 @@ def choose(n_chars: int, vocab: int, given: dict[str, Any] | None = None, flops:
     `flops` is this machine's matrix speed (measured when not given).
     """
     given = dict(given or {})
+    if given.get("cell") == "gpt":
+        return choose_gpt(n_chars, vocab, given, flops)
     if n_chars < TINY_CHARS:
         settings = {**TINY, **given}
         if "hidden" in given and "lr" not in given:
@@ -132,6 +161,84 @@ def choose(n_chars: int, vocab: int, given: dict[str, Any] | None = None, flops:
     settings = {"layers": layers, "hidden": hidden, **LARGE_SHAPE, "lr": lr_for(given.get("hidden", hidden))}
     settings.update(given)
     return Recipe(settings, _describe(settings, why))
+
+
+def training_for(cell: str) -> dict[str, Any]:
+    """How a model of `cell` trains when nothing is known of its text (a model imported from
+    PyTorch and resumed): a GPT with nanoGPT's optimizer and schedule, the others with TrainConfig's
+    defaults."""
+    return dict(GPT_TRAINING) if cell == "gpt" else {}
+
+
+def heads_for(hidden: int) -> int:
+    """The head count nearest hidden / GPT_HEAD_SIZE that divides the width (nanoGPT's heads are 32 to
+    64 columns wide)."""
+    divisors = [h for h in range(1, hidden + 1) if hidden % h == 0]
+    return min(divisors, key=lambda h: (abs(h - hidden / GPT_HEAD_SIZE), -h))
+
+
+def choose_gpt(n_chars: int, vocab: int, given: dict[str, Any], flops: float | None = None) -> Recipe:
+    """The GPT's settings: the two limits of `choose` on GPT_LADDER, with nanoGPT's training."""
+    shape_keys = ("layers", "hidden", "heads", "block")
+    if n_chars < TINY_CHARS:
+        settings = {**GPT_TINY, **given}
+        why = f"a short text ({n_chars:,} characters): a small GPT that learns it in seconds"
+    else:
+        speed = (flops if flops is not None else machine_flops()) * STEP_EFFICIENCY
+        need = min(SESSION_PASSES * n_chars, SESSION_CHARS) / SESSION_S  # characters per second
+        rungs: list[dict[str, int]] = [dict(zip(shape_keys, rung, strict=True)) for rung in GPT_LADDER]
+        allowed = [r for r in rungs if all(given.get(k, r[k]) == r[k] for k in ("layers", "hidden"))]
+        fits: list[tuple[dict[str, int], float]] = []
+        for rung in allowed:
+            shape: dict[str, int] = {**rung, **{k: given[k] for k in ("heads", "block") if k in given}}
+            if shape["hidden"] % shape["heads"]:
+                continue
+            rate = speed / train_flops_per_char(vocab=vocab, cell="gpt", **shape)
+            if rate >= need and num_params(vocab=vocab, cell="gpt", **shape) <= PARAMS_PER_CHAR * n_chars:
+                fits.append((rung, rate))
+        if fits:
+            chosen, rate = fits[-1]
+            amount = f"the text {SESSION_PASSES} times"
+            if SESSION_PASSES * n_chars > SESSION_CHARS:
+                amount = f"{SESSION_CHARS / 1e6:.0f}M characters of it"
+            what = f"{chosen['layers']} x {chosen['hidden']}" + (" (nanoGPT's CPU model)" if chosen == rungs[1] else "")
+            why = (
+                f"{what} is the largest GPT this machine (~{speed / 1e9:.0f} GFLOP/s in training) can take over "
+                f"{amount} in about {SESSION_S / 60:.0f} minutes (~{rate / 1000:.0f}k chars/s) "
+                f"with at most {PARAMS_PER_CHAR:g} parameters per character"
+            )
+        elif not allowed:  # a size off the ladder: nanoGPT's CPU model, as far as the user's choices allow
+            chosen = {**rungs[1], **{k: given[k] for k in ("layers", "hidden") if k in given}}
+            why = "the size given, and nanoGPT's CPU recipe for the rest"
+        else:  # nothing on the ladder fits both limits: the smallest GPT the user's choices allow
+            chosen = allowed[0]
+            why = (
+                f"the smallest GPT: a {n_chars:,}-character text with {vocab:,} symbols is too short for more "
+                f"than {PARAMS_PER_CHAR:g} parameters per character (or this machine too slow for a larger one)"
+            )
+        settings = {**chosen, **GPT_TRAINING, **given}
+    if "hidden" in given and "heads" not in given:
+        settings["heads"] = heads_for(settings["hidden"])
+    if "seq_len" in given and "block" not in given:
+        settings["block"] = max(settings["block"], given["seq_len"])
+    if "seq_len" not in given:
+        settings["seq_len"] = settings["block"]  # every window a whole context
+    return Recipe(settings, _describe_gpt(settings, why))
+
+
+def _describe_gpt(s: dict[str, Any], why: str) -> str:
+    d = TrainConfig()
+    optimizer = f"{s.get('optimizer', d.optimizer).capitalize()} lr {s['lr']:g}"
+    if s.get("weight_decay", d.weight_decay):
+        optimizer = f"AdamW lr {s['lr']:g} (decay {s['weight_decay']:g}, beta2 {s.get('beta2', d.beta2):g})"
+    schedule = f", warm-up {s['warmup']} steps" if s.get("warmup") else ""
+    if s.get("schedule", d.schedule) == "cosine":
+        floor = s["lr"] * s.get("min_lr", d.min_lr)
+        schedule += f", then a cosine to {floor:g} over the run's --steps or --seconds"
+    return (
+        f"chose a GPT of {s['layers']} layers x width {s['hidden']}, {s['heads']} heads, block {s['block']}, "
+        f"batch {s['batch']} x seq-len {s['seq_len']}, {optimizer}{schedule}: {why}"
+    )
 
 
 def _describe(s: dict[str, Any], why: str) -> str:

@@ -36,7 +36,7 @@ def progress(config: TrainConfig, it: int, elapsed_s: float) -> float | None:
     done = []
     if config.steps:
         span = config.steps - config.warmup
-        done.append((it - config.warmup) / span if span > 0 else 1.0)
+        done.append((it - config.warmup) / span if span > 0 else 0.0)  # (all warm-up: no decay)
     if config.seconds:
         done.append(elapsed_s / config.seconds)
     if not done:

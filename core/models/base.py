@@ -223,8 +223,8 @@ class CharModel:
 
     @classmethod
     def shape_text(cls, config: ModelConfig) -> str:
-        """The model's size in a few words, for reports: "2 x 256 units"."""
-        return f"{config.layers} x {config.hidden} units"
+        """The model's size in a few words, for reports: "2 layers x 256 hidden"."""
+        return f"{config.layers} layer{'s' if config.layers > 1 else ''} x {config.hidden} hidden"
 
     @classmethod
     def decayed(cls, config: ModelConfig) -> tuple[str, ...]:

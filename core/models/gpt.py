@@ -278,7 +278,7 @@ def _attention_probs(q: NDArray, k: NDArray, mask: NDArray, out: NDArray) -> NDA
     out += mask
     with np.errstate(over="ignore", invalid="ignore"):
         np.exp(out, out=out)
-    sums = out @ np.ones(out.shape[-1], out.dtype)  # (..., Tq)
+        sums = out @ np.ones(out.shape[-1], out.dtype)  # (..., Tq) (inf when a row overflowed: see below)
     lo = math.sqrt(float(np.finfo(out.dtype).tiny))
     if not (float(sums.min()) >= lo and float(sums.max()) < math.inf):
         np.matmul(q, kT, out=out)

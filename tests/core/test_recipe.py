@@ -70,3 +70,51 @@ def test_explicit_settings_win_and_the_rest_fits_around_them():
 
 def test_machine_speed_is_measured():
     assert 1e8 < recipe.machine_flops() < 1e14
+
+
+# ------------------------------------------------------------------------------ the GPT
+NANOGPT_CPU = {
+    "layers": 4, "hidden": 128, "heads": 4, "block": 64, "seq_len": 64, "batch": 12, "lr": 1e-3,
+    "weight_decay": 0.1, "beta2": 0.99, "clip": 1.0, "warmup": 100, "schedule": "cosine", "min_lr": 0.1,
+}  # fmt: skip
+
+
+def test_a_gpt_on_tinyshakespeare_gets_nanogpts_cpu_recipe():
+    r = recipe.choose(1_000_000, 65, {"cell": "gpt"}, flops=FAST)
+    assert {k: r.settings[k] for k in NANOGPT_CPU} == NANOGPT_CPU
+    assert "nanoGPT's CPU model" in r.reason and r.reason.startswith("chose a GPT of 4 layers x width 128")
+    TrainConfig(**r.settings)  # valid settings
+
+
+@pytest.mark.parametrize(
+    ("n", "flops", "layers", "hidden"),
+    [
+        (866, FAST, 2, 64),  # the soliloquy: the small GPT that learns it in seconds
+        (200_000, FAST, 2, 64),  # data-limited: nanoGPT's CPU model has 0.8M parameters
+        (1_000_000, SLOW, 2, 64),  # a slow machine: the smallest GPT, for want of time
+        (20_000_000, 3 * FAST, 4, 192),  # a long text on a faster machine: a larger rung
+    ],
+)
+def test_the_gpt_fits_the_text_and_the_machine(n, flops, layers, hidden):
+    r = recipe.choose(n, 65, {"cell": "gpt"}, flops=flops)
+    s = r.settings
+    assert (s["layers"], s["hidden"]) == (layers, hidden), r.reason
+    assert s["seq_len"] == s["block"] and s["hidden"] % s["heads"] == 0
+    TrainConfig(**s)
+    if n >= recipe.TINY_CHARS and "smallest" not in r.reason:
+        speed = flops * recipe.STEP_EFFICIENCY
+        shape = {k: s[k] for k in ("heads", "block")}
+        need = min(recipe.SESSION_PASSES * n, recipe.SESSION_CHARS) / recipe.SESSION_S
+        assert speed / recipe.train_flops_per_char(hidden, layers, 65, "gpt", **shape) >= need
+        assert recipe.num_params(hidden, layers, 65, "gpt", **shape) <= recipe.PARAMS_PER_CHAR * n
+
+
+def test_a_gpts_given_settings_win_and_the_rest_fits_around_them():
+    r = recipe.choose(1_000_000, 65, {"cell": "gpt", "hidden": 96}, flops=FAST)
+    assert r.settings["hidden"] == 96 and r.settings["heads"] == 3 and r.settings["layers"] == 4  # 32 columns a head
+    r = recipe.choose(1_000_000, 65, {"cell": "gpt", "seq_len": 128}, flops=FAST)
+    assert r.settings["block"] == r.settings["seq_len"] == 128  # a longer window needs a longer block
+    r = recipe.choose(1_000_000, 65, {"cell": "gpt", "block": 32, "lr": 3e-4, "schedule": "constant"}, flops=FAST)
+    assert (r.settings["block"], r.settings["seq_len"], r.settings["lr"]) == (32, 32, 3e-4)
+    assert r.settings["schedule"] == "constant" and "cosine" not in r.reason
+    assert recipe.heads_for(128) == 4 and recipe.heads_for(100) == 4 and recipe.heads_for(7) == 1

@@ -49,6 +49,7 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     names = "cell hidden layers seq_len batch lr lr_decay average optimizer clip dropout seed eval_every eval_chars"
     names += " save_every"
     names += " dtype"
+    names += " heads block bias weight_decay beta2 warmup schedule min_lr"
     return {n: getattr(args, n) for n in names.split() if getattr(args, n) is not None}
 
 
@@ -132,10 +133,11 @@ def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple
     """Load and check everything the command line names; the ready Trainer and the corpus label."""
     factory = engine(args)
     overrides = config_overrides(args)
-    resumed_step = 0
+    resumed_step, resumed_s = 0, 0.0
     if args.resume is not None:
         ck = load_checkpoint(args.resume)  # a clear CheckpointError if missing or corrupt
         resumed_step = int(ck.meta.get("step", 0))
+        resumed_s = float(ck.meta.get("elapsed_s", 0.0))
         trained_on = (ck.meta.get("corpus") or {}).get("name")
         if args.corpus is None and trained_on and trained_on != corpus_io.bundled_path().name:
             raise core.CheckpointError(
@@ -144,17 +146,26 @@ def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple
             )
     text, label = load_corpus(args)
     steps = args.steps if args.steps is not None else 0
+    seconds = getattr(args, "seconds", None) or 0.0
     controls = core.Controls()
     if args.resume is not None:
         checkpoint = Path(args.checkpoint) if args.checkpoint else Path(args.resume)
         check_writable(checkpoint)
         total = resumed_step + steps if steps else 0
+        total_s = resumed_s + seconds if seconds else 0.0  # (a budget counts from where the run resumes)
         trainer = core.Trainer.resume(
-            args.resume, text, checkpoint=checkpoint, controls=controls, engine=factory, steps=total, **overrides
+            args.resume,
+            text,
+            checkpoint=checkpoint,
+            controls=controls,
+            engine=factory,
+            steps=total,
+            seconds=total_s,
+            **overrides,
         )
     else:
         chosen = choose_recipe(text, overrides, measure=factory is None)
-        config = TrainConfig(steps=steps, **chosen.settings)  # checked before anything is said
+        config = TrainConfig(steps=steps, seconds=seconds, **chosen.settings)  # checked before anything is said
         checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(text.name, config.cell)
         check_writable(checkpoint)
         if checkpoint.exists():
@@ -186,14 +197,35 @@ def eval_record(r: core.EvalReport, trainer: core.Trainer, chars_per_s: float) -
     }
 
 
+def optimizer_text(trainer: core.Trainer) -> str:
+    """The update rule and the rate's schedule in a few words: "adam lr 0.01", "adamw lr 0.001
+    (decay 0.1, beta2 0.99), warm-up 100 steps, cosine to 0.0001 over 2,000 steps"."""
+    cfg = trainer.config
+    text = f"{cfg.optimizer} lr {trainer.base_lr:g}"
+    if cfg.weight_decay:
+        text = f"adamw lr {trainer.base_lr:g} (decay {cfg.weight_decay:g}"
+        text += f", beta2 {cfg.beta2:g})" if cfg.beta2 != 0.999 else ")"
+    elif cfg.optimizer == "adam" and cfg.beta2 != 0.999:
+        text += f" (beta2 {cfg.beta2:g})"
+    if cfg.warmup:
+        text += f", warm-up {cfg.warmup:,} steps"
+    if cfg.schedule == "cosine":
+        span = " or ".join(
+            ([f"{cfg.steps:,} steps"] if cfg.steps else []) + ([f"{cfg.seconds:g} s"] if cfg.seconds else [])
+        )
+        floor = f"cosine to {cfg.lr * cfg.min_lr:g}"
+        text += f", {floor} over {span}" if span else ", no cosine (the run has no end: give --steps or --seconds)"
+    return text
+
+
 def describe(trainer: core.Trainer, label: str) -> list[str]:
     """What is about to be trained, for the start of a run."""
     text, cfg = trainer.corpus, trainer.config
     mc = trainer.model.config
     lines = [
         f"corpus: {label}: {text.size:,} characters, {text.vocab.size} distinct; {text.note}",
-        f"model: {trainer.model.title}, {mc.layers} layer{'s' if mc.layers > 1 else ''} x {mc.hidden} hidden, "
-        f"{trainer.model.num_params(mc):,} parameters ({mc.dtype}); {cfg.optimizer} lr {trainer.optimizer.lr:g}, "
+        f"model: {trainer.model.title}, {trainer.model.shape_text(mc)}, "
+        f"{trainer.model.num_params(mc):,} parameters ({mc.dtype}); {optimizer_text(trainer)}, "
         f"clip {cfg.clip:g}, dropout {cfg.dropout:g}, seed {cfg.seed}",
     ]
     shape = f"batch {trainer.batch} x seq-len {trainer.seq_len}"

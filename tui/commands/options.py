@@ -15,7 +15,7 @@ import numpy as np
 
 import core
 from core import corpus as corpus_io
-from core.config import EVAL_INTERVAL, TrainConfig
+from core.config import EVAL_INTERVAL, SCHEDULES, TrainConfig
 from core.models import MODELS
 
 PROG = "lstm-tui"
@@ -90,6 +90,14 @@ def probability(text: str) -> float:
     value = _number(text, "a number in (0, 1]")
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+def _unit_interval(text: str) -> float:
+    """A number in [0, 1]."""
+    value = _number(text, "a number in [0, 1]")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
     return value
 
 
@@ -179,8 +187,29 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     )
     model = p.add_argument_group("model (fixed once trained)")
     add_cell_option(model)
-    model.add_argument("--hidden", type=positive_int, metavar="H", help=f"units per layer (default: {d.hidden})")
-    model.add_argument("--layers", type=positive_int, metavar="L", help=f"stacked layers (default: {d.layers})")
+    model.add_argument(
+        "--hidden", type=positive_int, metavar="H", help="units per layer; a GPT's width (default: fitted to the text)"
+    )
+    model.add_argument("--layers", type=positive_int, metavar="L", help="stacked layers (default: fitted to the text)")
+    model.add_argument(
+        "--heads",
+        type=positive_int,
+        metavar="N",
+        help="a GPT's attention heads per layer; they must divide --hidden (default: fitted, about --hidden / 32)",
+    )
+    model.add_argument(
+        "--block",
+        type=positive_int,
+        metavar="N",
+        help="a GPT's context in characters: the longest text it reads at once, and the longest --seq-len "
+        "(default: fitted, 64 on most texts)",
+    )
+    model.add_argument(
+        "--bias",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a GPT with biases in its linear maps and LayerNorms (default: none, as nanoGPT's small recipes)",
+    )
     model.add_argument("--dtype", choices=("float32", "float64"), help=f"floating-point precision (default: {d.dtype})")
     train = p.add_argument_group("training")
     train.add_argument(
@@ -206,6 +235,33 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     )
     train.add_argument("--optimizer", choices=("adam", "sgd", "adagrad"), help=f"update rule (default: {d.optimizer})")
     train.add_argument(
+        "--weight-decay",
+        type=nonneg_float,
+        metavar="W",
+        help="AdamW's decoupled weight decay of the matrices and embeddings (default: 0.1 for a GPT, else 0)",
+    )
+    train.add_argument(
+        "--beta2", type=fraction, metavar="B", help="Adam's second-moment decay (default: 0.99 for a GPT, else 0.999)"
+    )
+    train.add_argument(
+        "--warmup",
+        type=nonneg_int,
+        metavar="N",
+        help="raise the learning rate linearly over the first N steps (default: 100 for a GPT, else 0)",
+    )
+    train.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        help="after the warm-up: constant, or cosine from --lr down to --min-lr x --lr over the run's --steps "
+        "or --seconds; a run with neither keeps its rate (default: cosine for a GPT, else constant)",
+    )
+    train.add_argument(
+        "--min-lr",
+        type=_unit_interval,
+        metavar="F",
+        help=f"where the cosine ends, as a fraction of --lr (default: {d.min_lr:g})",
+    )
+    train.add_argument(
         "--clip", type=nonneg_float, metavar="C", help=f"max global gradient norm, 0 = off (default: {d.clip:g})"
     )
     train.add_argument(
@@ -216,6 +272,13 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         type=nonneg_int,
         metavar="N",
         help="optimizer steps to take in this run, 0 = until stopped (default: 0)",
+    )
+    train.add_argument(
+        "--seconds",
+        type=nonneg_float,
+        metavar="S",
+        help="seconds of training to take in this run (evaluations and pauses not counted), 0 = until "
+        "stopped; with --steps, whichever comes first (default: 0)",
     )
     train.add_argument(
         "--seed", type=nonneg_int, metavar="S", help=f"seeds weights, dropout and sampling (default: {d.seed})"

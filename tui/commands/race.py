@@ -1,8 +1,9 @@
-"""`lstm-tui race`: one model per cell (LSTM, GRU, RNN) on the same text, trained in turn.
+"""`lstm-tui race`: one model per cell (LSTM, GRU, RNN, GPT) on the same text, trained in turn.
 
-Every model gets the same size and settings (chosen once, for the first cell, as `train` would)
-and the same seed; each is saved to its own checkpoint, named after its cell. The models share
-the one training thread fairly in wall time (core.race): the one that has had the least time
+Each model gets the settings fitted for it (core.recipe, as `train` would choose them for that
+model: a GPT its own size, optimizer and schedule), around the options given, which apply to every
+model; all get the same seed. Each is saved to its own checkpoint, named after its cell. The models
+share the one training thread fairly in wall time (core.race): the one that has had the least time
 goes next, so a cheap cell takes more steps in the same seconds.
 """
 
@@ -33,6 +34,7 @@ from .common import (
     install_stop_handlers,
     interface,
     load_corpus,
+    optimizer_text,
     restore_handlers,
     run_interface,
 )
@@ -57,15 +59,17 @@ def cells_list(text: str) -> list[str]:
 def build_parser() -> Parser:
     p = new_parser(
         f"{PROG} race",
-        usage=f"{PROG} race [CORPUS] [--cells lstm,gru,rnn] [options]",
-        description="Train one model per recurrent cell on the same text, with the same size, settings and\n"
-        "seed, and watch them learn side by side: the loss curves overlaid, a stats line, the\n"
-        "predictions and generated text of each. The models take turns in one training thread, the\n"
-        "one that has had the least time going next, so each gets the same share of the machine:\n"
-        "a fair race in wall time. Each model is saved to its own checkpoint, named after its cell\n"
-        "(hamlet.lstm.npz, hamlet.gru.npz, hamlet.rnn.npz), when the race ends or on ctrl+s.",
+        usage=f"{PROG} race [CORPUS] [--cells lstm,gru,rnn,gpt] [options]",
+        description="Train one model per cell on the same text, each with the settings fitted for it (the\n"
+        "options given apply to all) and the same seed, and watch them learn side by side: the loss\n"
+        "curves overlaid, a stats line, the predictions and generated text of each. The models take\n"
+        "turns in one training thread, the one that has had the least time going next, so each gets\n"
+        "the same share of the machine: a fair race in wall time. Each model is saved to its own\n"
+        "checkpoint, named after its cell (hamlet.lstm.npz, hamlet.gpt.npz, ...), when the race ends\n"
+        "or on ctrl+s.",
         epilog="examples:\n"
-        "  lstm-tui race                                  the three cells on the soliloquy\n"
+        "  lstm-tui race                                  every model on the soliloquy\n"
+        "  lstm-tui race book.txt --cells lstm,gpt --seconds 300\n"
         "  lstm-tui race --cells lstm,gru,rnn --steps 100 --json > race.jsonl\n"
         "  lstm-tui race book.txt --cells lstm,rnn --hidden 128 --headless --steps 500\n"
         "  lstm-tui sample hamlet.gru.npz --prime 'to be'\n\n"
@@ -117,18 +121,18 @@ def build_race(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Ra
     # character trained, so a cheaper cell would be cut more often in the same seconds.
     overrides.setdefault("lr_decay", 1.0)
     text, label = load_corpus(args)
-    # Sized once, for the first cell, and the same for every cell: a race of equal models.
-    chosen = choose_recipe(text, {**overrides, "cell": cells[0]})
     base = Path(args.checkpoint) if args.checkpoint else Path(f"{Path(text.name).stem or 'model'}.npz")
     if base.is_dir() or not base.name:
         raise core.CheckpointError(f"--checkpoint {base} is a directory; give a file name such as {base}/race.npz")
-    trainers, notes = [], [chosen.reason + ("; the same for every cell" if len(cells) > 1 else "")]
-    for cell in cells:
+    trainers, notes = [], []
+    for cell in cells:  # each model sized and trained as `train --cell CELL` would choose, for a fair race
+        chosen = choose_recipe(text, {**overrides, "cell": cell})
+        notes.append(f"{cell}: {chosen.reason}")
         path = Path(race_checkpoint(str(base), cell))
         check_writable(path)
         if path.exists():
             notes.append(f"note: {path} exists and will be replaced when the race saves")
-        config = TrainConfig(steps=args.steps or 0, **{**chosen.settings, "cell": cell})
+        config = TrainConfig(steps=args.steps or 0, seconds=args.seconds or 0.0, **{**chosen.settings, "cell": cell})
         trainers.append(core.Trainer(text, config, checkpoint=path, controls=core.Controls()))
     for note in notes:  # said once every setting has been checked: bad input stays one line
         say(note)
@@ -140,6 +144,19 @@ def run(args: argparse.Namespace) -> int:
     if args.json or args.headless:
         return run_headless(args)
     return run_app(args)
+
+
+def racer_lines(race: Race) -> list[str]:
+    """Each model's configuration, a line each: its size, windows and optimizer."""
+    width = max(len(name) for name in race.names)
+    lines = []
+    for name, t in race.trainers.items():
+        mc = t.model.config
+        lines.append(
+            f"  {name:<{width}}  {t.model.shape_text(mc)}, {t.model.num_params(mc):,} parameters; "
+            f"batch {t.batch} x seq-len {t.seq_len}; {optimizer_text(t)}, clip {t.config.clip:g}"
+        )
+    return lines
 
 
 def status_line(race: Race) -> str:
@@ -160,13 +177,17 @@ def run_headless(args: argparse.Namespace) -> int:
     one_blas_thread()
     race, label = build_race(args, lambda s: progress.message(f"{PROG}: {s}"))
     first = next(iter(race.trainers.values()))
-    mc, cfg = first.model.config, first.config
+    cfg = first.config
     if not args.quiet:
-        progress.message(
-            f"race on {label}: {', '.join(race.names)}; {mc.layers} x {mc.hidden} units each, batch "
-            f"{first.batch} x seq-len {first.seq_len}, lr {cfg.lr:g}, seed {cfg.seed}; "
-            + (f"{cfg.steps:,} steps each" if cfg.steps else "until Ctrl+C (or --steps N)")
+        budget = " or ".join(
+            ([f"{cfg.steps:,} steps"] if cfg.steps else []) + ([f"{cfg.seconds:g} s"] if cfg.seconds else [])
         )
+        progress.message(
+            f"race on {label}: {', '.join(race.names)}, seed {cfg.seed}; "
+            + (f"{budget} each" if budget else "until Ctrl+C (or --steps N, --seconds S)")
+        )
+        for line in racer_lines(race):
+            progress.message(line)
     old_handlers, seen = install_stop_handlers(race.controls, progress)
     speed = dict.fromkeys(race.names, 0.0)
     json_ok = True

@@ -32,9 +32,11 @@ from numpy.typing import NDArray
 
 import core
 from core import checkpoint as ckpt_io
+from core import recipe
 from core.config import TrainConfig
 from core.errors import CheckpointError, ConfigError, LstmTuiError
 from core.models import MODELS, CharModel, ModelConfig, load_model, model_class
+from core.models.recurrent import RecurrentModel
 from core.optim import make_optimizer
 from core.run_state import jsonable_rng
 from core.vocab import Vocab
@@ -60,7 +62,7 @@ def export_model(model: CharModel, vocab: Vocab, path: str | os.PathLike[str]) -
     metadata = {
         "format": FORMAT,
         "vocab": json.dumps(list(vocab.chars), ensure_ascii=False),
-        "config": json.dumps(config.to_dict()),  # with "cell"
+        "config": json.dumps(type(model).export_config(config)),  # with "cell"
         "lstm_tui_version": core.__version__,
     }
     data = st.save(type(model).to_torch(model.params, config), metadata=metadata)
@@ -184,14 +186,17 @@ def _check_names(path: Path, tensors: dict[str, NDArray], config: ModelConfig) -
     """Every expected name present with its shape, nothing else: else one line naming the first problem."""
     cls = model_class(config.cell)
     expected = cls.torch_shapes(config)
+    recurrent = issubclass(cls, RecurrentModel)
     missing = [n for n in expected if n not in tensors]
     if missing:
-        raise CheckpointError(f"{path} has no tensor {missing[0]} (an {cls.torch_class} with bias=True is expected)")
+        want = f"an {cls.torch_class} with bias=True" if recurrent else f"every tensor of {cls.torch_class}"
+        raise CheckpointError(f"{path} has no tensor {missing[0]} ({want} is expected)")
     unexpected = sorted(n for n in tensors if n not in expected)
     if unexpected:
+        unsupported = "; bidirectional and projected layers are not supported" if recurrent else ""
         raise CheckpointError(
             f"{path} has a tensor lstm-tui cannot use: {unexpected[0]} (expected only the tensors of "
-            f"{cls.torch_class} and its readout; bidirectional and projected layers are not supported)"
+            f"{cls.torch_class}{' and its readout' if recurrent else ''}{unsupported})"
         )
     for name, shape in expected.items():
         if tensors[name].shape != shape:
@@ -224,8 +229,13 @@ def fresh_run_checkpoint(model: CharModel, vocab: Vocab, source: str) -> ckpt_io
     """A checkpoint of `model` as a run at step 0: `sample`, `inspect`, the interface and
     `--resume` (which then starts its streams, optimizer and history afresh) all accept it."""
     mc = model.config
-    train = TrainConfig(hidden=mc.hidden, layers=mc.layers, dropout=mc.dropout, dtype=mc.dtype, cell=mc.cell)
-    optimizer = make_optimizer(train.optimizer, model.params, train.lr)
+    shape = {k: getattr(mc, k) for k in ("hidden", "layers", "dropout", "dtype", "cell", "heads", "block", "bias")}
+    longest = type(model).longest_window(mc)
+    settings = {**recipe.training_for(mc.cell), **shape}
+    if longest is not None:
+        settings["seq_len"] = min(settings.get("seq_len", TrainConfig.seq_len), longest)
+    train = TrainConfig(**settings)
+    optimizer = make_optimizer(train.optimizer, model.params, train.lr, train.beta2)
     arrays: dict[str, NDArray] = {f"opt/{k}": v for k, v in optimizer.state_arrays().items()}
     arrays["data/positions"] = np.zeros(0, np.int64)  # no position in any text yet
     meta = {

@@ -1,4 +1,5 @@
-"""`lstm-tui race` on the command line: one model per cell, the same settings, a checkpoint each."""
+"""`lstm-tui race` on the command line: one model per cell, each with its own fitted settings, a
+checkpoint each."""
 
 from __future__ import annotations
 
@@ -17,10 +18,20 @@ from core import checkpoint as ckpt_io
 
 @pytest.fixture(scope="module")
 def raced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
-    """A race of the three cells on small models: 100 steps of each with --json."""
+    """A race of every model, small: 100 steps of each with --json."""
     where = tmp_path_factory.mktemp("race")
     res = run(
-        "race", "--cells", "lstm,gru,rnn", "--steps", "100", "--json", "--hidden", "32", "--eval-every", "50", cwd=where
+        "race",
+        "--cells",
+        ",".join(CELLS),
+        "--steps",
+        "100",
+        "--json",
+        "--hidden",
+        "32",
+        "--eval-every",
+        "50",
+        cwd=where,
     )
     assert res.returncode == 0, res.stderr
     return where, res
@@ -51,12 +62,17 @@ def test_race_saves_one_checkpoint_per_cell_that_sample_reads(raced: tuple[Path,
         path = where / f"hamlet.{cell}.npz"
         ck = ckpt_io.load(path)
         assert ck.model.config.cell == cell
-        assert ck.model.config.hidden == 32 and ck.meta["step"] == 100
-        assert ck.meta["train"]["seed"] == 0 and ck.meta["train"]["lr"] == 0.01  # the same settings
+        assert ck.model.config.hidden == 32 and ck.meta["step"] == 100  # the options given apply to all
+        assert ck.meta["train"]["seed"] == 0 and ck.meta["train"]["lr_decay"] == 1.0
+        # and the rest is fitted to each model, as `train --cell CELL` would fit it
+        assert ck.meta["train"]["lr"] == (0.003 if cell == "gpt" else 0.01)
         out = run("sample", path.name, "--length", "40", "--seed", "1", cwd=where)
         assert out.returncode == 0, out.stderr
         assert len(out.stdout) >= 40
-    assert "the same for every cell" in res.stderr
+    lines = res.stderr.splitlines()
+    assert any(line.startswith("  gpt   2 layers x width 32, 1 head, block 64, ") for line in lines), res.stderr
+    assert any(line.startswith("  lstm  1 layer x 32 hidden, ") and "lr 0.01" in line for line in lines)
+    assert "lstm-tui: gpt: chose a GPT of 2 layers x width 32" in res.stderr  # each racer's reason
 
 
 def test_race_headless_prints_a_table_of_the_models(tmp_path: Path) -> None:
@@ -67,6 +83,29 @@ def test_race_headless_prints_a_table_of_the_models(tmp_path: Path) -> None:
     assert all(r[1] == "20" for r in rows)  # steps
     assert {r[-1] for r in rows} == {"hamlet.rnn.npz", "hamlet.gru.npz"}
     assert not (tmp_path / "hamlet.lstm.npz").exists()
+
+
+def test_race_of_an_lstm_and_a_gpt_fits_each_and_says_so(tmp_path: Path) -> None:
+    text = tmp_path / "text.txt"
+    text.write_text("".join(f"line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(600)))
+    res = run(
+        "race", "text.txt", "--cells", "lstm,gpt", "--steps", "4", "--headless", "--eval-chars", "200", cwd=tmp_path
+    )
+    assert res.returncode == 0, res.stderr
+    gpt = ckpt_io.load(tmp_path / "text.gpt.npz").meta["train"]
+    lstm = ckpt_io.load(tmp_path / "text.lstm.npz").meta["train"]
+    # a text of 20,000 characters or more: nanoGPT's optimizer and schedule for the GPT, Adam for the LSTM
+    assert (gpt["weight_decay"], gpt["beta2"], gpt["warmup"], gpt["schedule"], gpt["clip"]) == (
+        0.1,
+        0.99,
+        100,
+        "cosine",
+        1.0,
+    )
+    assert (lstm["weight_decay"], lstm["schedule"], lstm["batch"], lstm["seq_len"]) == (0.0, "constant", 32, 64)
+    lines = res.stderr.splitlines()
+    assert any(line.startswith("  gpt   ") and "adamw lr 0.001 (decay 0.1, beta2 0.99)" in line for line in lines)
+    assert any(line.startswith("  lstm  ") and "batch 32 x seq-len 64; adam lr" in line for line in lines)
 
 
 def test_race_checkpoint_option_names_each_file_after_its_cell(tmp_path: Path) -> None:
