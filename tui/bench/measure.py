@@ -1,7 +1,12 @@
 """`lstm-tui bench`: how fast the engine trains and generates, against PyTorch and the notebook.
 
-`--cell` picks the recurrent cell (lstm, gru, rnn; several are measured in one run, each against
-PyTorch's own module: nn.LSTM, nn.GRU, nn.RNN). The notebook's column exists only for the LSTM.
+`--cell` picks the model (lstm, gru, rnn, gpt; several are measured in one run, each against
+PyTorch's own: nn.LSTM, nn.GRU, nn.RNN, and for the GPT nanoGPT's model). The notebook's column
+exists only for the LSTM. A GPT is measured on its own configurations (`GPT_CASES`: nanoGPT's CPU
+recipe first) with nanoGPT's training step (AdamW, decay 0.1, clip 1) on both sides, and its
+generation, which keeps a key/value cache, against nanoGPT's way of generating: the whole cropped
+context run through the model again for every character (in PyTorch, nanoGPT's own `generate`; in
+NumPy, our forward pass called the same way).
 
 Every figure is the median of several timed repetitions after a warm-up, measured in this one
 process. With `--compare torch` each configuration alternates ours and PyTorch repetition by
@@ -47,7 +52,9 @@ from core import corpus as corpus_io
 from core.corpus import Corpus
 from core.evaluate import evaluate
 from core.models import MODELS, ModelConfig, create_model
-from core.sampling import generate
+from core.recipe import GPT_TRAINING
+from core.recipe import choose as choose_recipe
+from core.sampling import generate, sample
 from core.trainer import TrainConfig, Trainer
 
 SECTIONS = ("training", "generation", "learn", "memory")
@@ -68,6 +75,7 @@ class Case:
     batch: int  # B
     seq_len: int  # T
     notebook: bool = False  # the notebook's setting: the soliloquy itself, read whole; adds its column
+    heads: int = 1  # a GPT's heads (its block is T)
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,12 @@ class Profile:
     learn_max_epochs: int  # give up after this many epochs (notebook)
     memory_case: Case
     memory_steps: int
+    gpt_cases: tuple[Case, ...] = ()  # the GPT's training configurations (heads; block = T)
+    gpt_gen: Case | None = None  # the GPT generation measures (hidden, layers, heads, block = seq_len)
+
+
+# nanoGPT's CPU recipe (config/train_shakespeare_char.py, shrunk for a laptop) and a larger GPT.
+GPT_CASES = (Case("nanogpt-cpu", 128, 4, 12, 64, heads=4), Case("gpt-c256", 256, 4, 16, 128, heads=8))
 
 
 FULL = Profile(
@@ -104,6 +118,8 @@ FULL = Profile(
     learn_max_epochs=1000,
     memory_case=Case("h256x2", 256, 2, 32, 100),
     memory_steps=20,
+    gpt_cases=GPT_CASES,
+    gpt_gen=GPT_CASES[0],
 )
 
 # A tiny configuration that exercises every code path in a second or two (used by the tests).
@@ -119,6 +135,8 @@ QUICK = Profile(
     learn_max_epochs=2,
     memory_case=Case("tiny-b4", 16, 2, 4, 12),
     memory_steps=2,
+    gpt_cases=(Case("tiny-gpt", 16, 2, 4, 12, heads=2),),
+    gpt_gen=Case("tiny-gpt", 16, 2, 4, 12, heads=2),
 )
 
 
@@ -200,18 +218,33 @@ def time_it(fn: Callable[[], Any]) -> float:
 
 
 def case_trainer(case: Case, corpus: Corpus, cell: str = "lstm") -> Trainer:
-    """The trainer whose `train_step` the training section times for `case` (no evaluations)."""
+    """The trainer whose `train_step` the training section times for `case` (no evaluations): a
+    GPT with nanoGPT's optimizer settings, the others with Adam."""
+    settings: dict[str, Any] = {"lr": BENCH_LR, "clip": BENCH_CLIP}
+    if cell == "gpt":
+        settings = gpt_settings(case)
     cfg = TrainConfig(
         cell=cell,
         hidden=case.hidden,
         layers=case.layers,
         seq_len=case.seq_len,
         batch=case.batch,
-        lr=BENCH_LR,
-        clip=BENCH_CLIP,
         eval_every=0,
+        **settings,
     )
     return Trainer(corpus, cfg)
+
+
+def gpt_settings(case: Case) -> dict[str, Any]:
+    """A GPT case's shape and nanoGPT's optimizer: AdamW lr 1e-3, decay 0.1, beta2 0.99, clip 1."""
+    return {
+        "heads": case.heads,
+        "block": case.seq_len,
+        "lr": GPT_TRAINING["lr"],
+        "clip": GPT_TRAINING["clip"],
+        "weight_decay": GPT_TRAINING["weight_decay"],
+        "beta2": GPT_TRAINING["beta2"],
+    }
 
 
 def calibrate(step: Callable[[], Any], rep_seconds: float, warmup: int = 2) -> int:
@@ -254,11 +287,13 @@ def bench_training(
 ) -> list[dict[str, Any]]:
     """Characters per second of full optimizer steps, per configuration and cell."""
     rows = []
-    for case in profile.cases:
-        if cases and case.name not in cases:
-            continue
+    for case in profile.cases:  # each configuration in every recurrent cell, then the GPT's own
         for cell in cells:
-            rows.append(_bench_case(profile, torch_mod, notebook and cell == "lstm", case, cell, log))
+            if cell != "gpt" and not (cases and case.name not in cases):
+                rows.append(_bench_case(profile, torch_mod, notebook and cell == "lstm", case, cell, log))
+    for case in profile.gpt_cases if "gpt" in cells else ():
+        if not (cases and case.name not in cases):
+            rows.append(_bench_case(profile, torch_mod, False, case, "gpt", log))
     return rows
 
 
@@ -266,7 +301,8 @@ def _bench_case(
     profile: Profile, torch_mod: Any | None, notebook: bool, case: Case, cell: str, log: Callable[[str], None]
 ) -> dict[str, Any]:
     """One training row: ours against PyTorch's module for the same cell (and the notebook)."""
-    log(f"training {case.name} {cell}: H={case.hidden} L={case.layers} B={case.batch} T={case.seq_len}")
+    heads = f" heads={case.heads}" if cell == "gpt" else ""
+    log(f"training {case.name} {cell}: H={case.hidden} L={case.layers}{heads} B={case.batch} T={case.seq_len}")
     corpus = case_corpus(case)
     trainer = case_trainer(case, corpus, cell)
     B, T = trainer.batch, trainer.seq_len
@@ -275,7 +311,11 @@ def _bench_case(
     if torch_mod is not None:
         from core.batches import Batches
 
-        tt = torch_mod.TorchTrainer(corpus.vocab.size, case.hidden, case.layers, BENCH_LR, BENCH_CLIP, cell=cell)
+        if cell == "gpt":
+            V, g = corpus.vocab.size, gpt_settings(case)
+            tt = torch_mod.TorchGPTTrainer(V, case.hidden, case.layers, case.heads, case.seq_len, g["lr"], g["clip"])
+        else:
+            tt = torch_mod.TorchTrainer(corpus.vocab.size, case.hidden, case.layers, BENCH_LR, BENCH_CLIP, cell=cell)
         windows = Batches(corpus.train_ids, B, T)
 
         def torch_step(tt: Any = tt, windows: Batches = windows) -> float:
@@ -314,6 +354,8 @@ def bench_generation(
     profile: Profile, torch_mod: Any | None, log: Callable[[str], None], cell: str = "lstm"
 ) -> dict[str, Any]:
     """One stream at temperature 1: characters per second, and the first character's latency."""
+    if cell == "gpt":
+        return bench_gpt_generation(profile, torch_mod, log)
     H, L = profile.gen_hidden, profile.gen_layers
     log(f"generation {cell}: H={H} L={L}, one stream, temperature 1")
     text = soliloquy()
@@ -365,10 +407,77 @@ def bench_generation(
     }
 
 
+def bench_gpt_generation(profile: Profile, torch_mod: Any | None, log: Callable[[str], None]) -> dict[str, Any]:
+    """The GPT's generation with its key/value cache against nanoGPT's: for every character the
+    context cropped to the block and run through the whole model (NumPy: our forward pass; PyTorch:
+    nanoGPT's generate). One stream at temperature 1, past the block (the cache's rule applies)."""
+    case = profile.gpt_gen
+    assert case is not None
+    H, L, heads, block = case.hidden, case.layers, case.heads, case.seq_len
+    log(f"generation gpt: C={H} L={L} heads={heads} block={block}, one stream, temperature 1")
+    text = soliloquy()
+    V = text.vocab.size
+    seed_ids = text.ids[:SEED_CHARS]
+    config = ModelConfig(V, H, L, cell="gpt", heads=heads, block=block)
+    rng = np.random.default_rng(0)
+    model = create_model(config, rng)
+    for p in model.params.values():  # a spread of logits like a trained model's, not a flat one
+        p += rng.normal(0.0, 0.05, p.shape).astype(p.dtype)
+    stepper = model.stepper()
+    n = profile.gen_chars
+    draw = np.random.default_rng(1)
+
+    def cached() -> None:
+        for _ in generate(stepper, seed_ids, n, draw, temperature=1.0):
+            pass
+
+    def recomputed() -> None:
+        ids = list(seed_ids)
+        for _ in range(n):
+            context = np.asarray(ids[-block:])[:, None]  # (<= block, 1): crop, as nanoGPT does
+            logits = model.forward(context, ())[0][-1, 0]  # the whole model, the last position kept
+            ids.append(sample(logits, draw, 1.0))
+
+    runners: dict[str, tuple[Callable[[], Any], int]] = {"ours": (cached, 1), "recompute": (recomputed, 1)}
+    if torch_mod is not None:
+        tg = torch_mod.TorchGPTGenerator(V, H, L, heads, block)
+        runners["torch"] = (lambda: tg.generate(seed_ids, n), 1)
+    for fn, _ in runners.values():
+        fn()  # warm-up
+    secs = alternate(runners, max(3, profile.repeats // 2))
+    cps = {name: n / s for name, s in secs.items()}
+    return {
+        "cell": "gpt",
+        "hidden": H,
+        "layers": L,
+        "heads": heads,
+        "block": block,
+        "vocab": V,
+        "chars": n,
+        "seed_chars": SEED_CHARS,
+        "ours_chars_per_s": cps["ours"],
+        "recompute_chars_per_s": cps["recompute"],
+        "torch_chars_per_s": cps.get("torch"),
+        "ours_over_recompute": ratio(cps["ours"], cps["recompute"]),
+        "ours_over_torch": ratio(cps["ours"], cps.get("torch")),
+    }
+
+
+def learn_config(profile: Profile, cell: str) -> TrainConfig:
+    """The settings that learn the soliloquy: the profile's, or for a GPT its fitted ones (core.recipe)."""
+    if cell != "gpt":
+        return replace(profile.learn, cell=cell)
+    text = soliloquy()
+    settings = choose_recipe(len(text.train_ids), text.vocab.size, {"cell": "gpt"}, flops=1.0).settings
+    if profile.learn.hidden < 32:  # the quick profile: a smaller GPT
+        settings.update(hidden=profile.learn.hidden, heads=2, layers=1)
+    return TrainConfig(**{**settings, "eval_every": 0})
+
+
 def bench_learn(profile: Profile, notebook: bool, log: Callable[[str], None], cell: str = "lstm") -> dict[str, Any]:
     """Time (training only; the checks are not timed) until the whole-text loss is under 0.1."""
     text = soliloquy()
-    cfg = replace(profile.learn, cell=cell)
+    cfg = learn_config(profile, cell)
     notebook = notebook and cell == "lstm"  # the notebook's algorithm is an LSTM
     log(f"learn the soliloquy: ours ({cell}), H={cfg.hidden} B={cfg.batch} T={cfg.seq_len} {cfg.optimizer} lr={cfg.lr}")
     trainer = Trainer(text, cfg)
@@ -442,15 +551,7 @@ def _memory_child(spec: str) -> None:
     rss = peak_rss_kib
     corpus = case_corpus(case)
     before = rss()
-    cfg = TrainConfig(
-        hidden=case.hidden,
-        layers=case.layers,
-        seq_len=case.seq_len,
-        batch=case.batch,
-        eval_every=0,
-        cell=d.get("cell", "lstm"),
-    )
-    trainer = Trainer(corpus, cfg)
+    trainer = case_trainer(case, corpus, d.get("cell", "lstm"))
     for _ in range(d["steps"]):
         trainer.train_step()
     print(json.dumps({"baseline_kib": before, "peak_kib": rss()}))
@@ -458,7 +559,7 @@ def _memory_child(spec: str) -> None:
 
 def bench_memory(profile: Profile, log: Callable[[str], None], cell: str = "lstm") -> dict[str, Any]:
     """Peak resident set of a training run in a fresh process, and the same process before training."""
-    case = profile.memory_case
+    case = profile.gpt_cases[0] if cell == "gpt" and profile.gpt_cases else profile.memory_case
     log(f"memory: {profile.memory_steps} steps of {case.name} {cell} in a child process")
     spec = json.dumps({"case": asdict(case), "steps": profile.memory_steps, "cell": cell})
     code = f"from tui.bench.measure import _memory_child; _memory_child({spec!r})"
@@ -511,14 +612,29 @@ def markdown(report: dict[str, Any]) -> str:
             "|---|---:|---:|---:|---:|---:|",
         ]
         for r in report["training"]:
+            shape = f"H={r['hidden']} L={r['layers']}"
+            if r["cell"] == "gpt":
+                shape = f"C={r['hidden']} L={r['layers']} heads={r['heads']} block={r['seq_len']}"
             lines.append(
-                f"| {r['cell']} H={r['hidden']} L={r['layers']} B={r['batch']} T={r['seq_len']} "
+                f"| {r['cell']} {shape} B={r['batch']} T={r['seq_len']} "
                 f"| {_fmt(r['ours_chars_per_s'])} "
                 f"| {_fmt(r['torch_chars_per_s'])} | {_fmt(r['notebook_chars_per_s'])} "
                 f"| {_x(r['ours_over_torch'])} | {_x(r['ours_over_notebook'])} |"
             )
         lines.append("")
     for g in report.get("generation") or []:
+        if g["cell"] == "gpt":
+            lines += [
+                f"| generation, gpt C={g['hidden']} L={g['layers']} heads={g['heads']} block={g['block']}, "
+                f"{g['chars']} chars, one stream | chars/s | cached / this |",
+                "|---|---:|---:|",
+                f"| ours: key/value cache | {_fmt(g['ours_chars_per_s'])} | |",
+                f"| NumPy, nanoGPT's way (the cropped context recomputed per character) "
+                f"| {_fmt(g['recompute_chars_per_s'])} | {_x(g['ours_over_recompute'])} |",
+                f"| PyTorch, nanoGPT's generate | {_fmt(g['torch_chars_per_s'])} | {_x(g['ours_over_torch'])} |",
+                "",
+            ]
+            continue
         lines += [
             f"| generation, {g['cell']} H={g['hidden']} L={g['layers']}, one stream, temperature 1 "
             "| ours | PyTorch | ours / PyTorch |",
@@ -610,7 +726,7 @@ def run(args: argparse.Namespace) -> int:
             print("error: --repeats must be at least 1", file=sys.stderr)
             return 2
         profile = Profile(**{**profile.__dict__, "repeats": args.repeats})
-    known = {c.name for c in profile.cases}
+    known = {c.name for c in profile.cases + profile.gpt_cases}
     for name in args.case or []:
         if name not in known:
             print(f"error: unknown configuration {name!r}; choose from {', '.join(sorted(known))}", file=sys.stderr)

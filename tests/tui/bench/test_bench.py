@@ -178,3 +178,21 @@ def test_notebook_update_is_clipped_gradient_descent_on_the_summed_cross_entropy
     nb.epoch(inputs, labels)
     for n in names:
         np.testing.assert_allclose(getattr(nb, n), expected[n], atol=1e-6, err_msg=n)
+
+
+def test_quick_gpt_is_measured_against_nanogpts_step_and_generation(capsys):
+    """--cell gpt: its own configurations, nanoGPT's training step and generate beside ours."""
+    pytest.importorskip("torch")
+    code, out = run_bench(capsys, "--quick", "--cell", "gpt", "--compare", "torch", "--json", "--only", "training")
+    assert code == 0
+    (row,) = json.loads(out)["training"]
+    assert (row["cell"], row["name"], row["heads"]) == ("gpt", "tiny-gpt", 2)
+    assert positive(row["ours_chars_per_s"]) and positive(row["torch_chars_per_s"])
+    assert row["ours_over_torch"] == pytest.approx(row["ours_chars_per_s"] / row["torch_chars_per_s"])
+    code, out = run_bench(capsys, "--quick", "--cell", "gpt", "--compare", "torch", "--only", "generation")
+    assert code == 0
+    assert "| ours: key/value cache |" in out and "| PyTorch, nanoGPT's generate |" in out
+    assert "(the cropped context recomputed per character)" in out
+    trainer = bench.case_trainer(bench.GPT_CASES[0], bench.tiled_corpus(2000), "gpt")
+    cfg = trainer.config  # both sides step with nanoGPT's optimizer
+    assert (cfg.lr, cfg.weight_decay, cfg.beta2, cfg.clip, cfg.block, cfg.heads) == (1e-3, 0.1, 0.99, 1.0, 64, 4)
