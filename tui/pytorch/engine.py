@@ -15,7 +15,8 @@ part of `bias_hh` a cell does not keep (`torch_hh_bias`) is held at zero: all of
 RNN's (frozen), a GRU's r and z thirds (their gradient is masked), leaving its n third, our `bhn`,
 to train. Adam's and Adagrad's moments map the same way, and the step count is the optimizer's
 `t`. Gradients are clipped by the same rule as core's (`clip_by_global_norm`), and `torch.optim`'s
-Adam, SGD and Adagrad are the same updates as core.optim's (Adagrad with core's eps of 1e-8).
+AdamW (Adam with core's decoupled decay of the matrices, TrainConfig.weight_decay, and its beta2),
+SGD and Adagrad are the same updates as core.optim's (Adagrad with core's eps of 1e-8).
 
 Streams that wrap around the end of the text start afresh mid-window (core.batches' resets).
 `nn.LSTM` cannot zero part of its state mid-sequence, so a window is cut at those steps and each
@@ -237,9 +238,16 @@ class TorchEngine:
         net = CharNet(mc.cell, mc.vocab_size, mc.hidden, mc.layers, self.dtype, dev)
         self._net = net
         self._trainable = trainable_params(net)  # in the order _theirs pairs them with core's arrays
-        opt_cls = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad}[cfg.optimizer]
-        kwargs = {"eps": 1e-8} if cfg.optimizer == "adagrad" else {}
-        self._opt = opt_cls(self._trainable, lr=t.optimizer.lr, **kwargs)
+        if cfg.optimizer == "adam":  # AdamW: Adam, with core's decoupled decay of the matrices (two axes)
+            groups = [
+                {"params": [p for p in self._trainable if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+                {"params": [p for p in self._trainable if p.dim() < 2], "weight_decay": 0.0},
+            ]
+            self._opt = torch.optim.AdamW(groups, lr=t.optimizer.lr, betas=(0.9, cfg.beta2), eps=1e-8)
+        else:
+            opt_cls = {"sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad}[cfg.optimizer]
+            kwargs = {"eps": 1e-8} if cfg.optimizer == "adagrad" else {}
+            self._opt = opt_cls(self._trainable, lr=t.optimizer.lr, **kwargs)
         self._model: nn.Module = net
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel

@@ -107,6 +107,20 @@ def test_a_run_is_the_same_run_in_either_engine(optimizer: str, cell: str, avera
     assert any(name.startswith("train/") for name in ca.arrays) == (average > 0)  # so both were compared
 
 
+def test_adamw_and_the_schedule_are_the_same_run_in_either_engine():
+    """Decoupled decay of the matrices, beta2, a warm-up and a cosine: torch.optim.AdamW's steps are core's."""
+    text = soliloquy()
+    cfg = config(steps=10, eval_every=0, weight_decay=0.2, beta2=0.99, warmup=3, schedule="cosine", min_lr=0.2)
+    ours, theirs = Trainer(text, cfg), Trainer(text, cfg, engine=TORCH)
+    a = [(r.loss, r.lr) for r in ours.run() if isinstance(r, StepReport)]
+    b = [(r.loss, r.lr) for r in theirs.run() if isinstance(r, StepReport)]
+    assert [lr for _, lr in a] == [lr for _, lr in b]
+    np.testing.assert_allclose([loss for loss, _ in b], [loss for loss, _ in a], atol=1e-10)
+    theirs.engine.sync()
+    for name, v in ours.model.params.items():
+        np.testing.assert_allclose(theirs.model.params[name], v, atol=1e-10, err_msg=name)
+
+
 @pytest.mark.parametrize(("first", "average"), [("numpy", 0.0), ("torch", 0.0), ("torch", 0.9)])
 def test_a_checkpoint_resumes_with_the_other_engine(tmp_path: Path, first: str, average: float):
     """10 steps in one engine, saved, 10 more in the other = 20 straight in the NumPy engine."""
@@ -158,6 +172,7 @@ def test_train_engine_torch_from_the_command_line_then_sample(tmp_path: Path):
         (("--device", "cpu"), "--engine torch"),
         (("--engine", "jax"), "--engine"),
         (("--engine", "torch", "--device", "cuda"), "no CUDA device"),
+        (("--engine", "torch", "--cell", "gpt"), "trains the recurrent models"),
     ],
 )
 def test_bad_engine_or_device_is_a_one_line_error(tmp_path: Path, args: tuple[str, ...], needle: str):
