@@ -1,12 +1,13 @@
-"""Race the cells and report loss against steps AND against seconds (the cells cost different
-amounts per step, and the race gives each the same share of the machine).
+"""Race the models and report loss against steps AND against seconds (they cost different amounts
+per step, and the race gives each the same share of the machine).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/race.py --steps 600 --eval-every 25
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/race.py tinyshakespeare.txt \\
         --seconds 75 --hidden 128 --eval-every 100 --eval-chars 20000 --lr-decay 1
 
-Takes `--seconds S` (stop once every model has had S seconds: an equal time for each) and
-`lstm-tui race`'s options (the race is built by the same code, tui.commands.race.build_race,
+Takes `--seconds S` (stop once every model has had S seconds of the race's clock, training and
+evaluation: an equal time for each) and `lstm-tui race`'s other options (the race is built by the
+same code, tui.commands.race.build_race, each model with its own fitted settings,
 with one BLAS thread as `race --headless` runs), writes nothing but the report: a table of
 validation loss at the evaluation steps, a table at equal seconds, and a text figure of
 validation loss against seconds. Checkpoints go to a temporary folder.
@@ -26,9 +27,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import core
-from tui.commands.race import build_parser, build_race
+from tui.commands.race import build_parser, build_race, racer_lines
 
-MARKS = {"lstm": "L", "gru": "G", "rnn": "R"}
+MARKS = {"lstm": "L", "gru": "G", "rnn": "R", "gpt": "T"}
 
 
 def main(argv: list[str]) -> None:
@@ -46,17 +47,17 @@ def main(argv: list[str]) -> None:
         for rr in race.run():
             r = rr.report
             if isinstance(r, core.StepReport):
-                train[rr.cell].append((r.step, rr.race_s, r.smooth_loss))
+                train[rr.name].append((r.step, rr.race_s, r.smooth_loss))
                 if budget.seconds and min(race.seconds.values()) >= budget.seconds:
                     race.controls.stop()  # an equal time for every model
             elif isinstance(r, core.EvalReport):
-                evals[rr.cell].append((r.step, rr.race_s, r.val_loss, r.accuracy))
+                evals[rr.name].append((r.step, rr.race_s, r.val_loss, r.accuracy))
     first = next(iter(race.trainers.values()))
     mc = first.model.config
     print("$ python benchmarks/race.py " + " ".join(argv))
-    print(f"race on {label}: {first.corpus.size:,} characters, V={first.corpus.vocab.size}; {notes[0]}")
+    print(f"race on {label}: {first.corpus.size:,} characters, V={first.corpus.vocab.size}")
+    print("\n".join(racer_lines(race)))
     print(
-        f"{mc.layers} x {mc.hidden} units, batch {first.batch} x seq-len {first.seq_len}, lr {first.config.lr:g}, "
         f"lr decay {first.config.lr_decay:g}, seed {first.config.seed}; evaluation: "
         + ("held-out validation text" if first.corpus.split else "the whole text (too short to split)")
         + (f", first {first.config.eval_chars:,} characters" if first.config.eval_chars else "")

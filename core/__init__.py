@@ -1,4 +1,4 @@
-"""lstm-tui's engine: character-level language models (LSTM, GRU, vanilla RNN) in pure NumPy.
+"""lstm-tui's engine: character-level language models (LSTM, GRU, vanilla RNN, GPT) in pure NumPy.
 
 Usable on its own, without the interface:
 
@@ -19,6 +19,7 @@ from .engine import Engine, NumpyEngine
 from .errors import CheckpointError, ConfigError, CorpusError, LstmTuiError
 from .evaluate import Evaluation, bits_per_char, evaluate, perplexity
 from .models import MODELS, CharModel, ModelConfig, create_model, load_model, model_class
+from .models.gpt import CharGPT
 from .models.gru import CharGRU
 from .models.lstm import CharLSTM
 from .models.rnn import CharRNN
@@ -39,6 +40,7 @@ __version__ = "0.1.0"
 __all__ = [
     "MODELS",
     "Batches",
+    "CharGPT",
     "CharGRU",
     "CharLSTM",
     "CharModel",

@@ -36,7 +36,7 @@ Parameters (ours, with nanoGPT's PyTorch names; our matrices are (in, out), nn.L
     Wproj{l}  (4C, C)      transformer.h.{l}.mlp.c_proj.weight^T  bproj{l}  ... .mlp.c_proj.bias
     lnf_g     (C,)         transformer.ln_f.weight                lnf_b     ... .ln_f.bias
 
-Speed notes (all measured: see bench_gpt.py):
+Speed notes (measured: `lstm-tui bench --cell gpt --compare torch`, benchmarks/gpt_gelu.py):
 - Every LayerNorm's gain and bias are folded into the product that reads it:
   (a * g + b) W + c = a (diag(g) W) + (b W + c), so neither pass ever scales an (N, C) array by g;
   backward gets d a directly and unfolds the gradients of g, b, W from the (C, .) gradient of
@@ -49,10 +49,11 @@ Speed notes (all measured: see bench_gpt.py):
   sum overflows or falls below sqrt(tiny) is recomputed the usual way, max subtracted.
 - GELU: NumPy has no erf. float64 evaluates Phi to float64 precision (two polynomial pieces and
   one exp); float32 uses Phi ~ (1 + tanh(x P(x^2))) / 2, a fitted polynomial P whose error is
-  below float32 resolution (about 1 ulp of Phi). Run in float32, the exact evaluation costs 7x as
-  much (GELU forward + backward), a whole training step 1.5x. fit_gelu.py derives both. The
+  below float32 resolution (about 1 ulp of Phi). Run in float32, the exact evaluation costs several
+  times as much (benchmarks/results/gpt_gelu.txt). benchmarks/fit_gelu.py derives both. The
   backward uses the exact derivative Phi(u) + u phi(u) in both.
-- Big arrays come from a pool and go back to it when backward has spent them.
+- Big arrays come from a pool (core's Pool, keeping as many spares of a shape as a step caches:
+  about 4L + 8) and go back to it when backward has spent them.
 
 Generation (Stepper, Stream) keeps a key/value cache, so each new character costs one position.
 The cache holds at most `block` positions. Reading a character when it is full first keeps the
@@ -60,7 +61,12 @@ last keep = block // 2 characters, reads them again as a fresh context (position
 one bulk pass), then reads the new character at position keep. So the context of character i
 (counting from 0 from a fresh start) is all of it for i < block, and otherwise its last
 c = keep + 1 + ((i - block) mod (block - keep)) characters: between keep + 1 and block.
-`context_length` and `context_windows` state the same rule for evaluation.
+`context_length` and `context_windows` state the same rule for evaluation, which reads a text in
+those windows (`score_windows`) so that its one-pass score is the loss of generation's predictions.
+
+A window carries no state into the next (`initial_state` is ()): each training window is a fresh
+context of at most `block` positions, and a stream the trainer restarts mid-window (`resets`)
+starts again at position 0 there.
 """
 
 from __future__ import annotations
@@ -80,7 +86,7 @@ LN_EPS = 1e-5  # LayerNorm's epsilon, as nn.LayerNorm and nanoGPT
 
 
 # ------------------------------------------------------------------------ the normal cdf, GELU
-# Polynomials highest degree first (Horner), derived by fit_gelu.py.
+# Polynomials highest degree first (Horner), derived by benchmarks/fit_gelu.py.
 # float64, |x| < 2: Phi(x) = 1/2 + x R(x^2).
 _PHI_SMALL = (
     -1.1606779311358433e-16, 6.30127480647449e-15, -1.9980460870692806e-13, 5.055861492246278e-12,
