@@ -16,7 +16,8 @@ min_lr) written as a factor. A cosine needs to know where the run ends: a run wi
 nor a time budget (the interface's, until it is stopped) has no end to decay towards, so after its
 warm-up it keeps the full rate, and cutting the rate when validation stalls (TrainConfig.lr_decay)
 and the moving average of the weights (TrainConfig.average) do the annealing, as for the recurrent
-models.
+models. A cosine that has an end does that work itself, so such a run takes no cut on a stall
+(`anneals`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ def progress(config: TrainConfig, it: int, elapsed_s: float) -> float | None:
     if not done:
         return None
     return min(1.0, max(0.0, *done))
+
+
+def anneals(config: TrainConfig) -> bool:
+    """The schedule brings the rate down by itself: a cosine over a run with an end. (The trainer
+    then leaves the rate alone when validation stalls: a stall is noise the cosine already answers.)"""
+    return config.schedule == "cosine" and bool(config.steps or config.seconds)
 
 
 def lr_factor(config: TrainConfig, it: int, elapsed_s: float = 0.0) -> float:

@@ -28,7 +28,7 @@ from .evaluate import Evaluation, Evaluator
 from .memory import check_memory
 from .models import CharModel, State, create_model
 from .optim import Optimizer, make_optimizer
-from .schedule import lr_factor
+from .schedule import anneals, lr_factor
 
 # How often (seconds of wall time) a fresh copy of the weights is published for other threads,
 # and how often weights that just gave a finite loss are kept to roll back to on divergence.
@@ -364,7 +364,9 @@ class Trainer:
         if best:
             self.best_val = ev.loss
             self._stale_evals = 0
-        elif math.isfinite(ev.loss) and self.config.lr_decay < 1 and self.config.lr_patience:
+        elif (
+            math.isfinite(ev.loss) and self.config.lr_decay < 1 and self.config.lr_patience and not anneals(self.config)
+        ):
             self._stale_evals += 1
             floor = self.config.lr * MIN_LR_FRACTION
             if self._stale_evals >= self.config.lr_patience and self.base_lr > floor:  # stalled

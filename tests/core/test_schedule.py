@@ -119,3 +119,12 @@ def test_weight_decay_shrinks_only_the_decayed_parameters():
 def test_bad_settings_are_refused_in_one_line(settings, needle):
     with pytest.raises(ConfigError, match=needle):
         TrainConfig(**settings)
+
+
+def test_a_cosine_with_an_end_takes_no_cut_on_a_stall_and_an_open_run_does():
+    c = corpus.load(corpus.bundled_path())
+    for settings, cut in ((dict(schedule="cosine", steps=100), False), (dict(schedule="cosine"), True)):
+        t = Trainer(c, tiny_config(lr=0.01, lr_decay=0.5, lr_patience=1, **settings))
+        t.evaluate()
+        second = t.evaluate()  # the same weights: no new best
+        assert (second.lr_cut is not None) == cut and (t.base_lr < 0.01) == cut
