@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import tiny_config
+from helpers import run_steps, tiny_config
 
 from core import DoneReport, StepReport, TrainConfig, Trainer, corpus
 from core.errors import ConfigError
@@ -128,3 +128,32 @@ def test_a_cosine_with_an_end_takes_no_cut_on_a_stall_and_an_open_run_does():
         t.evaluate()
         second = t.evaluate()  # the same weights: no new best
         assert (second.lr_cut is not None) == cut and (t.base_lr < 0.01) == cut
+
+
+def test_a_checkpoint_from_before_these_settings_loads_and_resumes(tmp_path):
+    """A file written before ModelConfig had heads, block and bias, and TrainConfig the optimizer's
+    and schedule's settings (and base_lr), loads and resumes with the defaults that keep its run."""
+    import json
+
+    from core import checkpoint as ckpt_io
+
+    c = corpus.from_text("abcabcabc abcab")
+    trainer = Trainer(c, tiny_config(layers=2), checkpoint=tmp_path / "new.npz")
+    run_steps(trainer, 3)
+    with np.load(trainer.save()) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(arrays["meta"].tobytes())
+    for key in ("heads", "block", "bias"):
+        del meta["model"][key]
+    for key in ("heads", "block", "bias", "beta2", "weight_decay", "warmup", "schedule", "min_lr", "seconds"):
+        del meta["train"][key]
+    del meta["base_lr"]
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(tmp_path / "old.npz", **arrays)
+    ck = ckpt_io.load(tmp_path / "old.npz")
+    assert ck.model.config == trainer.model.config
+    resumed = Trainer.resume(tmp_path / "old.npz", c)
+    assert resumed.base_lr == resumed.optimizer.lr == 1e-2 and resumed.config.schedule == "constant"
+    assert [r.loss for r in run_steps(resumed, 2) if isinstance(r, StepReport)] == [
+        r.loss for r in run_steps(trainer, 2) if isinstance(r, StepReport)
+    ]
