@@ -38,3 +38,21 @@ async def test_the_screen_trains_generates_and_looks_inside_a_gpt():
         assert screen.acts.hidden == 16 and screen.acts.layers == 2 and len(screen.acts.text) > 16
         app.trainer.controls.stop()
         await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
+
+
+async def test_watch_follows_a_gpt_run_and_generates_from_its_weights(tmp_path):
+    from test_watch import Run, expected_text, generated, header, watcher
+
+    from core import checkpoint
+
+    run = Run(tmp_path, cell="gpt")
+    run.train_and_save(10)
+    app = watcher(run)
+    app.generate_chars = 30
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: "GPT 1×16" in header(app), "the GPT in the header")
+        saved = checkpoint.load(run.path)
+        text = await generated(app, pilot, "to be", 0.8, rng_seed=3)
+        assert text == expected_text(saved.model, saved.vocab, "to be", 0.8, 3, 30)
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: app.return_code is not None, "ctrl+q to quit")
