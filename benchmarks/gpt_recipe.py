@@ -1,30 +1,35 @@
-"""The GPT's fitted recipe against variants of it, each trained for the same CPU time.
+"""The GPT's fitted recipe against variants of it, each given the same training compute.
 
 What `--cell gpt` chooses on tinyshakespeare (core/recipe.py) is nanoGPT's CPU recipe: 4 layers of
 width 128 with 4 heads, block 64, batch 12, AdamW at 1e-3 (decay 0.1, beta2 0.99), clip 1, a
-100-step warm-up and a cosine to 1e-4 over the run. Each variant changes some of that and trains
-for the same CPU time of its training steps (evaluations not counted), in this one process, one
-variant after another, with one BLAS thread:
+100-step warm-up and a cosine to 1e-4 over the run. It runs for --steps (default 2,000, nanoGPT's
+max_iters), and each variant changes some of that:
 
-    nanogpt      the recipe, its cosine over the steps that fit the budget (2,000 steps: nanoGPT's
-                 max_iters, with the default budget)
-    open-ended   the same with no end given (the interface's run, until stopped): warm-up, then the
-                 full rate, halved when an evaluation sets no new best (--lr-decay 0.5)
-    open-average the open-ended run whose model is the moving average of the weights (0.998)
-    lr-2e-3      the recipe at twice the rate
-    batch-32     32 streams a step instead of 12 (fewer, larger steps)
-    wider        4 layers of width 192 with 6 heads and a block of 128 (fewer steps)
+    nanogpt         the recipe, its cosine over its steps
+    open-ended      no end given (the interface's run, until stopped): warm-up, then the full rate,
+                    halved when an evaluation sets no new best (--lr-decay 0.5); stopped after the
+                    same steps
+    open-average    the open-ended run whose model is the moving average of the weights (0.998)
+    average         the recipe (its cosine) whose model is the moving average of the weights
+    lr-2e-3         the recipe at twice the rate
+    random          the recipe reading nanoGPT's batches (get_batch: B windows at random offsets of
+                    the text) instead of the trainer's B streams, each reading the text on
+    random-average  both
+    batch-32        32 streams a step instead of 12 (fewer, larger steps)
+    wider           4 layers of width 192 with 6 heads and a block of 128 (fewer steps)
 
-A run whose length must be known (a cosine) gets the steps that fit the budget, from a timing of
-its first steps (`--calibrate`); an open-ended run stops when its steps have used the budget.
+Equal compute: a variant of the recipe's shape takes the recipe's steps (the same arithmetic,
+whatever the machine's load). A variant of another shape takes as many steps as fit the same CPU
+time, by the ratio of the two shapes' step times, measured alternating in this process (the
+median of --rounds rounds of 10 steps each). Evaluations are not counted. One BLAS thread.
+
 The score is the whole validation part's one-pass loss (core.evaluate: every position in the
-context generation gives it), of the run's model at its end and the best of its evaluations.
+context generation gives it) of the run's model at its end, and the best of its evaluations.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE nice -n 10 python benchmarks/gpt_recipe.py \\
-        tinyshakespeare.txt --budget 150 >> benchmarks/results/gpt_recipe.jsonl
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE nice -n 10 python benchmarks/gpt_recipe.py \
+        tinyshakespeare.txt > benchmarks/results/gpt_recipe.jsonl
 
---budget defaults to the CPU time of nanoGPT's 2,000 steps here, measured first. Prints one JSON
-line per variant.
+Prints one JSON line per variant.
 """
 
 from __future__ import annotations
@@ -32,11 +37,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,16 +51,42 @@ sys.path.insert(0, str(ROOT))
 
 from core import EvalReport, StepReport, TrainConfig, Trainer, recipe  # noqa: E402
 from core import corpus as corpus_io  # noqa: E402
+from core.batches import Window  # noqa: E402
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "nanogpt": {},
     "open-ended": {"schedule": "constant", "open": True, "lr_decay": 0.5},
     "open-average": {"schedule": "constant", "open": True, "lr_decay": 0.5, "average": 0.998},
+    "average": {"average": 0.998},
     "lr-2e-3": {"lr": 2e-3},
+    "random": {"random_windows": True},
+    "random-average": {"random_windows": True, "average": 0.998},
     "batch-32": {"batch": 32},
     "wider": {"hidden": 192, "heads": 6, "block": 128, "seq_len": 128},
 }
-NANOGPT_STEPS = 2000  # nanoGPT's max_iters for this recipe
+
+
+class NanoBatches:
+    """nanoGPT's get_batch for the Trainer: B windows of T + 1 characters at random offsets."""
+
+    def __init__(self, ids: np.ndarray, batch: int, seq_len: int, seed: int):
+        self.ids, self.batch, self.seq_len = ids, batch, seq_len
+        self.rng = np.random.default_rng(seed)
+        self.chars_seen = 0
+        self.pairs = len(ids) - 1
+        self.positions = np.zeros(batch, np.int64)  # (only for checkpoints, which these runs do not write)
+
+    @property
+    def epoch(self) -> float:
+        return self.chars_seen / self.pairs
+
+    def next(self) -> Window:
+        T = self.seq_len
+        starts = self.rng.integers(0, len(self.ids) - T, self.batch)  # (B,) as torch.randint(len(data) - block)
+        idx = starts[None, :] + np.arange(T)[:, None]  # (T, B)
+        self.chars_seen += self.batch * T
+        self.last = Window(x=self.ids[idx], y=self.ids[idx + 1], resets={})  # for a second model to read too
+        return self.last
 
 
 class TimedSteps:
@@ -71,42 +104,58 @@ class TimedSteps:
         return report
 
 
-def seconds_per_step(text: corpus_io.Corpus, settings: dict[str, Any], steps: int) -> float:
-    """CPU seconds of one training step of these settings, over `steps` after 5 to warm up."""
-    trainer = Trainer(text, TrainConfig(**{**settings, "eval_every": 0}))
+SHAPE = ("hidden", "layers", "heads", "block", "seq_len", "batch")
+
+
+def step_ratio(text: corpus_io.Corpus, base: dict[str, Any], other: dict[str, Any], rounds: int) -> float:
+    """How many steps of `other` take the CPU time of one of `base`: the median of per-round ratios,
+    the two alternating (10 steps each, after 5 to warm up)."""
+    a = Trainer(text, TrainConfig(**{**base, "eval_every": 0}))
+    b = Trainer(text, TrainConfig(**{**other, "eval_every": 0}))
     for _ in range(5):
-        trainer.train_step()
-    t0 = time.process_time()
-    for _ in range(steps):
-        trainer.train_step()
-    return (time.process_time() - t0) / steps
+        a.train_step()
+        b.train_step()
+    ratios = []
+    for _ in range(rounds):
+        times = []
+        for t in (a, b):
+            t0 = time.process_time()
+            for _ in range(10):
+                t.train_step()
+            times.append(time.process_time() - t0)
+        ratios.append(times[0] / times[1])
+    return statistics.median(ratios)
 
 
-def run(text: corpus_io.Corpus, label: str, base: dict[str, Any], budget: float, calibrate: int) -> dict[str, Any]:
+def run(text: corpus_io.Corpus, label: str, base: dict[str, Any], base_steps: int, rounds: int) -> dict[str, Any]:
     change = dict(VARIANTS[label])
     open_ended = change.pop("open", False)
+    random_windows = change.pop("random_windows", False)
     settings = {**base, **change}
-    per_step = seconds_per_step(text, settings, calibrate)
-    steps = 0 if open_ended else max(1, round(budget / per_step))
-    cfg = TrainConfig(**{**settings, "steps": steps})
+    same_shape = all(settings[k] == base[k] for k in SHAPE)
+    ratio = 1.0 if same_shape else step_ratio(text, base, settings, rounds)
+    steps = max(1, round(base_steps * ratio))
+    cfg = TrainConfig(**{**settings, "steps": 0 if open_ended else steps})
     if not open_ended:  # eight evaluations over the run, for the curve
         cfg = TrainConfig(**{**cfg.to_dict(), "eval_every": max(1, steps // 8)})
     trainer = Trainer(text, cfg)
+    if random_windows:
+        trainer.batches = NanoBatches(text.train_ids, cfg.batch, cfg.seq_len, 2)  # type: ignore[assignment]
     timed = TimedSteps(trainer)
     curve = []
     for r in trainer.run():
         if isinstance(r, EvalReport):
             curve.append((r.step, round(timed.cpu, 1), round(r.val_loss, 4), r.lr_cut))
-        if isinstance(r, StepReport) and open_ended and timed.cpu >= budget:
+        if isinstance(r, StepReport) and open_ended and r.step >= steps:
             trainer.controls.stop()
     final = trainer.evaluate()
     best = min([v for _, _, v, _ in curve] + [final.val_loss])
     return {
         "label": label,
         "settings": {k: v for k, v in cfg.to_dict().items() if k in set(settings) | {"steps", "eval_every"}},
-        "budget_cpu_s": round(budget, 1),
+        "windows": "random" if random_windows else "streams",
+        "steps_per_recipe_step": round(ratio, 3),
         "train_cpu_s": round(timed.cpu, 1),
-        "calibrated_s_per_step": round(per_step, 4),
         "steps": trainer.step_count,
         "epochs": round(trainer.epoch, 3),
         "final_val": round(final.val_loss, 4),
@@ -119,18 +168,17 @@ def run(text: corpus_io.Corpus, label: str, base: dict[str, Any], budget: float,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("text")
-    ap.add_argument("--budget", type=float, default=0.0, help="CPU seconds of training per variant")
-    ap.add_argument("--calibrate", type=int, default=40, help="steps timed to fit a cosine run to the budget")
+    ap.add_argument("--steps", type=int, default=2000, help="the recipe's steps (default: nanoGPT's 2,000)")
+    ap.add_argument("--rounds", type=int, default=7, help="alternating rounds timing a shape against the recipe's")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated: {', '.join(VARIANTS)}")
     a = ap.parse_args()
     text = corpus_io.load(a.text)
     with threadpool_limits(limits=1, user_api="blas"):
         chosen = recipe.choose(len(text.train_ids), text.vocab.size, {"cell": "gpt"})
         base = dict(chosen.settings)
-        budget = a.budget or NANOGPT_STEPS * seconds_per_step(text, base, a.calibrate)
-        print(json.dumps({"chose": chosen.reason, "budget_cpu_s": round(budget, 1)}), flush=True)
+        print(json.dumps({"chose": chosen.reason, "recipe_steps": a.steps}), flush=True)
         for label in a.variants.split(","):
-            result = run(text, label, base, budget, a.calibrate)
+            result = run(text, label, base, a.steps, a.rounds)
             assert math.isfinite(result["final_val"])
             print(json.dumps(result), flush=True)
 

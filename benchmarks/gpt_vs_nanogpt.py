@@ -46,8 +46,9 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gpt_recipe import NanoBatches  # noqa: E402  (nanoGPT's get_batch)
+
 from core import corpus as corpus_io  # noqa: E402
-from core.batches import Window  # noqa: E402
 from core.config import TrainConfig  # noqa: E402
 from core.models.gpt import CharGPT, context_windows  # noqa: E402
 from core.schedule import lr_factor  # noqa: E402
@@ -74,29 +75,6 @@ NANOGPT_CPU = {
     "eval_every": 0,
     "lr_decay": 1.0,
 }
-
-
-class NanoBatches:
-    """nanoGPT's get_batch for the Trainer: B windows of T + 1 characters at random offsets."""
-
-    def __init__(self, ids: np.ndarray, batch: int, seq_len: int, seed: int):
-        self.ids, self.batch, self.seq_len = ids, batch, seq_len
-        self.rng = np.random.default_rng(seed)
-        self.chars_seen = 0
-        self.pairs = len(ids) - 1
-        self.positions = np.zeros(batch, np.int64)  # (only for checkpoints, which this script does not write)
-
-    @property
-    def epoch(self) -> float:
-        return self.chars_seen / self.pairs
-
-    def next(self) -> Window:
-        T = self.seq_len
-        starts = self.rng.integers(0, len(self.ids) - T, self.batch)  # (B,) as torch.randint(len(data) - block)
-        idx = starts[None, :] + np.arange(T)[:, None]  # (T, B)
-        self.chars_seen += self.batch * T
-        self.last = Window(x=self.ids[idx], y=self.ids[idx + 1], resets={})  # for PyTorch to read too
-        return self.last
 
 
 @torch.inference_mode()
