@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import wait_for
-from test_race import tiny_race
+from helpers import tiny_race, wait_for
 from textual import on
 from textual.app import App
 from textual.message import Message
