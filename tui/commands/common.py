@@ -87,14 +87,13 @@ def default_checkpoint(corpus_name: str, cell: str) -> Path:
 
 def choose_recipe(text: corpus_io.Corpus, given: dict[str, Any], measure: bool = True) -> recipe.Recipe:
     """The settings for this text (core.recipe), around those given on the command line. The
-    machine's speed is measured with one BLAS thread, as the interface trains (and as `train`
-    does on a busy two-core machine). With `measure` False (the torch engine, whose speed is not
-    this CPU's, and whose torchrun processes must all choose the same model) the reference speed
-    is used instead."""
-    from threadpoolctl import threadpool_limits
+    machine's speed is measured with the threads training uses (tui.plain.threads). With `measure`
+    False (the torch engine, whose speed is not this CPU's, and whose torchrun processes must all
+    choose the same model) the reference speed is used instead."""
+    from ..plain.threads import limit_threads
 
     flops = None if measure else recipe.REFERENCE_FLOPS
-    with threadpool_limits(limits=1, user_api="blas"):
+    with limit_threads():
         return recipe.choose(len(text.train_ids), text.vocab.size, given, flops=flops)
 
 

@@ -154,10 +154,10 @@ def status_line(race: Race) -> str:
 
 def run_headless(args: argparse.Namespace) -> int:
     """Race without the interface: JSON records on stdout, or progress and a table."""
-    from .train import one_blas_thread
+    from ..plain.threads import limit_threads
 
     progress = Progress(sys.stderr, args.quiet)
-    one_blas_thread()
+    limit_threads()  # for the whole process
     race, label = build_race(args, lambda s: progress.message(f"{PROG}: {s}"))
     first = next(iter(race.trainers.values()))
     mc, cfg = first.model.config, first.config
