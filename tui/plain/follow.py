@@ -275,6 +275,42 @@ def newer_report(loaded: Loaded, records: list[dict[str, Any]]) -> StepReport | 
     )
 
 
+@dataclass(frozen=True)
+class RunScore:
+    """The run's own evaluation (what its log or checkpoint recorded), in the form the stats show."""
+
+    step: int
+    val_loss: float
+    accuracy: float  # nan when only the checkpoint's history is at hand (it keeps losses only)
+    on_validation: bool
+    sample: bool = False  # scored on the start of the evaluation text only (--eval-chars)
+
+
+def run_score(loaded: Loaded, records: list[dict[str, Any]]) -> RunScore | None:
+    """The run's latest evaluation of the weights up to this save: the log's record when it has
+    one (with its accuracy), else the checkpoint's history. None before the first evaluation."""
+    split = bool((loaded.meta.get("corpus") or {}).get("split", True))
+    history = loaded.val_history
+    best = history[-1] if history and history[-1][0] <= loaded.step else None
+    for r in reversed(current_run(records)):
+        val = _number(r, "val_loss")
+        if r["step"] > loaded.step or val is None:
+            continue
+        if best is not None and best[0] > r["step"]:
+            break  # the checkpoint knows a later one
+        accuracy = _number(r, "accuracy")
+        return RunScore(
+            step=r["step"],
+            val_loss=val,
+            accuracy=accuracy if accuracy is not None else float("nan"),
+            on_validation=bool(r.get("on_validation", split)),
+            sample=bool(r.get("val_sample", False)),
+        )
+    if best is None:
+        return None
+    return RunScore(step=best[0], val_loss=best[1], accuracy=float("nan"), on_validation=split)
+
+
 def speed(new: Loaded, old: Loaded | None) -> float:
     """Training characters per second: between the last two saves, else over the whole run."""
     if old is not None:

@@ -34,15 +34,17 @@ class ComparisonView(Widget):
         self.evaluation: Evaluation | None = None
         self.step = 0
         self.on_validation = True
+        self.part = ""  # what part of the text the accuracy is of ("": the whole evaluation text)
         self.waiting = "waiting for the first evaluation…"
 
     def on_mount(self) -> None:
         """Title the panel."""
         self._title()
 
-    def show(self, evaluation: Evaluation, step: int, on_validation: bool) -> None:
-        """Show a new comparison."""
-        self.evaluation, self.step, self.on_validation = evaluation, step, on_validation
+    def show(self, evaluation: Evaluation, step: int, on_validation: bool, part: str = "") -> None:
+        """Show a new comparison, of the weights at `step` (`part`: what the accuracy is of, when
+        not the whole evaluation text)."""
+        self.evaluation, self.step, self.on_validation, self.part = evaluation, step, on_validation, part
         self._title()
         self.refresh()
 
@@ -52,7 +54,7 @@ class ComparisonView(Widget):
         where = "validation text" if self.on_validation else "training text"
         title = f"truth vs prediction · {where}"
         if ev is not None:
-            title += f" · step {self.step:,} · accuracy {ev.accuracy:.1%}"
+            title += f" · step {self.step:,} · accuracy {ev.accuracy:.1%}" + (f" of {self.part}" if self.part else "")
         parent.border_title = f" {title} "
 
     def render(self) -> Text:

@@ -34,29 +34,46 @@ async def test_inside_view_switches_unit_layer_quantity_by_key():
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_inside(app, pilot)
         app.trainer.controls.pause()  # Pilot waits for idle after each key; a busy trainer delays it
-        assert (screen.lstm_layer, screen.unit, screen.quantity) == (0, 0, "cell")
+        assert (screen.choice.layer, screen.choice.unit, screen.choice.quantity) == (0, 0, "cell")
         await pilot.press("right", "right")
-        assert screen.unit == 2
+        assert screen.choice.unit == 2
         await pilot.press("left")
-        assert screen.unit == 1
+        assert screen.choice.unit == 1
         await pilot.press("down")
-        assert screen.lstm_layer == 1
+        assert screen.choice.layer == 1
         await pilot.press("q")
-        assert screen.quantity == "hidden"
-        before = screen.feature
+        assert screen.choice.quantity == "hidden"
+        before = screen.choice.feature
         await pilot.press("f")
-        assert screen.feature != before
+        assert screen.choice.feature != before
         await pilot.press("r")
         best = screen.ranking()[0]
-        assert (screen.lstm_layer, screen.unit) == (best.layer, best.unit)
+        assert (screen.choice.layer, screen.choice.unit) == (best.layer, best.unit)
         head = str(screen.query_one("#inside-head").render())
-        assert f"unit {screen.unit + 1}/8" in head and "hidden" in head
+        assert f"unit {screen.choice.unit + 1}/8" in head and "hidden" in head
         # It follows training: a later evaluation brings activations from newer weights.
         first = screen.shown_step
         app.trainer.controls.resume()
         await wait_for(pilot, lambda: screen.shown_step > first, "a refresh after an evaluation")
         await pilot.press("escape")
         assert not isinstance(app.screen, InsideScreen)
+        app.trainer.controls.stop()
+        await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
+
+
+async def test_inside_view_comes_back_on_the_unit_layer_and_quantity_it_was_left_on():
+    app = make_app(tiny())
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_inside(app, pilot)
+        app.trainer.controls.pause()
+        await pilot.press("right", "right", "down", "q")  # unit 3, layer 2, the hidden state
+        await pilot.press("escape")
+        app.trainer.controls.resume()
+        screen = await open_inside(app, pilot)
+        app.trainer.controls.pause()
+        await pilot.pause()
+        head = str(screen.query_one("#inside-head").render())
+        assert "layer 2/2" in head and "unit 3/8" in head and "hidden" in head, head
         app.trainer.controls.stop()
         await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
 
@@ -79,7 +96,7 @@ async def test_inside_view_renders_in_a_small_terminal():
         screen = await open_inside(app, pilot)
         app.trainer.controls.pause()
         await pilot.press("right", "q", "f")
-        assert screen.unit == 1
+        assert screen.choice.unit == 1
         app.trainer.controls.stop()
         await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
 
@@ -92,10 +109,10 @@ async def test_inside_view_shows_each_cells_own_quantities(cell, shown):
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_inside(app, pilot)
         app.trainer.controls.pause()
-        seen = [screen.quantity]
+        seen = [screen.choice.quantity]
         for _ in shown[1:]:
             await pilot.press("q")
-            seen.append(screen.quantity)
+            seen.append(screen.choice.quantity)
         assert seen == shown
         assert set(screen.acts.values) == set(shown)
         head = str(screen.query_one("#inside-head").render())

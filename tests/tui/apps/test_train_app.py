@@ -49,7 +49,7 @@ async def test_starts_trains_and_fills_every_panel():
         lines = str(stats.render()).split("\n")  # label, then value, a line each
         assert [line[:6] for line in lines] == ["step  ", "loss  ", "ppl   ", "eval  ", "speed ", "lr    ", "steps "]
         assert lines[0].startswith("step  ") and " · epoch " in lines[0]
-        assert lines[3].endswith("%") and "nats · acc" in lines[3]
+        assert " · acc " in lines[3] and lines[3].endswith(f"@{stats.evaluation.step:,}")  # the score's own step
         await wait_for(pilot, lambda: compare.evaluation is not None, "an evaluation in the comparison")
         ev = compare.evaluation
         assert ev.n > 0 and len(ev.predicted) == len(ev.truth)
@@ -454,10 +454,18 @@ async def test_comparison_shows_markup_literally_and_aligns_wide_characters():
         await finish(app, pilot)
 
 
-async def test_what_the_command_line_chose_is_shown_when_the_screen_opens():
+async def test_what_the_command_line_chose_is_shown_where_it_covers_no_panel():
     chose = "chose 1 x 128 units, batch 8 x seq-len 48, lr 0.01: a short text"
     app = make_app(tiny(), notes=[chose])
-    notes = record_notices(app)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: ("settings", chose) in notes, "the settings notice")
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:  # notices shown, as in a terminal
+        await wait_for(pilot, lambda: app.trainer.step_count >= 2, "training")
+        await pilot.pause()
+        shown = " ".join(str(app.query_one("#gen-output").render()).split())
+        assert chose in shown  # under the seed, where the generated text will go
+        panel = app.query_one("#next").region
+        for toast in app.screen.query("Toast"):  # and no notice covers the next-character panel
+            assert not toast.region.overlaps(panel), str(toast.render())
+        await pilot.press("ctrl+g")  # the first generation takes the place of the note
+        await wait_for(pilot, lambda: app.generated, "generated text")
+        assert chose not in " ".join(str(app.query_one("#gen-output").render()).split())
         await finish(app, pilot)

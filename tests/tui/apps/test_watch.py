@@ -18,6 +18,7 @@ from tui.plain import follow as watch
 from tui.widgets.comparison import ComparisonView
 from tui.widgets.generate_panel import GeneratePanel
 from tui.widgets.loss_chart import LossChart
+from tui.widgets.next_chars import NextCharView
 from tui.widgets.stats import StatsPanel
 from tui.widgets.status_line import StatusLine
 
@@ -107,7 +108,7 @@ async def test_follows_replacements_never_writes_and_generates_from_the_newest_w
         stats = app.query_one(StatsPanel)
         await wait_for(pilot, lambda: stats.step is not None and stats.step.step == 10, "step 10 in the stats")
         assert "WATCHING, not training" in header(app) and "step 10" in header(app)
-        assert "last save" in header(app)
+        assert "saved" in header(app)
         compare = app.query_one(ComparisonView)
         await wait_for(pilot, lambda: compare.evaluation is not None, "the comparison of the first model")
         assert compare.on_validation  # the text was found beside the checkpoint, split as the run split it
@@ -144,6 +145,25 @@ async def test_follows_replacements_never_writes_and_generates_from_the_newest_w
     assert sorted(before) == ["model.npz", "tiny.txt"]  # the run's files only
 
 
+async def test_every_panel_shows_the_save_on_screen_and_the_runs_own_scores(tmp_path):
+    run = Run(tmp_path)
+    run.train_and_save(10)  # evaluated at 5 and 10
+    app = watcher(run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        stats, compare = app.query_one(StatsPanel), app.query_one(ComparisonView)
+        await wait_for(pilot, lambda: compare.step == 10, "the predictions of the first save")
+        run.train_and_save(3)  # step 13: its last evaluation is still the one at step 10
+        await wait_for(pilot, lambda: app.loaded.step == 13 and compare.step == 13, "the second save everywhere")
+        view = app.query_one(NextCharView)
+        await wait_for(pilot, lambda: view.source is app.loaded.model, "the next characters of the second save")
+        assert "step 13" in header(app) and stats.step.step == 13
+        run_step, run_val = run.trainer.val_history[-1]
+        assert (stats.evaluation.step, stats.evaluation.val_loss) == (run_step, run_val) == (10, pytest.approx(run_val))
+        line = [row for row in str(stats.render()).split("\n") if row.startswith("val")][0]
+        assert line.endswith("@10")  # the score says which step it is of
+        await pilot.press("ctrl+q")
+
+
 async def test_watches_a_gru_run_its_inside_view_and_generation(tmp_path):
     from tui.widgets.inside_screen import InsideScreen
 
@@ -160,7 +180,8 @@ async def test_watches_a_gru_run_its_inside_view_and_generation(tmp_path):
         await wait_for(pilot, lambda: isinstance(app.screen, InsideScreen), "the inside view")
         screen = app.screen
         await wait_for(pilot, lambda: screen.acts is not None, "activations")
-        assert screen.quantity == "hidden" and set(screen.acts.values) == {"reset", "update", "candidate", "hidden"}
+        assert screen.choice.quantity == "hidden"
+        assert set(screen.acts.values) == {"reset", "update", "candidate", "hidden"}
         await pilot.press("escape")
         await pilot.press("ctrl+q")
         await wait_for(pilot, lambda: app.return_code is not None, "ctrl+q to quit")
@@ -222,18 +243,19 @@ async def test_the_log_beside_the_checkpoint_extends_the_curve_past_the_last_sav
     app = watcher(run)
     async with app.run_test(size=(100, 30)) as pilot:
         stats, chart = app.query_one(StatsPanel), app.query_one(LossChart)
-        await wait_for(pilot, lambda: stats.step is not None and stats.step.step == 15, "the log's step 15")
-        assert stats.step.chars_per_s == 1234.0
         await wait_for(pilot, lambda: chart.drawn is not None and chart.drawn.total_steps == 15, "the curve to 15")
         assert 15.0 in chart.drawn.val_steps
+        # The numbers are the save's (step 10), with the run's own evaluation at it, from the log.
+        assert stats.step.step == 10 and stats.evaluation.step == 10
+        assert stats.evaluation.val_loss == pytest.approx(3.0) and stats.evaluation.accuracy == 0.2
         with log.open("a", encoding="utf-8") as f:  # the run appends, a line at a time
             f.write(json.dumps(records[3])[:20])
             f.flush()
             await polls(app, pilot, 3)
-            assert stats.step.step == 15  # half a line is not a record yet
+            assert chart.drawn.total_steps == 15  # half a line is not a record yet
             f.write(json.dumps(records[3])[20:] + "\n")
         await wait_for(pilot, lambda: chart.drawn.total_steps == 20, "the curve to 20")
-        assert stats.step.step == 20 and app.loaded.step == 10  # the weights on screen are still the saved ones
+        assert stats.step.step == 10 and app.loaded.step == 10  # the weights on screen are still the saved ones
         await pilot.press("ctrl+q")
     assert log.read_text(encoding="utf-8").count("\n") == 4  # read, never written
 
