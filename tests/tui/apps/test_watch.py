@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import assert_usage_error, record_notices, run_cli, wait_for
+from rich.cells import cell_len
 
 from core import TrainConfig, Trainer, checkpoint, corpus, generate
 from tui.apps.watch import WatchApp
@@ -33,10 +34,10 @@ TEXT = (
 class Run:
     """A training run in this process, saving to `run/model.npz` the way `train --save-every` does."""
 
-    def __init__(self, tmp_path: Path, cell: str = "lstm") -> None:
+    def __init__(self, tmp_path: Path, cell: str = "lstm", text: str = TEXT) -> None:
         self.folder = tmp_path / "run"
         self.folder.mkdir()
-        (self.folder / "tiny.txt").write_text(TEXT, encoding="utf-8")
+        (self.folder / "tiny.txt").write_text(text, encoding="utf-8")
         self.path = self.folder / "model.npz"
         text = corpus.load(self.folder / "tiny.txt", val_fraction=0.3)
         config = TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5, cell=cell)
@@ -161,6 +162,21 @@ async def test_every_panel_shows_the_save_on_screen_and_the_runs_own_scores(tmp_
         assert (stats.evaluation.step, stats.evaluation.val_loss) == (run_step, run_val) == (10, pytest.approx(run_val))
         line = [row for row in str(stats.render()).split("\n") if row.startswith("val")][0]
         assert line.endswith("@10")  # the score says which step it is of
+        await pilot.press("ctrl+q")
+
+
+async def test_the_numbers_fit_their_panel_at_100_columns_with_a_long_validation_text(tmp_path):
+    run = Run(tmp_path, text=TEXT * 60)  # a validation part longer than the screen reads itself
+    run.train_and_save(10)
+    app = watcher(run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        stats = app.query_one(StatsPanel)
+        await wait_for(pilot, lambda: app.query_one(ComparisonView).step == 10, "the predictions")
+        await pilot.pause()
+        rows = str(stats.render()).split("\n")
+        assert any(row.startswith("val") for row in rows)
+        for row in rows:
+            assert cell_len(row) <= stats.content_size.width, row
         await pilot.press("ctrl+q")
 
 
