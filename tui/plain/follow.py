@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,18 @@ def load(path: Path) -> Loaded:
     with f:
         st = os.fstat(f.fileno())
         return Loaded(read(f, path), Stamp.of(st), st.st_mtime)
+
+
+def wait_for(path: Path, poll_s: float = 0.5, sleep: Callable[[float], object] = time.sleep) -> Loaded:
+    """Read the checkpoint at `path` once it exists (a run writes its first save after a while),
+    checking every `poll_s`. A file that appears and is not a checkpoint is a CheckpointError."""
+    while True:
+        try:
+            return load(path)
+        except CheckpointError:
+            if os.path.lexists(path):
+                raise
+        sleep(poll_s)
 
 
 class Follower:

@@ -44,7 +44,6 @@ STATES = {
     # lstm-tui watch: another process trains; this screen only reads its checkpoint
     "watching": ("◉ WATCHING", ", not training", "bold reverse cyan"),
     "watch-failed": ("◉ WATCHING", ", not training", "bold reverse red"),
-    "waiting": ("◉ WAITING", " for the first save", "bold reverse cyan"),
 }
 BRAND_TEXT = " lstm-tui "
 SEPARATOR = " │ "

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import assert_usage_error, record_notices, run_cli, wait_for
+from helpers import LSTM_TUI, TIMEOUT, assert_usage_error, record_notices, run_cli, wait_for
 from rich.cells import cell_len
 
 from core import TrainConfig, Trainer, checkpoint, corpus, generate
@@ -357,3 +357,73 @@ def test_the_text_is_found_and_split_as_the_run_split_it(tmp_path, lowercase):
     found, where = watch.find_corpus(loaded, tmp_path / "ck" / "m.npz")  # not beside it: where the run read it
     assert found is not None and where == str((tmp_path / "book.txt").resolve())
     assert found.n_train == text.n_train and found.split and np.array_equal(found.val_ids, text.val_ids)
+
+
+# ------------------------------------------------------------ waiting for the first save
+def test_wait_for_reads_the_checkpoint_once_it_appears(tmp_path):
+    import threading
+
+    run = Run(tmp_path)
+    waiting = threading.Event()
+
+    def sleep(seconds: float) -> None:
+        waiting.set()  # looked, found nothing, waits
+        threading.Event().wait(seconds)
+
+    found: list = []
+    thread = threading.Thread(target=lambda: found.append(watch.wait_for(run.path, 0.01, sleep)))
+    thread.start()
+    assert waiting.wait(TIMEOUT) and not found
+    run.train_and_save(5)
+    thread.join(TIMEOUT)
+    assert found and found[0].step == 5
+
+
+def test_wait_for_rejects_a_file_that_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(watch.CheckpointError, match="not an lstm-tui checkpoint"):
+        watch.wait_for(path, 0.01, lambda _s: pytest.fail("waited for a file that exists"))
+
+
+def test_the_command_waits_for_a_run_that_has_not_saved_yet_then_shows_it(tmp_path):
+    """The documented recipe: start a run, then watch it before its first save. In a terminal
+    (a pty here), watch says it is waiting, and shows the run once the file appears."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import subprocess
+    import termios
+
+    run = Run(tmp_path)
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color"}
+    proc = subprocess.Popen(
+        [*LSTM_TUI, "watch", str(run.path)], cwd=tmp_path, stdin=slave, stdout=slave, stderr=slave, env=env
+    )
+    os.close(slave)
+    seen = b""
+
+    def read_until(needle: bytes) -> None:
+        nonlocal seen
+        while needle not in seen:
+            ready, _, _ = select.select([master], [], [], TIMEOUT)
+            assert ready, f"no {needle!r} in {seen[-500:]!r}"
+            try:
+                seen += os.read(master, 65536)
+            except OSError:  # the process closed the terminal
+                raise AssertionError(f"no {needle!r} in {seen[-500:]!r}") from None
+
+    try:
+        read_until(b"waiting for")
+        assert proc.poll() is None  # still there, waiting
+        run.train_and_save(5)
+        read_until(b"WATCHING")
+        os.write(master, b"\x11")  # ctrl+q
+        assert proc.wait(TIMEOUT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
