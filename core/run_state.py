@@ -151,7 +151,7 @@ def restore(trainer: Run, ck: ckpt_io.Checkpoint) -> None:
             t.batches.chars_seen = int(meta["chars_seen"])
             st = ck.group("state")
             names = t.model.state_names
-            t.state = tuple(tuple(st[f"{name}{layer}"] for name in names) for layer in range(t.model.config.layers))
+            t.state = tuple(tuple(st[f"{name}{layer}"] for name in names) for layer in range(len(t.state)))
         except ConfigError:
             pass  # another text of the same vocabulary: start its streams afresh
     t.step_count = int(meta["step"])
