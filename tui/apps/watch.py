@@ -283,7 +283,7 @@ class WatchApp(PlayApp):
             return
         self._compared_seq = message.seq
         ev = message.evaluation
-        part = f"the first {ev.n:,} chars" if ev.n < len(self.corpus.val_ids) - 1 else ""
+        part = f"first {ev.n:,} chars" if ev.n < len(self.corpus.val_ids) - 1 else ""
         self.query_one(ComparisonView).show(ev, message.step, self.corpus.split, part)
 
     # ---------------------------------------------------------------- actions
