@@ -45,11 +45,13 @@ PANELS
               its colour (without colour: its marker, see the title); its
               validation losses as diamonds (without colour: its capital);
               the dashed line is ln V, a uniform guess.
-  models      a line each: step, smoothed loss, validation loss, bits/char,
-              chars/s and the time it has had; ▶ marks the leader on
-              validation loss.
+  models      a line each: step, smoothed loss, validation loss and the
+              step it was made at (@step), bits/char, chars/s and the time
+              it has had; ▶ marks the leader on validation loss.
   truth vs    the start of the evaluation text, and under it each model's
   predictions guess for every next character; red and underlined is wrong.
+              Each line ends in the model's accuracy @ the step it was
+              scored at. At the budget, the final weights are scored.
   generate    type a seed, press enter or ctrl+g: every model continues it
               at the same temperature, from a snapshot of its weights.
 """

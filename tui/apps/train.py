@@ -44,8 +44,10 @@ PANELS
               the dashed line is ln V, the loss of a uniform guess among
               the V characters. Below it, the model has learned something.
   stats       loss in nats, bits/char and perplexity; validation loss and
-              accuracy; speed; learning rate; time; progress and ETA when
-              a step budget is set.
+              accuracy, @ the step they were scored at (val*: only the
+              start of the text, --eval-chars); speed; learning rate;
+              time; progress and ETA when a step budget is set. When the
+              budget runs out, the final weights are scored.
   truth vs    a window of the evaluation text ("truth") with the model's
   prediction  guess for each next character under it ("model"): green is
               right, red and underlined is wrong; the brighter, the more
