@@ -17,6 +17,7 @@ subclass implements (never handlers: see tui.apps.base on why a handler defined 
   prepare()        the panels' first state, before training starts
   tick()           more work on every tick (the training app's next-character table)
   diverged()       a model's loss became non-finite
+  loop_ended()     the loop ended (the training app's final next-character table)
   can_restart()    whether f2 starts training again once the loop has stopped
 
 Every message the worker posts names its model (tui.apps.messages), so one set serves both apps.
@@ -42,7 +43,7 @@ from ..plain.threads import Limited
 from ..widgets.loss_chart import LossChart
 from ..widgets.status_line import StatusLine
 from . import workers
-from .base import PlayApp, until_exit
+from .base import GENERATE_CHARS, PlayApp, until_exit
 from .messages import Diverged, Evaluated, Finished, Progress, Saved
 
 # The screen follows training on one timer, so that what changed is painted together in one pass.
@@ -61,13 +62,9 @@ class TrainingApp(PlayApp):
     state: reactive[str] = reactive("starting")
 
     def __init__(
-        self,
-        names: list[str],
-        corpus_label: str,
-        notes: list[str] | None = None,
-        generate_chars: int | None = None,
+        self, names: list[str], corpus_label: str, notes: list[str] | None = None, generate_chars: int = GENERATE_CHARS
     ) -> None:
-        super().__init__(**({} if generate_chars is None else {"generate_chars": generate_chars}), notes=notes)
+        super().__init__(generate_chars, notes)
         self.names = list(names)
         self.corpus_label = corpus_label
         self.saved_path: str | None = None  # where the (first) model went on quit (read by the CLI)
@@ -257,8 +254,8 @@ class TrainingApp(PlayApp):
             if not self.training:  # a save after the loop ended; otherwise Finished exits
                 self.exit()
         elif not failed:
-            saved = [self.last_saves[n] for n in self.names]
-            self.notify(", ".join(path for _, path in saved), title=f"saved at step {saved[0][0]:,}", markup=False)
+            saved = ", ".join(f"step {step:,} → {path}" for step, path in (self.last_saves[n] for n in self.names))
+            self.notify(saved, title="saved", markup=False)
 
     def _named(self, title: str, name: str) -> str:
         return f"{name}: {title}" if name else title
