@@ -51,6 +51,7 @@ from ..widgets.status_line import Part, StatusLine
 from . import workers
 from .keys import Key, bindings, keys_help
 from .messages import Generated, GenerationDone, NextChars
+from .palette import AppCommands
 
 GENERATE_CHARS = 600  # characters per generation run (per model)
 NEXT_CHARS = 12  # candidates computed for the next-character view
@@ -113,6 +114,7 @@ class PlayApp(App[None]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (70, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (22, "-tall")]
 
+    COMMANDS = App.COMMANDS | {AppCommands}  # the palette lists the app's palette_commands(), if any
     SHOWS_NEXT_CHARS: ClassVar[bool] = True  # the screen has a NextCharView that follows the seed
     KEYS: ClassVar[tuple[Key, ...]] = ()  # the app's keys (tui.apps.keys): its BINDINGS and the help's KEYS
     HELP: ClassVar[str] = ""  # the help screen's text before its KEYS section

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.reactive import reactive
 
 from core import CharModel, Controls, DivergedReport, EvalReport, Trainer, Vocab, evaluate
@@ -31,7 +31,7 @@ from . import keys
 from .base import ONE, compose_model_screen, default_seed, until_exit
 from .lifecycle import TrainingApp
 from .messages import Compared, NextChars, Progress
-from .palette import AppCommands, PaletteCommand
+from .palette import PaletteCommand
 
 NEXT_EVERY_TICKS = 4  # the next-character view follows the training weights once a second
 
@@ -66,7 +66,6 @@ class LstmApp(TrainingApp):
 
     CSS_PATH = "train.tcss"
     TITLE = "lstm-tui"
-    COMMANDS = App.COMMANDS | {AppCommands}  # lists palette_commands()
     KEYS = keys.TRAIN
     HELP = HELP
 

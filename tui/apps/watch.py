@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.message import Message
 from textual.worker import get_current_worker
 
@@ -40,7 +40,7 @@ from ..widgets.stats import StatsPanel
 from ..widgets.status_line import AGE, Part, StatusLine, describe_corpus, describe_model
 from . import keys
 from .base import PlayApp, compose_model_screen, default_seed, until_exit
-from .palette import AppCommands, PaletteCommand
+from .palette import PaletteCommand
 
 POLL_S = 0.5  # how often the checkpoint's version (and the log) is checked
 HEADER_EVERY_S = 1.0  # the header's "saved N s ago" follows the clock this often
@@ -112,7 +112,6 @@ class WatchApp(PlayApp):
 
     CSS_PATH = "train.tcss"
     TITLE = "lstm-tui watch"
-    COMMANDS = App.COMMANDS | {AppCommands}  # lists palette_commands()
     KEYS = keys.WATCH
     HELP = HELP
 

@@ -20,20 +20,26 @@ def tiny(cell: str = "lstm") -> Trainer:
 
 
 async def open_inside(app, pilot) -> InsideScreen:
+    """f4, and the view's first activations; training is left paused (Pilot waits for the app to be
+    idle after each key, and a busy trainer delays that)."""
     app.trainer.controls.pause()
     await pilot.press("f4")
-    app.trainer.controls.resume()
     await wait_for(pilot, lambda: isinstance(app.screen, InsideScreen), "the inside view")
     screen = app.screen
     await wait_for(pilot, lambda: screen.acts is not None, "activations")
     return screen
 
 
+async def finish(app, pilot) -> None:
+    """End a test without leaving a training thread behind."""
+    app.trainer.controls.stop()
+    await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
+
+
 async def test_inside_view_switches_unit_layer_quantity_by_key():
     app = make_app(tiny())
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_inside(app, pilot)
-        app.trainer.controls.pause()  # Pilot waits for idle after each key; a busy trainer delays it
         assert (screen.choice.layer, screen.choice.unit, screen.choice.quantity) == (0, 0, "cell")
         await pilot.press("right", "right")
         assert screen.choice.unit == 2
@@ -57,25 +63,20 @@ async def test_inside_view_switches_unit_layer_quantity_by_key():
         await wait_for(pilot, lambda: screen.shown_step > first, "a refresh after an evaluation")
         await pilot.press("escape")
         assert not isinstance(app.screen, InsideScreen)
-        app.trainer.controls.stop()
-        await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
+        await finish(app, pilot)
 
 
 async def test_inside_view_comes_back_on_the_unit_layer_and_quantity_it_was_left_on():
     app = make_app(tiny())
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_inside(app, pilot)
-        app.trainer.controls.pause()
         await pilot.press("right", "right", "down", "q")  # unit 3, layer 2, the hidden state
         await pilot.press("escape")
-        app.trainer.controls.resume()
         screen = await open_inside(app, pilot)
-        app.trainer.controls.pause()
         await pilot.pause()
         head = str(screen.query_one("#inside-head").render())
         assert "layer 2/2" in head and "unit 3/8" in head and "hidden" in head, head
-        app.trainer.controls.stop()
-        await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
+        await finish(app, pilot)
 
 
 async def test_inside_view_without_colour_shows_shades(monkeypatch):
@@ -86,19 +87,16 @@ async def test_inside_view_without_colour_shows_shades(monkeypatch):
         rendered = str(screen.query_one("#inside-text").render())
         assert 'he said "to be' in rendered  # the text itself, markup characters literal
         assert any(ch in rendered for ch in SHADES[1:])  # and its values as shade characters
-        app.trainer.controls.stop()
-        await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
+        await finish(app, pilot)
 
 
 async def test_inside_view_renders_in_a_small_terminal():
     app = make_app(tiny())
     async with app.run_test(size=(40, 12)) as pilot:
         screen = await open_inside(app, pilot)
-        app.trainer.controls.pause()
         await pilot.press("right", "q", "f")
         assert screen.choice.unit == 1
-        app.trainer.controls.stop()
-        await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
+        await finish(app, pilot)
 
 
 @pytest.mark.parametrize(
@@ -108,7 +106,6 @@ async def test_inside_view_shows_each_cells_own_quantities(cell, shown):
     app = make_app(tiny(cell))
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_inside(app, pilot)
-        app.trainer.controls.pause()
         seen = [screen.choice.quantity]
         for _ in shown[1:]:
             await pilot.press("q")
@@ -117,8 +114,7 @@ async def test_inside_view_shows_each_cells_own_quantities(cell, shown):
         assert set(screen.acts.values) == set(shown)
         head = str(screen.query_one("#inside-head").render())
         assert cell.upper() in head and shown[-1] in head
-        app.trainer.controls.stop()
-        await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
+        await finish(app, pilot)
 
 
 def test_render_helpers_cover_every_character():

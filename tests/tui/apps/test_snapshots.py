@@ -31,7 +31,6 @@ from tui.apps.watch import WatchApp
 from tui.plain import follow
 from tui.widgets.comparison import ComparisonView
 from tui.widgets.help_screen import HelpScreen
-from tui.widgets.inside_screen import InsideScreen
 from tui.widgets.next_chars import NextCharView
 from tui.widgets.race_comparison import RaceComparison
 
@@ -80,32 +79,20 @@ async def trained(pilot) -> None:
     await wait_for(pilot, lambda: view.source is app.trainer.snapshot, "the final next characters")
 
 
-def test_the_training_screen(snap_compare, ticking_clock):
+@pytest.mark.parametrize("view", ["screen", "help", "inside"])
+def test_the_training_app(snap_compare, ticking_clock, view):
+    """The training screen when its budget is spent; its help (f1); its inside view (f4)."""
+
     async def run_before(pilot) -> None:
+        app = pilot.app
         await trained(pilot)
-        await steady(pilot)
-
-    assert snap_compare(training_app(), terminal_size=SIZE, run_before=run_before)
-
-
-def test_the_help_screen(snap_compare, ticking_clock):
-    async def run_before(pilot) -> None:
-        await trained(pilot)
-        await pilot.press("f1")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), "the help")
-        await steady(pilot)
-
-    assert snap_compare(training_app(), terminal_size=SIZE, run_before=run_before)
-
-
-def test_the_inside_view(snap_compare, ticking_clock):
-    async def run_before(pilot) -> None:
-        await trained(pilot)
-        await pilot.press("f4")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, InsideScreen), "the inside view")
-        screen = pilot.app.screen
-        await wait_for(pilot, lambda: screen.acts is not None and screen.shown_step == STEPS, "the activations")
-        await pilot.press("right", "q")  # unit 2, the next quantity
+        if view == "help":
+            await pilot.press("f1")
+            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
+        if view == "inside":
+            await pilot.press("f4")
+            await wait_for(pilot, lambda: getattr(app.screen, "shown_step", None) == STEPS, "the activations")
+            await pilot.press("right", "q")  # unit 2, the next quantity
         await steady(pilot)
 
     assert snap_compare(training_app(), terminal_size=SIZE, run_before=run_before)
