@@ -18,7 +18,7 @@ from typing import Protocol
 from threadpoolctl import threadpool_limits
 
 THREADS = 1  # BLAS threads for the arithmetic, unless the environment says otherwise
-CHOSEN_BY = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # the user's own choice
+BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # the user's own choice
 
 
 class Limited(Protocol):
@@ -47,7 +47,7 @@ class Limit:
 
 def limit_threads(engines: Iterable[Limited] = ()) -> Limit:
     """Apply the rule to this process's BLAS and to each engine's own pool (PyTorch's)."""
-    if any(os.environ.get(v) for v in CHOSEN_BY):
+    if any(os.environ.get(v) for v in BLAS_ENV):
         return Limit(None)
     for engine in engines:
         engine.limit_threads(THREADS)

@@ -170,12 +170,12 @@ async def test_the_shared_handlers_fire_once_in_each_app(build, tmp_path):
 async def test_each_app_computes_on_one_blas_thread_and_gives_the_limit_back(build, tmp_path, monkeypatch):
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from tui.plain.threads import CHOSEN_BY
+    from tui.plain.threads import BLAS_ENV
 
     def blas_threads() -> set[int]:
         return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
 
-    for name in CHOSEN_BY:
+    for name in BLAS_ENV:
         monkeypatch.delenv(name, raising=False)
     if not blas_threads():
         pytest.skip("NumPy reports no BLAS thread pool here")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from tui.plain.threads import CHOSEN_BY, limit_threads
+from tui.plain.threads import BLAS_ENV, limit_threads
 
 
 def blas_threads() -> set[int]:
@@ -23,7 +23,7 @@ class Engine:
 
 
 def test_one_blas_thread_and_the_engines_pools_until_restored(monkeypatch):
-    for name in CHOSEN_BY:
+    for name in BLAS_ENV:
         monkeypatch.delenv(name, raising=False)
     if not blas_threads():
         pytest.skip("NumPy reports no BLAS thread pool here")
