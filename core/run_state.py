@@ -211,7 +211,7 @@ def restore(trainer: Run, ck: ckpt_io.Checkpoint, path: str = "") -> Resumed:
         t.batches = Batches(t.corpus.train_ids, t.batch, t.seq_len, positions)
         st = ck.group("state")
         names = t.model.state_names
-        t.state = tuple(tuple(st[f"{name}{layer}"] for name in names) for layer in range(t.model.config.layers))
+        t.state = tuple(tuple(st[f"{name}{layer}"] for name in names) for layer in range(len(t.state)))
         carried.append("stream positions")
     else:  # another text, or other windows: every stream starts at its place from a blank state
         fresh.append("stream positions")

@@ -64,10 +64,12 @@ def run(args: argparse.Namespace) -> int:
     if args.unit > cfg.hidden:
         raise ConfigError(f"--unit {args.unit} is out of range: each layer has {cfg.hidden} units")
     has = quantities(cfg.cell)
+    if not has:
+        raise ConfigError(f"the {model.title} model has nothing to look inside: no gates or states to show")
     if args.quantity is None:
         args.quantity = default_quantity(cfg.cell)
     elif args.quantity not in has:
-        raise ConfigError(f"--quantity {args.quantity}: a {cfg.cell.upper()} has {', '.join(has)}")
+        raise ConfigError(f"--quantity {args.quantity}: a {model.title} has {', '.join(has)}")
     text, source = _text_to_read(args, ck)
     print(f"{PROG}: reading {source}", file=sys.stderr)
     ids, skipped = ck.vocab.encode_known(text)
