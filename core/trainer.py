@@ -62,7 +62,7 @@ class EvalReport:
     accuracy: float  # greedy teacher-forced accuracy on it
     evaluation: Evaluation  # ground truth against prediction, per character
     on_validation: bool  # True: held-out text; False: the training text itself
-    best: bool  # lowest loss of this run's full evaluations of trained weights so far
+    best: bool  # lower than this run's full evaluations of trained weights so far
     chars: int = 0  # characters scored
     # True: only the first `chars` of the validation text were scored (--eval-chars, or an early
     # evaluation of a run, which scores a sample and is not compared with full ones)
@@ -448,18 +448,25 @@ class Trainer:
             checkpoint=(
                 self._frozen_checkpoint(model) if keep_checkpoint and keep and self.best_plan is not None else None
             ),
+            eligible=keep,
             counts=counts and keep,
             final=final,
         )
 
     def _finish_eval(self, pending: _PendingEval) -> EvalReport:
         ev = pending.evaluator.result()
-        best = pending.counts and ev.loss < self.best_val
+        best = pending.eligible and ev.loss < self.best_val
         lr_cut = None
-        if best:
+        if best and pending.counts:
             self.best_val = ev.loss
             self._stale_evals = 0
-        elif pending.counts and math.isfinite(ev.loss) and self.config.lr_decay < 1 and self.config.lr_patience:
+        elif (
+            pending.counts
+            and not best
+            and math.isfinite(ev.loss)
+            and self.config.lr_decay < 1
+            and self.config.lr_patience
+        ):
             self._stale_evals += 1
             floor = self.config.lr * MIN_LR_FRACTION
             if self._stale_evals >= self.config.lr_patience and self.optimizer.lr > floor:  # stalled
@@ -741,5 +748,6 @@ class _PendingEval:
     epoch: float
     train_loss: float
     checkpoint: ckpt_io.Checkpoint | None  # saved as the best model if this evaluation is a record
-    counts: bool = True  # a full evaluation of trained weights that may set the run's record
+    eligible: bool = True  # a full evaluation of trained weights: it can beat the run's best score
+    counts: bool = True  # ...and, doing so, set the run's record (not the first look, nor the last)
     final: bool = False  # the evaluation of the weights the run ends with

@@ -106,7 +106,7 @@ def test_the_untrained_weights_are_never_the_best_model_and_a_stop_scores_the_fi
         if isinstance(r, SaveReport) or r.step >= 20:
             t.controls.stop()
     evals = [r for r in reports if isinstance(r, EvalReport)]
-    assert [(r.step, r.best, r.final) for r in evals] == [(0, False, False), (20, False, True)]
+    assert [(r.step, r.best, r.final) for r in evals] == [(0, False, False), (20, True, True)]
     saved = ckpt_io.load_meta(best_path(tmp_path / "run.npz"))
     assert saved["step"] == 20 and saved["best_val"] == evals[-1].val_loss
 
