@@ -30,11 +30,14 @@ from .common import (
     config_overrides,
     emit,
     eval_record,
+    file_notes,
+    folder_note,
     install_stop_handlers,
     interface,
     load_corpus,
     restore_handlers,
     run_interface,
+    score,
 )
 from .options import PROG, Parser, UsageError, add_training_options, add_version, new_parser
 
@@ -73,7 +76,7 @@ def build_parser() -> Parser:
         "143 SIGTERM (models saved)",
     )
     add_version(p)
-    add_training_options(p)
+    add_training_options(p, race=True)
     p.set_defaults(command="race")
     p.add_argument(
         "--cells",
@@ -123,13 +126,18 @@ def build_race(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Ra
     if base.is_dir() or not base.name:
         raise core.CheckpointError(f"--checkpoint {base} is a directory; give a file name such as {base}/race.npz")
     trainers, notes = [], [chosen.reason + ("; the same for every cell" if len(cells) > 1 else "")]
+    folder = None
     for cell in cells:
         path = Path(race_checkpoint(str(base), cell))
-        check_writable(path)
+        folder = folder or folder_note(path, check_writable(path))
         if path.exists():
             notes.append(f"note: {path} exists and will be replaced when the race saves")
         config = TrainConfig(steps=args.steps or 0, **{**chosen.settings, "cell": cell})
-        trainers.append(core.Trainer(text, config, checkpoint=path, controls=core.Controls()))
+        trainer = core.Trainer(text, config, checkpoint=path, controls=core.Controls())
+        notes += file_notes(trainer, checkpoint=False)  # its best file (its checkpoint's note is above)
+        trainers.append(trainer)
+    if folder:
+        notes.append(folder)
     for note in notes:  # said once every setting has been checked: bad input stays one line
         say(note)
     return Race(cells, trainers), label
@@ -146,8 +154,7 @@ def status_line(race: Race) -> str:
     """One line for all the models: cell, step, smoothed loss."""
     parts = []
     for name, t in race.trainers.items():
-        ev = t.last_eval
-        val = f" val {ev.val_loss:.3f}" if ev else ""
+        val = f" {score(t.last_eval)}" if t.last_eval else ""
         parts.append(f"{name} {t.step_count:,} {t.smooth_loss:.3f}{val}")
     return "  |  ".join(parts)
 

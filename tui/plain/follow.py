@@ -387,9 +387,16 @@ def _as_trained(text: corpus_io.Corpus, loaded: Loaded | Checkpoint) -> corpus_i
     info = loaded.meta.get("corpus") or {}
     if text.vocab != loaded.vocab:
         lower = corpus_io.from_text(text.text(), name=text.name, lowercase=True)  # trained with --lowercase?
-        if lower.vocab != loaded.vocab:
+        for candidate in (text, lower):
+            try:  # (a model fine-tuned on a text that uses only some of its characters reads it so)
+                read = candidate.with_vocab(loaded.vocab)
+            except LstmTuiError:
+                continue
+            if info.get("size") in (None, read.size):
+                text = read
+                break
+        else:
             return None
-        text = lower
     if info.get("size") not in (None, text.size):
         return None
     n_train, split = info.get("n_train"), info.get("split")
