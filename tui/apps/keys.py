@@ -35,9 +35,7 @@ class Key:
 
 def bindings(keys: Iterable[Key]) -> list[Binding]:
     """The app's BINDINGS, in the footer's order."""
-    return [
-        Binding(k.key, k.action, k.label, show=k.show, priority=k.priority) for k in keys if k.action is not None
-    ]
+    return [Binding(k.key, k.action, k.label, show=k.show, priority=k.priority) for k in keys if k.action is not None]
 
 
 def keys_help(keys: Iterable[Key]) -> str:

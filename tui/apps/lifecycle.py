@@ -134,8 +134,8 @@ class TrainingApp(PlayApp):
         self._start_training()
 
     def stop(self) -> None:
-        """The app is closing: the loop stops at its next step."""
-        self.controls.stop()
+        """The app is closing: the loop stops at its next step, without a last evaluation."""
+        self.controls.stop(evaluate=False)
 
     def _start_training(self) -> None:
         self._quit_save_failed = False  # the models will change: a quit must save again
@@ -303,6 +303,9 @@ class TrainingApp(PlayApp):
     async def action_quit(self) -> None:
         """Save every model to its checkpoint, then exit (a failed save keeps the app open)."""
         if self._quitting:
+            if self.training and not self.controls.at_once:  # a second ctrl+q: skip the final score
+                self.controls.stop(evaluate=False)
+                self.notify("saving without the final score", title="quitting")
             return
         trainers = self.trainers()
         if not self.training and all(self.last_saves.get(n, (-1,))[0] == t.step_count for n, t in trainers.items()):
@@ -317,7 +320,8 @@ class TrainingApp(PlayApp):
         self._stop_generation()
         if self.training:
             self.controls.request_save(None)
-            self.controls.stop()  # the loop saves, then ends; Finished then exits
+            self.controls.stop()  # the loop scores the final weights, saves, then ends; Finished then exits
+            self.notify("scoring the final weights, then saving (ctrl+q again to save at once)", title="quitting")
         else:
             self._save_direct(None)
 
@@ -358,7 +362,7 @@ class TrainingApp(PlayApp):
         """Stop the loop, and once it has ended, `then()` (at once if it is not running)."""
         if self.training:
             self._after_stop = then
-            self.controls.stop()
+            self.controls.stop(evaluate=False)
         else:
             then()
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ from core import (
 )
 from core.models import StepperLike
 from core.race import race_checkpoint, save_report
-from core.trainer import Report, best_path
+from core.trainer import Report
 
 from ..plain.curve import LossCurve
 from .messages import (
@@ -122,13 +121,6 @@ def train(
             if time.monotonic() - last_post >= POST_EVERY_S or controls.paused or controls.stopped:
                 flush()
         else:
-            for name, trainer in trainers.items():
-                if ended.get(name) == "budget" and not controls.stopped:
-                    for r in score_the_end(trainer):
-                        if isinstance(r, EvalReport):
-                            evaluated(name, r)
-                        else:
-                            post(Saved(name, r))
             flush()
             for path in controls.take_saves():  # asked for while the loop was ending
                 for name, trainer in trainers.items():
@@ -138,19 +130,6 @@ def train(
     for name, trainer in trainers.items():
         trainer.publish()
         post(Finished(name, DoneReport(trainer.step_count, ended.get(name, "cancelled"))))
-
-
-def score_the_end(trainer: Trainer) -> list[EvalReport | SaveReport]:
-    """The final weights' evaluation, unless the last one scored them; and, as `lstm-tui train`
-    does, a save of them as the best model when they are."""
-    last = trainer.last_eval
-    if (last is not None and last.step == trainer.step_count) or not trainer.engine.is_main:
-        return []
-    report = trainer.evaluate()
-    out: list[EvalReport | SaveReport] = [report]
-    if report.best and report.on_validation and trainer.checkpoint is not None:
-        out.append(replace(save_report(trainer, best_path(trainer.checkpoint)), kind="best"))
-    return out
 
 
 def save_target(trainers: dict[str, Trainer], name: str, trainer: Trainer, path: str | None) -> str | Path | None:
