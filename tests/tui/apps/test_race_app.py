@@ -139,6 +139,7 @@ async def test_f6_plots_the_losses_against_seconds_and_back(tmp_path):
         await wait_for(pilot, lambda: isinstance(chart.drawn, dict), "the graph drawn")
         await pilot.press("f6")
         assert app.by_seconds and "x: seconds" in str(chart.border_title)
+
         def drawn(kind: str) -> bool:
             frames = chart.drawn
             return set(frames or {}) == set(CELLS) and all(frames[c] is getattr(app._frames[c], kind) for c in CELLS)
