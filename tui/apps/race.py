@@ -25,9 +25,10 @@ from ..widgets.race_comparison import RaceComparison
 from ..widgets.race_stats import RaceStats
 from ..widgets.status_line import SEED, Part, StatusLine, describe_corpus
 from . import keys
-from .base import default_seed
+from .base import SAMPLING_HELP, default_seed
 from .lifecycle import TrainingApp
 from .messages import Generated, Progress
+from .palette import PaletteCommand
 
 GENERATE_CHARS = 300  # characters per model per generation run
 
@@ -53,8 +54,9 @@ PANELS
               Each line ends in the model's accuracy @ the step it was
               scored at. At the budget, the final weights are scored.
   generate    type a seed, press enter or ctrl+g: every model continues it
-              at the same temperature, from a snapshot of its weights.
+              from a snapshot of its weights, drawn the same way.
 """
+HELP += SAMPLING_HELP
 
 
 class RaceApp(TrainingApp):
@@ -91,7 +93,8 @@ class RaceApp(TrainingApp):
         yield RaceStats(self.names, self.series_styles, id="race-stats")
         yield RaceComparison(self.names, id="race-compare")
         seed = default_seed(self.corpus.text(0, 200))
-        yield RaceGeneratePanel(self.names, self.series_styles, seed=seed, id="generate")
+        vocab_size, sampling = self.corpus.vocab.size, self.sampling
+        yield RaceGeneratePanel(self.names, self.series_styles, seed, vocab_size, sampling, id="generate")
         yield Static("80×24 or more shows the graph", id="small-note", markup=False)
         yield Footer(compact=True)
 
@@ -129,6 +132,17 @@ class RaceApp(TrainingApp):
         self.notify(f"{name} left the race: {report.message}", title="diverged", severity="error", timeout=30)
 
     # ----------------------------------------------------------------- actions
+    def palette_commands(self) -> list[PaletteCommand]:
+        """The command palette's entries for the race (see tui.apps.palette)."""
+        return [
+            ("Save every model now", self.action_save, "ctrl+s: each to its own checkpoint"),
+            ("Pause / resume the race", self.action_toggle_pause, "f2"),
+            ("Generate", self.action_generate, "ctrl+g: every model continues the seed text"),
+            *self.sampling_commands(),
+            ("Plot against steps or seconds", self.action_x_axis, "f6: the seconds each model has had"),
+            ("Help", self.action_help, "f1: panels and keys"),
+        ]
+
     def _chart_frames(self) -> dict[str, CurveFrame]:
         """The curves against the chosen x: steps, or the seconds each model has had."""
         return {
@@ -155,8 +169,8 @@ class RaceApp(TrainingApp):
     def _generation_started(self) -> None:
         """A text per model."""
         self.generated = dict.fromkeys(self.names, "")
-        self.generation_temperatures = []
+        self.generation_settings = []
 
     def _keep_generated(self, name: str, message: Generated) -> None:
         self.generated[name] += message.text
-        self.generation_temperatures.append(message.temperature)
+        self.generation_settings.append(message.sampling)

@@ -28,7 +28,7 @@ from ..widgets.prompt_screen import PromptScreen
 from ..widgets.stats import StatsPanel
 from ..widgets.status_line import describe_corpus, describe_model
 from . import keys
-from .base import ONE, compose_model_screen, default_seed, until_exit
+from .base import NEXT_CHAR_HELP, ONE, SAMPLING_HELP, compose_model_screen, default_seed, until_exit
 from .lifecycle import TrainingApp
 from .messages import Compared, NextChars, Progress
 from .palette import PaletteCommand
@@ -53,12 +53,9 @@ PANELS
               right, red and underlined is wrong; the brighter, the more
               probability the model gave the true character.
   generate    type a seed, press enter or ctrl+g: the model continues it,
-              sampling from a snapshot of the weights while training goes
-              on. Temperature 0 is greedy (the likeliest character every
-              time), 1 samples the model as it is, 2 is wild.
-  next char   the likeliest next characters after the seed, with their
-              probabilities at the current temperature.
+              from a snapshot of the weights while training goes on.
 """
+HELP += SAMPLING_HELP + NEXT_CHAR_HELP
 
 
 class LstmApp(TrainingApp):
@@ -103,6 +100,7 @@ class LstmApp(TrainingApp):
             t.config.steps,
             t.batch * t.seq_len,
             seed,
+            self.sampling,
         )
 
     # --------------------------------------------------------- lifecycle hooks
@@ -170,6 +168,7 @@ class LstmApp(TrainingApp):
             ("Toggle comparison text", self.action_toggle_comparison, "validation or training text"),
             ("Pause / resume training", self.action_toggle_pause, "f2"),
             ("Generate", self.action_generate, "ctrl+g: continue the seed text"),
+            *self.sampling_commands(),
             ("Reset the model", self.action_reset_model, "start again from fresh random weights"),
             ("Look inside the model", self.action_inside, "f4: colour the text by a unit's gates, cell or state"),
             ("Help", self.action_help, "f1: panels and keys"),

@@ -39,7 +39,7 @@ from ..widgets.loss_chart import LossChart
 from ..widgets.stats import StatsPanel
 from ..widgets.status_line import AGE, Part, StatusLine, describe_corpus, describe_model
 from . import keys
-from .base import PlayApp, compose_model_screen, default_seed, until_exit
+from .base import NEXT_CHAR_HELP, SAMPLING_HELP, PlayApp, compose_model_screen, default_seed, until_exit
 from .palette import PaletteCommand
 
 POLL_S = 0.5  # how often the checkpoint's version (and the log) is checked
@@ -74,9 +74,9 @@ PANELS
               start), when the text is found beside the checkpoint, here,
               or given with --corpus.
   generate    type a seed, press enter or ctrl+g: the saved weights
-              continue it. Temperature 0 is greedy.
-  next char   the likeliest next characters after the seed.
+              continue it.
 """
+HELP += SAMPLING_HELP + NEXT_CHAR_HELP
 
 
 class Polled(Message):
@@ -154,7 +154,7 @@ class WatchApp(PlayApp):
         tokens = int(first.meta.get("batch_used") or cfg.batch) * int(first.meta.get("seq_len_used") or cfg.seq_len)
         seed = default_seed(self.corpus.text(0, 200))  # (the model's own words without the text)
         model = describe_model(first.model.config)
-        yield from compose_model_screen(corpus, model, first.vocab.size, cfg.steps, tokens, seed)
+        yield from compose_model_screen(corpus, model, first.vocab.size, cfg.steps, tokens, seed, self.sampling)
 
     def start(self) -> None:
         """Show the first read, then follow the files and the clock."""
@@ -291,6 +291,7 @@ class WatchApp(PlayApp):
         return [
             ("Read the checkpoint again", self.action_reload, "even if the file did not change"),
             ("Generate", self.action_generate, "ctrl+g: continue the seed text with the newest weights"),
+            *self.sampling_commands(),
             ("Look inside the model", self.action_inside, "f4: colour the text by a unit's gates, cell or state"),
             ("Help", self.action_help, "f1: panels and keys"),
         ]

@@ -1,4 +1,4 @@
-"""tui.play: the generation and next-character code the three apps share, proven to fire in each.
+"""tui.apps.base: the generation and next-character code the apps share, proven to fire in each.
 
 PlayApp relies on how Textual dispatches: `@on` handlers are collected per class by the message
 pump's metaclass, and every class in the MRO that has one runs it. These tests pin that down (so a
@@ -20,7 +20,7 @@ from textual.message import Message
 from core import TrainConfig, Trainer, corpus
 from tui.apps.base import ONE, PlayApp
 from tui.apps.lifecycle import TrainingApp
-from tui.apps.messages import Generated
+from tui.apps.messages import Generated, Sampling
 from tui.apps.race import RaceApp
 from tui.apps.train import LstmApp, make_app
 from tui.apps.watch import WatchApp
@@ -78,7 +78,7 @@ def test_every_app_plays_through_the_shared_handlers_and_defines_none_again(app_
         assert {"_on_progress", "_on_evaluated", "_on_saved", "_on_diverged", "_on_finished"} <= names
     again = names & set(app_class.__dict__)
     assert not again, f"{app_class.__name__} defines {again} again: Textual would run both"
-    for key in ("ctrl+g", "escape", "f7", "f8"):  # the shared keys are in every app's bindings
+    for key in ("ctrl+g", "escape", "f7", "f8", "f5", "f9"):  # the shared keys are in every app's bindings
         assert any(b.key == key for b in app_class.BINDINGS), key
 
 
@@ -108,6 +108,7 @@ def race_app(tmp_path: Path) -> tuple[PlayApp, list[str]]:
     return RaceApp(race), list(race.names)
 
 
+
 def written(app: PlayApp, name: str) -> str:
     return app.generated[name] if isinstance(app.generated, dict) else app.generated
 
@@ -121,7 +122,7 @@ async def finish(app: PlayApp, pilot) -> None:
     await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "the workers to end")
 
 
-@pytest.mark.parametrize("build", [training_app, watch_app, race_app], ids=["train", "watch", "race"])
+@pytest.mark.parametrize("build", [training_app, watch_app, race_app, play_app], ids=["train", "watch", "race", "play"])
 async def test_the_shared_handlers_fire_once_in_each_app(build, tmp_path):
     app, names = build(tmp_path)
     app.generate_chars = 40
@@ -143,7 +144,7 @@ async def test_the_shared_handlers_fire_once_in_each_app(build, tmp_path):
         # one Generated message is handled exactly once (a handler defined twice would run twice)
         name = names[-1]
         app._gen_runs = {10**6: name}
-        app.post_message(Generated(10**6, "§", 0.5))
+        app.post_message(Generated(10**6, "§", Sampling(0.5)))
         await wait_for(pilot, lambda: "§" in written(app, name), "the posted characters")
         await pilot.pause()
         assert written(app, name).count("§") == 1
@@ -166,7 +167,7 @@ async def test_the_shared_handlers_fire_once_in_each_app(build, tmp_path):
         await finish(app, pilot)
 
 
-@pytest.mark.parametrize("build", [training_app, watch_app, race_app], ids=["train", "watch", "race"])
+@pytest.mark.parametrize("build", [training_app, watch_app, race_app, play_app], ids=["train", "watch", "race", "play"])
 async def test_each_app_computes_on_one_blas_thread_and_gives_the_limit_back(build, tmp_path, monkeypatch):
     from threadpoolctl import threadpool_info, threadpool_limits
 
