@@ -1,4 +1,4 @@
-"""Every key of the three screens, written once: its binding, its footer label, its line of help.
+"""Every key of the four screens, written once: its binding, its footer label, its line of help.
 
 Each app's `BINDINGS` are `bindings(KEYS)` and its help screen's KEYS section is `keys_help(KEYS)`,
 so the footer, the bindings and the help cannot disagree. The README's "Keys" table lists the same
@@ -125,3 +125,12 @@ WATCH = (
     Key("ctrl+p", None, "command palette: read the checkpoint again, ..."),
 )
 
+PLAY = (
+    *_quit("close; nothing is saved (the model file is only read)"),
+    HELP,
+    *GENERATE,
+    SEED,
+    INSIDE,
+    Key("tab", None, "next field: seed, temperature, top-k, top-p, generated text"),
+    Key("ctrl+p", None, "command palette: set the temperature, top-k or top-p, ..."),
+)

@@ -1,4 +1,4 @@
-"""tui.apps.base: the generation and next-character code the apps share, proven to fire in each.
+"""tui.apps.base: the generation and next-character code the four apps share, proven to fire in each.
 
 PlayApp relies on how Textual dispatches: `@on` handlers are collected per class by the message
 pump's metaclass, and every class in the MRO that has one runs it. These tests pin that down (so a
@@ -17,10 +17,12 @@ from textual import on
 from textual.app import App
 from textual.message import Message
 
-from core import TrainConfig, Trainer, corpus
+from core import TrainConfig, Trainer, checkpoint, corpus
 from tui.apps.base import ONE, PlayApp
 from tui.apps.lifecycle import TrainingApp
 from tui.apps.messages import Generated, Sampling
+from tui.apps.play import SavedModelApp
+from tui.apps.play import make_app as play
 from tui.apps.race import RaceApp
 from tui.apps.train import LstmApp, make_app
 from tui.apps.watch import WatchApp
@@ -33,7 +35,7 @@ TEXT = (
     "the slings and arrows of outrageous fortune, or to take arms against a sea of troubles.\n"
 ) * 4
 
-APPS = (LstmApp, WatchApp, RaceApp)
+APPS = (LstmApp, WatchApp, RaceApp, SavedModelApp)
 
 
 LIFECYCLE = {"on_mount", "on_unmount", "on_worker_state_changed"}  # PlayApp's, by Textual's naming
@@ -82,7 +84,7 @@ def test_every_app_plays_through_the_shared_handlers_and_defines_none_again(app_
         assert any(b.key == key for b in app_class.BINDINGS), key
 
 
-# ------------------------------------------------------------------ the three apps, driven
+# ------------------------------------------------------------------- the four apps, driven
 def training_app(tmp_path: Path) -> tuple[PlayApp, list[str]]:
     trainer = Trainer(
         corpus.from_text(TEXT, name="tiny.txt"), TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5, steps=30)
@@ -107,6 +109,15 @@ def race_app(tmp_path: Path) -> tuple[PlayApp, list[str]]:
     race = tiny_race(steps=30, tmp=tmp_path)
     return RaceApp(race), list(race.names)
 
+
+def play_app(tmp_path: Path) -> tuple[PlayApp, list[str]]:
+    (tmp_path / "tiny.txt").write_text(TEXT, encoding="utf-8")
+    path = tmp_path / "model.npz"
+    text = corpus.load(tmp_path / "tiny.txt", val_fraction=0.3)
+    Trainer(text, TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=0), checkpoint=path).save()
+    ck = checkpoint.load(path)
+    found, note = watch.find_corpus(ck, path)
+    return play(path, ck, found, note), [ONE]
 
 
 def written(app: PlayApp, name: str) -> str:
