@@ -40,6 +40,8 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from core import CharModel, Vocab
+from core.baselines import baselines
+from core.corpus import Corpus
 from core.errors import ConfigError
 from core.sampling import check_settings
 
@@ -54,7 +56,7 @@ from ..widgets.stats import StatsPanel
 from ..widgets.status_line import Part, StatusLine
 from . import workers
 from .keys import Key, bindings, keys_help
-from .messages import Generated, GenerationDone, NextChars, Sampling
+from .messages import BaselinesReady, Generated, GenerationDone, NextChars, Sampling
 from .palette import AppCommands, PaletteCommand
 
 GENERATE_CHARS = 600  # characters per generation run (per model)
@@ -62,6 +64,15 @@ NEXT_CHARS = 12  # candidates computed for the next-character view
 
 ONE = ""  # the name of the model in an app that has one (names label the race's models)
 
+# The help screens' lines on the loss graph's levels (tui.widgets.loss_chart), after each graph's
+# own line: the training app's, the race's and the watcher's.
+LEVELS_HELP = """\
+              The levels to get below: ╌ ln V, a uniform guess among the
+              V characters; · unigram, each character guessed from how
+              often it occurs in the training text; ─ bigram, guessed from
+              the character before it (both scored on the validation
+              text). Levels that fall in one row take turns: ╌·╌·.
+"""
 # The help screens' lines on drawing characters, after each app's "generate" line, and on the
 # next-character view: written once, as the controls are the same in every app.
 SAMPLING_HELP = """\
@@ -170,6 +181,7 @@ class PlayApp(App[None]):
         self._next_key: tuple[object, str, Sampling] | None = None  # what the shown table came from
         self._next_chars: NextChars | None = None  # a table from newer weights, not on screen yet
         self._thread_limit: Limit | None = None
+        self._levels_of: Corpus | None = None  # the text whose levels the loss graph shows or awaits
 
     # -------------------------------------------------------------- lifecycle
     def on_mount(self) -> None:
@@ -262,6 +274,39 @@ class PlayApp(App[None]):
         """A table for the seed and temperature on screen, from newer weights: shown at once here;
         the training app paints it at its next tick, together with the other panels."""
         self._show_next_chars(message)
+
+    # ------------------------------------------------------- the graph's levels
+    def show_baselines(self, text: Corpus | None) -> None:
+        """Draw the unigram and bigram levels of `text` on the loss graph, computed in a thread
+        (they count every character of the training part); None: take them off (no text)."""
+        self._levels_of = text
+        if text is None:
+            self.query_one(LossChart).set_baselines(None)
+            return
+        self.run_worker(
+            functools.partial(self._compute_baselines, text),
+            thread=True,
+            exclusive=True,
+            group="baselines",
+            name="unigram and bigram levels",
+            exit_on_error=False,
+        )
+
+    def _compute_baselines(self, text: Corpus) -> None:
+        """The levels' thread: count on the training part, score on the validation part."""
+        try:
+            levels = baselines(text)
+        except ValueError:  # too little text to score: the graph keeps only ln V
+            return
+        if not get_current_worker().is_cancelled:
+            self.post_message(BaselinesReady(text, levels))
+
+    @on(BaselinesReady)
+    @until_exit
+    def _on_baselines_ready(self, message: BaselinesReady) -> None:
+        """The levels are ready: drawn, if the graph still shows that text."""
+        if message.text is self._levels_of:
+            self.query_one(LossChart).set_baselines(message.levels)
 
     # -------------------------------------------------------------- seed keys
     def action_focus_seed(self) -> None:

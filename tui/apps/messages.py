@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from textual.message import Message
 
 from core import DivergedReport, DoneReport, EvalReport, Evaluation, SaveReport, StepReport
+from core.baselines import Baselines
 from core.sampling import TEMPERATURE
 
 from ..plain.curve import CurveFrame
@@ -160,3 +161,12 @@ class Compared(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, Compared)
+
+
+class BaselinesReady(Message):
+    """The unigram and bigram levels of `text` (core.baselines), for the loss graph."""
+
+    def __init__(self, text: object, levels: Baselines) -> None:
+        super().__init__()
+        self.text = text  # the corpus they were computed on (the graph takes them if it is still the one)
+        self.levels = levels

@@ -25,14 +25,15 @@ from ..widgets.race_comparison import RaceComparison
 from ..widgets.race_stats import RaceStats
 from ..widgets.status_line import SEED, Part, StatusLine, describe_corpus
 from . import keys
-from .base import SAMPLING_HELP, default_seed
+from .base import LEVELS_HELP, SAMPLING_HELP, default_seed
 from .lifecycle import TrainingApp
 from .messages import Generated, Progress
 from .palette import PaletteCommand
 
 GENERATE_CHARS = 300  # characters per model per generation run
 
-HELP = """\
+HELP = (
+    """\
 lstm-tui race trains one model per recurrent cell on the same text, with the
 same size, settings and seed, and shows them learning side by side.
 
@@ -44,8 +45,10 @@ compare them by step, and by time (the "time" column).
 PANELS
   loss graph  each model's smoothed training loss per step, nats/char, in
               its colour (without colour: its marker, see the title); its
-              validation losses as diamonds (without colour: its capital);
-              the dashed line is ln V, a uniform guess.
+              validation losses as diamonds (without colour: its capital).
+"""
+    + LEVELS_HELP
+    + """\
   models      a line each: step, smoothed loss, validation loss and the
               step it was made at (@step), bits/char, chars/s and the time
               it has had; ▶ marks the leader on validation loss.
@@ -56,6 +59,7 @@ PANELS
   generate    type a seed, press enter or ctrl+g: every model continues it
               from a snapshot of its weights, drawn the same way.
 """
+)
 HELP += SAMPLING_HELP
 
 
@@ -111,6 +115,7 @@ class RaceApp(TrainingApp):
 
     def prepare(self) -> None:
         self.query_one("#race-stats").border_title = " models "
+        self.show_baselines(self.corpus)
 
     def paint_progress(self, progress: dict[str, Progress], evaluated: dict[str, EvalReport]) -> None:
         """The scoreboard, and the graph of every model's latest curve."""

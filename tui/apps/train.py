@@ -28,21 +28,23 @@ from ..widgets.prompt_screen import PromptScreen
 from ..widgets.stats import StatsPanel
 from ..widgets.status_line import describe_corpus, describe_model
 from . import keys
-from .base import NEXT_CHAR_HELP, ONE, SAMPLING_HELP, compose_model_screen, default_seed, until_exit
+from .base import LEVELS_HELP, NEXT_CHAR_HELP, ONE, SAMPLING_HELP, compose_model_screen, default_seed, until_exit
 from .lifecycle import TrainingApp
 from .messages import Compared, NextChars, Progress
 from .palette import PaletteCommand
 
 NEXT_EVERY_TICKS = 4  # the next-character view follows the training weights once a second
 
-HELP = """\
+HELP = (
+    """\
 lstm-tui trains a character-level LSTM on your text and shows it learning.
 
 PANELS
   loss graph  training loss per step in nats per character: raw (thin
-              braille) and smoothed (blocks); validation loss (diamonds);
-              the dashed line is ln V, the loss of a uniform guess among
-              the V characters. Below it, the model has learned something.
+              braille) and smoothed (blocks); validation loss (diamonds).
+"""
+    + LEVELS_HELP
+    + """\
   stats       loss in nats, bits/char and perplexity; validation loss and
               accuracy, @ the step they were scored at (val*: only the
               start of the text, --eval-chars); speed; learning rate;
@@ -55,6 +57,7 @@ PANELS
   generate    type a seed, press enter or ctrl+g: the model continues it,
               from a snapshot of the weights while training goes on.
 """
+)
 HELP += SAMPLING_HELP + NEXT_CHAR_HELP
 
 
@@ -120,6 +123,7 @@ class LstmApp(TrainingApp):
         curve = self.curves[ONE]
         self.query_one(LossChart).reset(curve.frame() if self.trainer.step_count else None)
         self.query_one(StatsPanel).reset(self.trainer.step_count, self._last_val)
+        self.show_baselines(self.trainer.corpus)
         self._refresh_next_chars(force=True)
 
     def paint_progress(self, progress: dict[str, Progress], evaluated: dict[str, EvalReport]) -> None:
