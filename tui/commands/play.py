@@ -50,7 +50,7 @@ def build_parser() -> Parser:
         default=TEMPERATURE,
         metavar="T",
         help=f"the temperature it starts at, 0 to {T_MAX:g}: below 1 safer, above 1 wilder, 0 always the "
-        f"likeliest character (default: {TEMPERATURE:g}, the model as it is, as 'lstm-tui sample')",
+        f"likeliest character (default: {TEMPERATURE:g}, the model as it is, as sample draws)",
     )
     p.add_argument("--top-k", type=positive_int, metavar="K", help="draw only among the K likeliest characters")
     p.add_argument(
