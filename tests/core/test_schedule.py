@@ -54,9 +54,10 @@ def test_the_trainer_steps_at_the_scheduled_rate_and_a_stall_cut_scales_it():
     rates = [r.lr for r in t.run() if isinstance(r, StepReport)]
     assert rates == pytest.approx([4e-3 * lr_factor(cfg, it) for it in range(20)], rel=1e-12)
     assert rates[0] == pytest.approx(4e-3 / 5) and rates[4] == pytest.approx(4e-3) and rates[-1] > 1e-3
-    t.base_lr = 2e-3  # as a cut on a stalled validation leaves it
-    t._schedule_rate()
-    assert t.optimizer.lr == pytest.approx(2e-3 * lr_factor(cfg, 20))
+    t.optimizer.lr = 2e-3  # the run's rate, as a cut on a stalled validation leaves it
+    assert t.base_lr == 2e-3
+    assert t.train_step().lr == pytest.approx(2e-3 * lr_factor(cfg, 20))  # the cosine's floor, of the cut rate
+    assert t.optimizer.lr == 2e-3  # and between steps the run's rate again
 
 
 def test_a_seconds_budget_ends_the_run():
@@ -85,7 +86,7 @@ def test_resume_is_exact_through_the_warm_up_the_cosine_and_the_decay(tmp_path, 
             if r.step == 7:
                 first.controls.stop()
     first.save()
-    resumed = Trainer.resume(tmp_path / "r.npz", c)
+    resumed = Trainer.resume(tmp_path / "r.npz", c, steps=5)  # the 5 steps left of the 12: the same cosine
     got += [(r.loss, r.lr) for r in resumed.run() if isinstance(r, StepReport)]
     assert got == expected
     for k, v in straight.model.params.items():
@@ -125,6 +126,7 @@ def test_a_cosine_with_an_end_takes_no_cut_on_a_stall_and_an_open_run_does():
     c = corpus.load(corpus.bundled_path())
     for settings, cut in ((dict(schedule="cosine", steps=100), False), (dict(schedule="cosine"), True)):
         t = Trainer(c, tiny_config(lr=0.01, lr_decay=0.5, lr_patience=1, **settings))
+        t.train_step()  # (the untrained weights set no record)
         t.evaluate()
         second = t.evaluate()  # the same weights: no new best
         assert (second.lr_cut is not None) == cut and (t.base_lr < 0.01) == cut
@@ -147,7 +149,6 @@ def test_a_checkpoint_from_before_these_settings_loads_and_resumes(tmp_path):
         del meta["model"][key]
     for key in ("heads", "block", "bias", "beta2", "weight_decay", "warmup", "schedule", "min_lr", "seconds"):
         del meta["train"][key]
-    del meta["base_lr"]
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     np.savez(tmp_path / "old.npz", **arrays)
     ck = ckpt_io.load(tmp_path / "old.npz")

@@ -31,12 +31,15 @@ from .common import (
     config_overrides,
     emit,
     eval_record,
+    file_notes,
+    folder_note,
     install_stop_handlers,
     interface,
     load_corpus,
     optimizer_text,
     restore_handlers,
     run_interface,
+    score,
 )
 from .options import PROG, Parser, UsageError, add_training_options, add_version, new_parser
 
@@ -77,7 +80,7 @@ def build_parser() -> Parser:
         "143 SIGTERM (models saved)",
     )
     add_version(p)
-    add_training_options(p)
+    add_training_options(p, race=True)
     p.set_defaults(command="race")
     p.add_argument(
         "--cells",
@@ -103,7 +106,7 @@ def build_parser() -> Parser:
 
 
 def build_race(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Race, str]:
-    """The race the command line asks for: one Trainer per cell, the same settings for all."""
+    """The race the command line asks for: one Trainer per cell, each with the settings fitted for it."""
     if args.cell is not None:
         raise UsageError(f"race takes --cells LIST (say --cells {args.cell}), not --cell (see '{PROG} race --help')")
     if args.resume is not None:
@@ -125,15 +128,20 @@ def build_race(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Ra
     if base.is_dir() or not base.name:
         raise core.CheckpointError(f"--checkpoint {base} is a directory; give a file name such as {base}/race.npz")
     trainers, notes = [], []
+    folder = None
     for cell in cells:  # each model sized and trained as `train --cell CELL` would choose, for a fair race
         chosen = choose_recipe(text, {**overrides, "cell": cell})
         notes.append(f"{cell}: {chosen.reason}")
         path = Path(race_checkpoint(str(base), cell))
-        check_writable(path)
+        folder = folder or folder_note(path, check_writable(path))
         if path.exists():
             notes.append(f"note: {path} exists and will be replaced when the race saves")
         config = TrainConfig(steps=args.steps or 0, seconds=args.seconds or 0.0, **{**chosen.settings, "cell": cell})
-        trainers.append(core.Trainer(text, config, checkpoint=path, controls=core.Controls()))
+        trainer = core.Trainer(text, config, checkpoint=path, controls=core.Controls())
+        notes += file_notes(trainer, checkpoint=False)  # its best file (its checkpoint's note is above)
+        trainers.append(trainer)
+    if folder:
+        notes.append(folder)
     for note in notes:  # said once every setting has been checked: bad input stays one line
         say(note)
     return Race(cells, trainers), label
@@ -163,18 +171,17 @@ def status_line(race: Race) -> str:
     """One line for all the models: cell, step, smoothed loss."""
     parts = []
     for name, t in race.trainers.items():
-        ev = t.last_eval
-        val = f" val {ev.val_loss:.3f}" if ev else ""
+        val = f" {score(t.last_eval)}" if t.last_eval else ""
         parts.append(f"{name} {t.step_count:,} {t.smooth_loss:.3f}{val}")
     return "  |  ".join(parts)
 
 
 def run_headless(args: argparse.Namespace) -> int:
     """Race without the interface: JSON records on stdout, or progress and a table."""
-    from .train import one_blas_thread
+    from ..plain.threads import limit_threads
 
     progress = Progress(sys.stderr, args.quiet)
-    one_blas_thread()
+    limit_threads()  # for the whole process
     race, label = build_race(args, lambda s: progress.message(f"{PROG}: {s}"))
     first = next(iter(race.trainers.values()))
     cfg = first.config

@@ -34,7 +34,7 @@ async def test_the_screen_trains_generates_and_looks_inside_a_gpt():
         await wait_for(pilot, lambda: isinstance(app.screen, InsideScreen), "the inside view")
         screen = app.screen
         await wait_for(pilot, lambda: screen.acts is not None, "activations")
-        assert screen.quantity == "residual" and set(screen.acts.values) == {"residual"}
+        assert screen.choice.quantity == "residual" and set(screen.acts.values) == {"residual"}
         assert screen.acts.hidden == 16 and screen.acts.layers == 2 and len(screen.acts.text) > 16
         app.trainer.controls.stop()
         await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
