@@ -46,7 +46,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gpt_recipe import NanoBatches  # noqa: E402  (nanoGPT's get_batch)
+from gpt_recipe import NANOGPT_CPU, NanoBatches  # noqa: E402  (nanoGPT's recipe and get_batch)
 
 from core import corpus as corpus_io  # noqa: E402
 from core.config import TrainConfig  # noqa: E402
@@ -54,27 +54,6 @@ from core.models.gpt import CharGPT, context_windows  # noqa: E402
 from core.schedule import lr_factor  # noqa: E402
 from core.trainer import Trainer  # noqa: E402
 from tui.pytorch.bench import TorchGPT, nanogpt_adamw  # noqa: E402
-
-NANOGPT_CPU = {
-    "cell": "gpt",
-    "layers": 4,
-    "heads": 4,
-    "hidden": 128,
-    "block": 64,
-    "seq_len": 64,
-    "batch": 12,
-    "dropout": 0.0,
-    "bias": False,
-    "lr": 1e-3,
-    "weight_decay": 0.1,
-    "beta2": 0.99,
-    "clip": 1.0,
-    "warmup": 100,
-    "schedule": "cosine",
-    "min_lr": 0.1,
-    "eval_every": 0,
-    "lr_decay": 1.0,
-}
 
 
 @torch.inference_mode()
@@ -131,7 +110,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     text = corpus_io.load(a.text, val_fraction=0.1)
-    cfg = TrainConfig(**NANOGPT_CPU, steps=a.steps, seed=a.seed)
+    cfg = TrainConfig(**NANOGPT_CPU, steps=a.steps, seed=a.seed, eval_every=0, lr_decay=1.0)
     block = cfg.block
     eval_starts = np.random.default_rng(a.seed + 1).integers(0, len(text.val_ids) - block - 1, a.eval_windows)
 
@@ -185,7 +164,7 @@ def main() -> None:
     last = curve[-1]
     result = {
         "text": Path(a.text).name,
-        "recipe": {k: v for k, v in NANOGPT_CPU.items() if k not in ("eval_every", "lr_decay")},
+        "recipe": NANOGPT_CPU,
         "steps": a.steps,
         "seed": a.seed,
         "eval_windows": a.eval_windows,

@@ -105,17 +105,22 @@ def test_a_given_size_beyond_a_limit_is_named_with_the_limit():
 
 
 # ------------------------------------------------------------------------------ the GPT
-NANOGPT_CPU = {
-    "layers": 4, "hidden": 128, "heads": 4, "block": 64, "seq_len": 64, "batch": 12, "lr": 1e-3,
+FITTED_GPT = {  # nanoGPT's CPU recipe at twice its rate, the model the weights' moving average
+    "layers": 4, "hidden": 128, "heads": 4, "block": 64, "seq_len": 64, "batch": 12, "lr": 2e-3,
     "weight_decay": 0.1, "beta2": 0.99, "clip": 1.0, "warmup": 100, "schedule": "cosine", "min_lr": 0.1,
+    "average": 0.998,
 }  # fmt: skip
 
 
-def test_a_gpt_on_tinyshakespeare_gets_nanogpts_cpu_recipe():
+def test_a_gpt_on_tinyshakespeare_gets_nanogpts_cpu_recipe_at_twice_its_rate_with_the_average():
     r = recipe.choose(1_000_000, 65, {"cell": "gpt"}, flops=FAST)
-    assert {k: r.settings[k] for k in NANOGPT_CPU} == NANOGPT_CPU
+    assert {k: r.settings[k] for k in FITTED_GPT} == FITTED_GPT
     assert "nanoGPT's CPU model" in r.reason and r.reason.startswith("chose a GPT of 4 layers x width 128")
+    assert "AdamW lr 0.002" in r.reason and "moving average of the weights (0.998)" in r.reason
     TrainConfig(**r.settings)  # valid settings
+    wider = recipe.choose(20_000_000, 65, {"cell": "gpt"}, flops=3 * FAST).settings
+    assert (wider["hidden"], wider["lr"]) == (192, 1e-3)  # wider GPTs keep nanoGPT's rate
+    assert recipe.choose(1_000_000, 65, {"cell": "gpt", "lr": 5e-4}, flops=FAST).settings["lr"] == 5e-4
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,6 @@ from core import corpus as corpus_io
 from core.corpus import Corpus
 from core.evaluate import evaluate
 from core.models import MODELS, ModelConfig, create_model
-from core.recipe import GPT_TRAINING
 from core.recipe import choose as choose_recipe
 from core.sampling import generate, sample
 from core.trainer import TrainConfig, Trainer
@@ -237,14 +236,7 @@ def case_trainer(case: Case, corpus: Corpus, cell: str = "lstm") -> Trainer:
 
 def gpt_settings(case: Case) -> dict[str, Any]:
     """A GPT case's shape and nanoGPT's optimizer: AdamW lr 1e-3, decay 0.1, beta2 0.99, clip 1."""
-    return {
-        "heads": case.heads,
-        "block": case.seq_len,
-        "lr": GPT_TRAINING["lr"],
-        "clip": GPT_TRAINING["clip"],
-        "weight_decay": GPT_TRAINING["weight_decay"],
-        "beta2": GPT_TRAINING["beta2"],
-    }
+    return {"heads": case.heads, "block": case.seq_len, "lr": 1e-3, "clip": 1.0, "weight_decay": 0.1, "beta2": 0.99}
 
 
 def calibrate(step: Callable[[], Any], rep_seconds: float, warmup: int = 2) -> int:

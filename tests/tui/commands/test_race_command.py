@@ -104,7 +104,7 @@ def test_race_of_an_lstm_and_a_gpt_fits_each_and_says_so(tmp_path: Path) -> None
     )
     assert (lstm["weight_decay"], lstm["schedule"], lstm["batch"], lstm["seq_len"]) == (0.0, "constant", 32, 64)
     lines = res.stderr.splitlines()
-    assert any(line.startswith("  gpt   ") and "adamw lr 0.001 (decay 0.1, beta2 0.99)" in line for line in lines)
+    assert any(line.startswith("  gpt   ") and "adamw lr 0.002 (decay 0.1, beta2 0.99)" in line for line in lines)
     assert any(line.startswith("  lstm  ") and "batch 32 x seq-len 64; adam lr" in line for line in lines)
 
 
