@@ -26,6 +26,7 @@ from .batches import Window
 from .config import TrainConfig
 from .models import CharModel, State
 from .optim import Optimizer, clip_by_global_norm
+from .parallel import SplitScorer, Workers, join_states, slice_resets, slice_state, split
 
 
 class RunArrays(Protocol):
@@ -89,32 +90,87 @@ EngineFactory = Callable[[RunArrays], Engine]
 
 
 class NumpyEngine:
-    """lstm-tui's own engine: the model's forward and backward in NumPy, on core's arrays."""
+    """lstm-tui's own engine: the model's forward and backward in NumPy, on core's arrays.
+
+    With `threads` n > 1, each step splits the window's streams over n threads (core/parallel.py),
+    and evaluation splits its streams likewise. The BLAS must then run each call on one thread,
+    which the caller sets (core cannot: see core/parallel.py). A run is repeatable for a given n.
+    """
 
     is_main = True
 
-    def __init__(self, trainer: RunArrays):
+    def __init__(self, trainer: RunArrays, threads: int = 1):
         self.trainer = trainer
+        self.threads = max(1, int(threads))
+        self._workers: Workers | None = None
+        self._replicas: list[CharModel] = []  # one per thread: the model with its own buffers
         self._learned: tuple[dict[str, np.ndarray], Any] | None = None  # what learn leaves for apply
         self._rollback: tuple[dict[str, np.ndarray], dict[str, np.ndarray], int] | None = None
 
     def describe(self) -> str | None:
-        return None
+        return None  # (the command line says how many threads it chose, and why)
 
     def limit_threads(self, n: int) -> None:
-        """NumPy's BLAS threads are set for the whole process (threadpoolctl), by the caller."""
+        """At most `n` threads from now on. (NumPy's BLAS threads are the caller's to set.)"""
+        self.threads = max(1, min(self.threads, n))
 
     def reload(self) -> None:
         """Nothing to do: this engine works on core's arrays themselves."""
 
+    def _pool(self, n: int) -> Workers:
+        """The threads (started once, grown if more are asked for)."""
+        if self._workers is None or self._workers.n < n:
+            if self._workers is not None:
+                self._workers.close()
+            self._workers = Workers(n)
+        return self._workers
+
     def learn(self, window: Window, masks: Any) -> tuple[float, float]:
         t = self.trainer
+        n = min(self.threads, t.batch)
         # Overflow is detected by the trainer and explained; NumPy's own warnings would only add noise.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            loss, grads, state = t.model.loss_and_grads(window.x, window.y, t.state, window.resets, masks)
+            if n == 1:
+                loss, grads, state = t.model.loss_and_grads(window.x, window.y, t.state, window.resets, masks)
+            else:
+                loss, grads, state = self._learn_split(window, masks, n)
             norm = clip_by_global_norm(grads, t.config.clip)
         self._learned = (grads, state)
         return loss, norm
+
+    def _learn_split(self, window: Window, masks: Any, n: int) -> tuple[float, dict[str, np.ndarray], State]:
+        """Forward and backward with the streams split over n threads; the gradients added in
+        thread order."""
+        t = self.trainer
+        B = t.batch
+        slices = split(B, n)
+        while len(self._replicas) < n:
+            self._replicas.append(t.model.replica())
+        replicas = self._replicas
+
+        def part(i: int) -> tuple[float, dict[str, np.ndarray], State]:
+            s = slices[i]
+            model = replicas[i]
+            model.params = t.model.params  # the weights trained (the same arrays)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # (each thread has its own)
+                return model.loss_and_grads(
+                    window.x[:, s],
+                    window.y[:, s],
+                    slice_state(t.state, s),
+                    slice_resets(window.resets, s),
+                    t.model.stream_masks(masks, s),
+                    weight=(s.stop - s.start) / B,
+                )
+
+        parts = self._pool(n).run(part, n)
+        loss = 0.0
+        for s, (part_loss, _, _) in zip(slices, parts, strict=True):
+            loss += part_loss * (s.stop - s.start) / B
+        grads = parts[0][1]
+        for _, more, _ in parts[1:]:
+            for k, g in grads.items():
+                g += more[k]
+        return loss, grads, join_states([p[2] for p in parts])
 
     def apply(self) -> None:
         assert self._learned is not None, "apply() needs a learn() first"
@@ -151,10 +207,28 @@ class NumpyEngine:
     def sync(self, everything: bool = False) -> None:
         """Nothing to do: core's arrays are the ones trained."""
 
-    def scorer(self, model: CharModel) -> CharModel:
-        return model
+    def scorer(self, model: CharModel) -> CharModel | SplitScorer:
+        if self.threads == 1:
+            return model
+        return SplitScorer(model, self._pool(self.threads))
 
 
 def numpy_engine(trainer: RunArrays) -> Engine:
-    """The default engine factory."""
+    """The default engine factory: one thread."""
     return NumpyEngine(trainer)
+
+
+class NumpyEngineFactory:
+    """Makes NumPy engines on `threads` threads (an EngineFactory). The count may be changed before
+    the next engine is made: a run restarted with fresh weights keeps the count its run chose."""
+
+    def __init__(self, threads: int = 1):
+        self.threads = max(1, int(threads))
+
+    def __call__(self, trainer: RunArrays) -> NumpyEngine:
+        return NumpyEngine(trainer, self.threads)
+
+
+def numpy_engine_threads(threads: int) -> NumpyEngineFactory:
+    """The factory of NumPy engines on `threads` threads."""
+    return NumpyEngineFactory(threads)

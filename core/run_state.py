@@ -102,6 +102,9 @@ def checkpoint_of(trainer: Run) -> ckpt_io.Checkpoint:
         "best_val": t.best_val if math.isfinite(t.best_val) else None,
         "stale_evals": t._stale_evals,
         "rng": jsonable_rng(t.rng),
+        # the engine's thread count (results depend on it at the level of rounding: a resumed run
+        # repeats a straight one bit for bit on the same count)
+        "threads": getattr(getattr(t, "engine", None), "threads", None),
     }
     return ckpt_io.Checkpoint(model=t.run_model(), vocab=t.corpus.vocab, meta=meta, arrays=arrays)
 

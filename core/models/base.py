@@ -18,6 +18,7 @@ generation) and `activations` (every gate and state per character, for the insid
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -254,6 +255,13 @@ class CharModel:
         """An independent copy of the weights (a snapshot for another thread)."""
         return type(self)(self.config, {k: v.copy() for k, v in self.params.items()})
 
+    def replica(self: _M) -> _M:
+        """The same model on the same weight arrays (not copies), with its own spare buffers: what
+        one of several threads computes with, each on its own streams (core/parallel.py)."""
+        twin = copy.copy(self)
+        twin._pool = Pool()
+        return twin
+
     def initial_state(self, batch: int = 1) -> State:
         """The blank state for `batch` streams."""
         raise NotImplementedError
@@ -261,6 +269,15 @@ class CharModel:
     def dropout_masks(self, T: int, B: int, rng: np.random.Generator) -> Any:
         """The dropout masks of one training window (whatever `forward` takes), or None when off."""
         return None
+
+    def stream_masks(self, masks: Any, streams: slice) -> Any:
+        """The part of `dropout_masks(T, B, rng)` that streams `streams` (a slice of the B) use.
+        By default the masks are time-major per-stream arrays (T, B, ...), alone or in a list."""
+        if masks is None:
+            return None
+        if isinstance(masks, np.ndarray):
+            return masks[:, streams]
+        return [m[:, streams] for m in masks]
 
     def forward(
         self, x: NDArray, state: State, resets: Resets | None = None, masks: Any = None
@@ -279,12 +296,17 @@ class CharModel:
         state: State,
         resets: Resets | None = None,
         masks: Any = None,
+        weight: float = 1.0,
     ) -> tuple[float, Params, State]:
-        """Mean loss in nats per character of predicting `y` from `x` (both (T, B)), its gradients,
-        and the final state to carry into the next window."""
+        """Mean loss in nats per character of predicting `y` from `x` (both (T, B)), the gradients
+        of `weight` times it, and the final state to carry into the next window. (A thread that
+        reads b of a window's B streams weighs its mean by b / B: the threads' gradients then add
+        up to the whole window's.)"""
         logits, new_state, cache = self.forward(x, state, resets, masks)
         T, B, V = logits.shape
         loss, dlogits = softmax_cross_entropy(logits.reshape(T * B, V), y.reshape(-1))
+        if weight != 1.0:
+            dlogits *= weight
         grads, _ = self.backward(dlogits.reshape(T, B, V), cache)
         return loss, grads, new_state
 
