@@ -25,7 +25,7 @@ from textual.widgets import Input
 from textual.worker import Worker, WorkerState, get_current_worker
 from threadpoolctl import threadpool_limits
 
-from core import CharModel, Controls, EvalReport, Trainer, Vocab, evaluate
+from core import CharModel, Controls, EvalReport, NumpyEngine, Trainer, Vocab, evaluate
 from core.errors import ConfigError
 
 from ..plain.curve import LossCurve
@@ -117,11 +117,13 @@ class LstmApp(PlayApp):
         self.query_one(LossChart).reset(self._curve.frame() if self.trainer.step_count else None)
         self.query_one(StatsPanel).reset(self.trainer.step_count, self._last_val)
         self.query_one("#seed", Input).focus()
-        # One BLAS thread while the screen is up: the UI thread needs the other core, and a
-        # multithreaded BLAS waits for it on every small product (benchmarks/blas_threads.py:
-        # training with the app open ran at 51% of headless with two threads, 87% with one).
+        # One BLAS thread per call while the screen is up: a multithreaded BLAS spins waiting for
+        # a core the UI thread is using (benchmarks/blas_threads.py: training with the app open
+        # ran at 51% of headless with two BLAS threads, 87% with one). The NumPy engine's own
+        # threads, which the command line chose (tui.plain.threads), never spin: they stay.
         self._blas_limit = threadpool_limits(limits=1, user_api="blas")
-        self.trainer.engine.limit_threads(1)  # (the PyTorch engine has a pool of its own)
+        if not isinstance(self.trainer.engine, NumpyEngine):
+            self.trainer.engine.limit_threads(1)  # the PyTorch engine's pool: one thread
         self.set_interval(UI_TICK_S, self._tick)
         for note in self._notes:
             self.notify(note, title="settings", timeout=12, markup=False)

@@ -26,8 +26,9 @@ from core import corpus as corpus_io
 from core import recipe
 from core.checkpoint import load as load_checkpoint
 from core.config import TrainConfig
-from core.engine import EngineFactory
+from core.engine import EngineFactory, NumpyEngineFactory
 
+from ..plain import threads
 from . import COMMANDS
 from .options import PROG
 
@@ -87,10 +88,11 @@ def default_checkpoint(corpus_name: str, cell: str) -> Path:
 
 def choose_recipe(text: corpus_io.Corpus, given: dict[str, Any], measure: bool = True) -> recipe.Recipe:
     """The settings for this text (core.recipe), around those given on the command line. The
-    machine's speed is measured with one BLAS thread, as the interface trains (and as `train`
-    does on a busy two-core machine). With `measure` False (the torch engine, whose speed is not
-    this CPU's, and whose torchrun processes must all choose the same model) the reference speed
-    is used instead."""
+    machine's speed is measured on one core with one BLAS thread, as the recipe's defaults were
+    fitted (training on more threads, when the thread count measured at the start says so, only
+    makes the chosen model train faster). With `measure` False (the torch engine, whose speed is
+    not this CPU's, and whose torchrun processes must all choose the same model) the reference
+    speed is used instead."""
     from threadpoolctl import threadpool_limits
 
     flops = None if measure else recipe.REFERENCE_FLOPS
@@ -105,8 +107,9 @@ def distributed_rank() -> int | None:
     return None
 
 
-def engine(args: argparse.Namespace) -> EngineFactory | None:
-    """The engine factory of --engine (None: core's NumPy engine); PyTorch is imported only when asked for."""
+def engine(args: argparse.Namespace) -> EngineFactory:
+    """The engine factory of --engine (core's NumPy engine, on the threads chosen once the trainer
+    exists: choose_threads); PyTorch is imported only when asked for."""
     name = getattr(args, "engine", None) or "numpy"
     device = getattr(args, "device", None)
     if name != "torch":
@@ -114,7 +117,7 @@ def engine(args: argparse.Namespace) -> EngineFactory | None:
             raise core.LstmTuiError(f"--device {device} needs --engine torch (the numpy engine runs on the CPU)")
         if distributed_rank() is not None:
             raise core.LstmTuiError("under torchrun, train with --engine torch (the numpy engine is one process)")
-        return None
+        return NumpyEngineFactory(1)
     if distributed_rank() is not None and args.command != "train":
         raise core.LstmTuiError(f"under torchrun, use '{PROG} train --engine torch' (the interface is one process)")
     try:
@@ -133,9 +136,11 @@ def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple
     factory = engine(args)
     overrides = config_overrides(args)
     resumed_step = 0
+    saved_threads = None
     if args.resume is not None:
         ck = load_checkpoint(args.resume)  # a clear CheckpointError if missing or corrupt
         resumed_step = int(ck.meta.get("step", 0))
+        saved_threads = ck.meta.get("threads")
         trained_on = (ck.meta.get("corpus") or {}).get("name")
         if args.corpus is None and trained_on and trained_on != corpus_io.bundled_path().name:
             raise core.CheckpointError(
@@ -153,7 +158,7 @@ def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple
             args.resume, text, checkpoint=checkpoint, controls=controls, engine=factory, steps=total, **overrides
         )
     else:
-        chosen = choose_recipe(text, overrides, measure=factory is None)
+        chosen = choose_recipe(text, overrides, measure=isinstance(factory, NumpyEngineFactory))
         config = TrainConfig(steps=steps, **chosen.settings)  # checked before anything is said
         checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(text.name, config.cell)
         check_writable(checkpoint)
@@ -164,7 +169,29 @@ def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple
             )
         trainer = core.Trainer(text, config, checkpoint=checkpoint, controls=controls, engine=factory)
         say(chosen.reason)
+    choose_threads(trainer, args, say, saved_threads, factory=factory)
     return trainer, label
+
+
+def choose_threads(
+    trainer: core.Trainer,
+    args: argparse.Namespace,
+    say: Callable[[str], None],
+    saved: Any = None,
+    budget_s: float = threads.CALIBRATE_S,
+    who: str = "",
+    factory: EngineFactory | None = None,
+) -> threads.Choice:
+    """The thread count `trainer` trains with (--threads, or measured now: tui.plain.threads), set
+    on its engine together with the BLAS limit it needs, and said in one line (after `who`). `saved`:
+    the count a resumed checkpoint trained on (the line says how to repeat it exactly, if it differs)."""
+    choice = threads.choose(trainer, getattr(args, "threads", None), budget_s)
+    threads.apply(trainer, choice, factory)
+    line = who + choice.line()
+    if isinstance(saved, int) and saved != choice.threads and isinstance(trainer.engine, core.NumpyEngine):
+        line += f"; the checkpoint trained on {saved}: --threads {saved} would continue it bit for bit"
+    say(line)
+    return choice
 
 
 def eval_record(r: core.EvalReport, trainer: core.Trainer, chars_per_s: float) -> dict[str, Any]:

@@ -243,6 +243,14 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         "same, so a run resumes with either",
     )
     engine.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help="split each training step's streams over N threads, each running NumPy's BLAS on one "
+        "thread (default: measured at the start, about a second: the fewest threads within 5%% of "
+        "the fastest; the choice is printed); a run repeats exactly for a given N",
+    )
+    engine.add_argument(
         "--device",
         choices=("cpu", "cuda", "mps"),
         help="with --engine torch: where to train (default: cuda when PyTorch sees a GPU, else cpu)",

@@ -15,10 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import core
+from core.engine import NumpyEngineFactory
 from core.models import MODELS
 from core.race import Race, race_checkpoint
 from core.trainer import TrainConfig
 
+from ..plain import threads
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -26,6 +28,7 @@ from .common import (
     Progress,
     check_writable,
     choose_recipe,
+    choose_threads,
     clock,
     config_overrides,
     emit,
@@ -122,14 +125,19 @@ def build_race(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Ra
     base = Path(args.checkpoint) if args.checkpoint else Path(f"{Path(text.name).stem or 'model'}.npz")
     if base.is_dir() or not base.name:
         raise core.CheckpointError(f"--checkpoint {base} is a directory; give a file name such as {base}/race.npz")
-    trainers, notes = [], [chosen.reason + ("; the same for every cell" if len(cells) > 1 else "")]
+    trainers, factories, notes = [], [], [chosen.reason + ("; the same for every cell" if len(cells) > 1 else "")]
     for cell in cells:
         path = Path(race_checkpoint(str(base), cell))
         check_writable(path)
         if path.exists():
             notes.append(f"note: {path} exists and will be replaced when the race saves")
         config = TrainConfig(steps=args.steps or 0, **{**chosen.settings, "cell": cell})
-        trainers.append(core.Trainer(text, config, checkpoint=path, controls=core.Controls()))
+        factory = NumpyEngineFactory(1)
+        trainers.append(core.Trainer(text, config, checkpoint=path, controls=core.Controls(), engine=factory))
+        factories.append(factory)
+    budget = threads.CALIBRATE_S / len(cells)
+    for cell, trainer, factory in zip(cells, trainers, factories, strict=True):  # each cell measures its own
+        choose_threads(trainer, args, notes.append, budget_s=budget, who=f"{cell} ", factory=factory)
     for note in notes:  # said once every setting has been checked: bad input stays one line
         say(note)
     return Race(cells, trainers), label
@@ -154,10 +162,7 @@ def status_line(race: Race) -> str:
 
 def run_headless(args: argparse.Namespace) -> int:
     """Race without the interface: JSON records on stdout, or progress and a table."""
-    from .train import one_blas_thread
-
     progress = Progress(sys.stderr, args.quiet)
-    one_blas_thread()
     race, label = build_race(args, lambda s: progress.message(f"{PROG}: {s}"))
     first = next(iter(race.trainers.values()))
     mc, cfg = first.model.config, first.config

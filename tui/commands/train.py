@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
 from typing import TextIO
 
@@ -67,24 +66,11 @@ def build_parser() -> Parser:
     return p
 
 
-def one_blas_thread() -> None:
-    """Train with one BLAS thread unless the user chose a count (OPENBLAS_NUM_THREADS and the
-    like). Our products are small and come one after another: on two cores a second thread
-    spins, waits and, when anything else runs, slows a step many times over
-    (benchmarks/results/blas_threads.txt: 0.08x-0.82x of one thread)."""
-    if any(os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")):
-        return
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1, user_api="blas")
-
-
 def run(args: argparse.Namespace) -> int:
     """Headless training: progress on stderr, --json lines on stdout, a summary, the saved model."""
     if distributed_rank():  # not rank 0 of a torchrun launch: train in step with it, silently
         return follow(args)
     progress = Progress(sys.stderr, args.quiet)
-    one_blas_thread()
     notes: list[str] = []
     trainer, label = build_trainer(args, notes.append)
     log = open_log(args.log) if args.log else None  # before any output: a bad path is bad input

@@ -1,0 +1,203 @@
+"""How many threads training uses: measured at the start of a run, unless `--threads N` says.
+
+The NumPy engine can split each training step's streams over n threads (core/parallel.py), each
+thread running its BLAS calls on one BLAS thread. Whether that pays, and for how many threads,
+depends on the model's shape (each thread's share of a step must outweigh handing it over and
+the interpreter lock it takes to start every NumPy call) and on what else the machine is running.
+So the count is measured: before the first step, a throwaway copy of the engine times one window of
+this run's model on 1, 2, 4, ... threads (up to the cores this process may use and the streams
+there are), alternating, for about a second; the fewest threads within 5% of the fastest win.
+
+Why measure at every start rather than once per machine: the answer depends on the model's shape
+and on the machine's load at the time, and both change from run to run; a second at the start is
+small against any run long enough to care. The choice holds for the whole run (a run is
+repeatable for a given thread count); `--threads N` fixes it.
+
+BLAS: OpenBLAS splits even small products over its threads and spins while it waits for them, so
+every call runs on one BLAS thread (set process-wide with threadpoolctl): with several engine
+threads, they are the parallelism; with one, a second BLAS thread loses
+(benchmarks/results/threads_policy.txt). A BLAS thread count the user set in the environment
+(OPENBLAS_NUM_THREADS and the like) is kept when `--threads` is not given, with one engine thread.
+
+The interface chooses with the same measurement (its own thread takes a few percent of a core;
+benchmarks/ui_overhead.py measures what training keeps and how fast keys answer).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.batches import Batches
+from core.engine import NumpyEngine, NumpyEngineFactory
+
+BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+CALIBRATE_S = 1.0  # about how long the measurement at the start takes
+MIN_ROUNDS, MAX_ROUNDS = 3, 9  # timed rounds of every count (each count once per round, alternating)
+MARGIN = 0.05  # more threads must be this much faster to be chosen
+MIN_WINDOW = 8  # the measured window is cut to fit the time, but never below this many steps
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The thread count a run trains with, and why."""
+
+    threads: int  # the NumPy engine's threads (each with one BLAS thread)
+    reason: str  # for the start of a run: "2 of 2 cores, measured ..."
+    rates: dict[int, float] = field(default_factory=dict)  # chars/s measured per count (empty: none)
+    blas: int | None = 1  # BLAS threads per call; None: as the environment set them
+
+    def line(self) -> str:
+        """The startup line."""
+        return f"threads: {self.threads} ({self.reason})"
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def blas_from_environment() -> str | None:
+    """'OPENBLAS_NUM_THREADS=2' if the user set a BLAS thread count in the environment, else None."""
+    for var in BLAS_ENV:
+        if os.environ.get(var):
+            return f"{var}={os.environ[var]}"
+    return None
+
+
+def candidates(cores: int, streams: int) -> list[int]:
+    """The counts worth measuring: 1, 2, 4, ... and the core count, up to the streams there are."""
+    top = max(1, min(cores, streams))
+    counts = {1, top}
+    n = 2
+    while n < top:
+        counts.add(n)
+        n *= 2
+    return sorted(counts)
+
+
+def limit_blas(n: int = 1) -> Any:
+    """Limit NumPy's BLAS to `n` threads per call, process-wide, until `.restore_original_limits()`."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=n, user_api="blas")
+
+
+class _Probe:
+    """Just enough of a run for a throwaway NumpyEngine: the run's model on the same weights with
+    buffers of its own, its carried state, its batch."""
+
+    def __init__(self, trainer: Any):
+        self.config = trainer.config
+        self.model = trainer.model.replica()
+        self.optimizer = None
+        self.state = trainer.state
+        self.average = None
+        self.controls = None
+        self.batch = trainer.batch
+
+
+def measure(trainer: Any, counts: list[int], budget_s: float = CALIBRATE_S) -> dict[int, float]:
+    """Characters per second of the run's forward and backward pass on each thread count, measured
+    alternately on the run's next window (cut shorter for a large model) without changing the run:
+    the engines are throwaways on the same weights, the window is read from a copy of the stream
+    positions, the dropout masks come from a generator of their own."""
+    probe = _Probe(trainer)
+    b = trainer.batches
+    window = Batches(b.ids, b.batch, b.seq_len, b.positions).next()
+    masks = trainer.model.dropout_masks(trainer.seq_len, trainer.batch, np.random.default_rng(0))
+    engines = {n: NumpyEngine(probe, n) for n in counts}
+    t0 = time.perf_counter()
+    engines[1].learn(window, masks)  # the first pass also fills the buffers
+    one = time.perf_counter() - t0
+    # Cut the window so that MIN_ROUNDS rounds of every count fit the budget (one pass of n
+    # threads takes at least 1/n of one thread's).
+    per_round = one * sum(1 / n for n in counts)
+    T = b.seq_len
+    keep = max(MIN_WINDOW, int(T * budget_s / (MIN_ROUNDS + 1) / max(per_round, 1e-9)))
+    if keep < T:
+        window = _cut(window, keep)
+        masks = trainer.model.dropout_masks(keep, b.batch, np.random.default_rng(0))
+        T = keep
+    times: dict[int, list[float]] = {n: [] for n in counts}
+    for engine in engines.values():
+        engine.learn(window, masks)  # warm-up: buffers, helper threads
+    start = time.perf_counter()
+    for rnd in range(MAX_ROUNDS):
+        for n in counts if rnd % 2 == 0 else reversed(counts):
+            t0 = time.perf_counter()
+            engines[n].learn(window, masks)
+            times[n].append(time.perf_counter() - t0)
+        if rnd + 1 >= MIN_ROUNDS and time.perf_counter() - start > budget_s:
+            break
+    for engine in engines.values():
+        if engine._workers is not None:
+            engine._workers.close()
+    return {n: b.batch * T / statistics.median(ts) for n, ts in times.items()}
+
+
+def _cut(window: Any, steps: int) -> Any:
+    """The first `steps` steps of a window."""
+    from core.batches import Window
+
+    resets = {t: s for t, s in window.resets.items() if t < steps}
+    return Window(x=window.x[:steps], y=window.y[:steps], resets=resets)
+
+
+def pick(rates: dict[int, float]) -> int:
+    """The fewest threads within MARGIN of the fastest."""
+    best = max(rates.values())
+    return min(n for n, r in rates.items() if r * (1 + MARGIN) >= best)
+
+
+def choose(trainer: Any, asked: int | None, budget_s: float = CALIBRATE_S) -> Choice:
+    """The thread count for `trainer`'s run: `asked` (--threads) if given, else measured."""
+    engine = trainer.engine
+    if not isinstance(engine, NumpyEngine):
+        return Choice(1, "the PyTorch engine sets its own", blas=None)
+    streams = trainer.batch
+    if asked is not None:
+        used = min(asked, streams)
+        why = f"--threads {asked}" + (f"; the batch has {streams} streams, one per thread" if used < asked else "")
+        return Choice(used, why)
+    env = blas_from_environment()
+    if env is not None:
+        return Choice(
+            1, f"{env} is set: BLAS uses the threads it says; --threads N splits the streams instead", blas=None
+        )
+    cores = available_cores()
+    counts = candidates(cores, streams)
+    if len(counts) == 1:
+        why = "one core" if cores == 1 else f"the batch has {streams} stream"
+        return Choice(1, why)
+    with limit_blas(1):
+        rates = measure(trainer, counts, budget_s)
+    n = pick(rates)
+    speedup = rates[n] / rates[1]
+    measured = ", ".join(f"{k}: {r:,.0f}" for k, r in rates.items())
+    if n == 1:
+        why = f"{max(counts)} threads measured {max(rates.values()) / rates[1]:.2f}x one on this model"
+    else:
+        why = f"{speedup:.2f}x one thread on this model"
+    return Choice(n, f"{why}, of {cores} cores; chars/s {measured}", rates)
+
+
+def apply(trainer: Any, choice: Choice, factory: Any = None) -> Any:
+    """Set the engine's threads (and the factory's, so that a restarted run keeps them) and the
+    BLAS limit the choice needs; the BLAS limit's handle (to restore) or None."""
+    engine = trainer.engine
+    if isinstance(engine, NumpyEngine):
+        engine.threads = choice.threads
+    if isinstance(factory, NumpyEngineFactory):
+        factory.threads = choice.threads
+    if choice.blas is None:
+        return None
+    return limit_blas(choice.blas)
