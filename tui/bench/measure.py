@@ -6,14 +6,21 @@ PyTorch's own module: nn.LSTM, nn.GRU, nn.RNN). The notebook's column exists onl
 Every figure is the median of several timed repetitions after a warm-up, measured in this one
 process. With `--compare torch` each configuration alternates ours and PyTorch repetition by
 repetition (the order flipping each time, with a short pause between runs so one library's
-spinning worker threads do not eat into the other's time), at the same B, T, H, L, in float32,
-with the same number of threads. The original notebook's algorithm (tui/bench/notebook.py) is the
-third column wherever its setting applies.
+spinning worker threads do not eat into the other's time), at the same B, T, H, L, in float32.
+The original notebook's algorithm (tui/bench/notebook.py) is a further column wherever its
+setting applies.
+
+Threads: by default ours trains on the thread count `lstm-tui train` would choose for each
+configuration (measured at the start: tui/plain/threads.py), against PyTorch on its own default
+count, and both again on one thread, all in the same alternation; the scaling table gives both
+at 1, 2, 4, ... threads up to the machine's cores. `--threads N` runs both on N threads only.
+Ours always runs NumPy's BLAS on one thread per call (its threads split the streams).
 
 Sections:
   training    characters/second of optimizer steps (forward + backward + clip + Adam), B x T each
   generation  characters/second of one stream sampled at temperature 1, and the latency of the
-              first character after a 50-character seed (weights copy + priming + first draw)
+              first character after a 50-character seed (weights copy + priming + first draw);
+              one stream cannot be split, so ours runs on one thread
   learn       steps and seconds until the whole soliloquy's teacher-forced loss, read from a fresh
               state, is under 0.1 nats/char: ours with the default TrainConfig, the notebook's SGD
   memory      peak resident set of a training run, measured in a fresh child process
@@ -45,10 +52,13 @@ import threadpoolctl
 
 from core import corpus as corpus_io
 from core.corpus import Corpus
+from core.engine import numpy_engine_threads
 from core.evaluate import evaluate
 from core.models import MODELS, ModelConfig, create_model
 from core.sampling import generate
 from core.trainer import TrainConfig, Trainer
+
+from ..plain import threads as threads_policy
 
 SECTIONS = ("training", "generation", "learn", "memory")
 LEARN_TARGET = 0.1  # nats/char on the whole soliloquy, read from a fresh state
@@ -147,6 +157,11 @@ def blas_threads(n: int | None) -> Iterator[None]:
         yield
 
 
+def thread_counts(cores: int) -> list[int]:
+    """The scaling table's counts: 1, 2, 4, ... and the core count."""
+    return threads_policy.candidates(cores, cores)
+
+
 def load_torch() -> tuple[Any | None, str | None]:
     """The PyTorch reference module, or None and the reason it is unavailable."""
     try:
@@ -199,8 +214,9 @@ def time_it(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
-def case_trainer(case: Case, corpus: Corpus, cell: str = "lstm") -> Trainer:
-    """The trainer whose `train_step` the training section times for `case` (no evaluations)."""
+def case_trainer(case: Case, corpus: Corpus, cell: str = "lstm", threads: int = 1) -> Trainer:
+    """The trainer whose `train_step` the training section times for `case` (no evaluations), on
+    `threads` threads."""
     cfg = TrainConfig(
         cell=cell,
         hidden=case.hidden,
@@ -211,7 +227,7 @@ def case_trainer(case: Case, corpus: Corpus, cell: str = "lstm") -> Trainer:
         clip=BENCH_CLIP,
         eval_every=0,
     )
-    return Trainer(corpus, cfg)
+    return Trainer(corpus, cfg, engine=numpy_engine_threads(threads))
 
 
 def calibrate(step: Callable[[], Any], rep_seconds: float, warmup: int = 2) -> int:
@@ -244,6 +260,15 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 # ------------------------------------------------------------------------------- sections
+@dataclass(frozen=True)
+class Threads:
+    """Which thread counts the training section measures."""
+
+    fixed: int | None  # --threads N: ours and PyTorch on N only
+    cores: int  # the cores this process may use (the scaling table goes up to them)
+    torch_default: int  # PyTorch's own default count
+
+
 def bench_training(
     profile: Profile,
     torch_mod: Any | None,
@@ -251,38 +276,61 @@ def bench_training(
     cases: list[str] | None,
     log: Callable[[str], None],
     cells: tuple[str, ...] = ("lstm",),
+    counts: Threads | None = None,
 ) -> list[dict[str, Any]]:
     """Characters per second of full optimizer steps, per configuration and cell."""
+    counts = counts or Threads(1, 1, 1)
     rows = []
     for case in profile.cases:
         if cases and case.name not in cases:
             continue
         for cell in cells:
-            rows.append(_bench_case(profile, torch_mod, notebook and cell == "lstm", case, cell, log))
+            rows.append(_bench_case(profile, torch_mod, notebook and cell == "lstm", case, cell, log, counts))
     return rows
 
 
 def _bench_case(
-    profile: Profile, torch_mod: Any | None, notebook: bool, case: Case, cell: str, log: Callable[[str], None]
+    profile: Profile,
+    torch_mod: Any | None,
+    notebook: bool,
+    case: Case,
+    cell: str,
+    log: Callable[[str], None],
+    counts: Threads,
 ) -> dict[str, Any]:
-    """One training row: ours against PyTorch's module for the same cell (and the notebook)."""
+    """One training row: ours against PyTorch's module for the same cell (and the notebook), on
+    the default thread counts, on one thread, and on each count of the scaling table."""
     log(f"training {case.name} {cell}: H={case.hidden} L={case.layers} B={case.batch} T={case.seq_len}")
     corpus = case_corpus(case)
-    trainer = case_trainer(case, corpus, cell)
-    B, T = trainer.batch, trainer.seq_len
+    probe = case_trainer(case, corpus, cell)
+    B, T = probe.batch, probe.seq_len
+    if counts.fixed is not None:
+        ours_default, torch_default, why = counts.fixed, counts.fixed, f"--threads {counts.fixed}"
+        ours_counts, torch_counts = [counts.fixed], [counts.fixed]
+    else:
+        choice = threads_policy.choose(probe, None)
+        log(f"  ours: {choice.line()}")
+        ours_default, torch_default, why = choice.threads, counts.torch_default, choice.reason
+        scale = thread_counts(counts.cores)
+        ours_counts = sorted({1, ours_default, *(n for n in scale if n <= B)})  # (no more threads than streams)
+        torch_counts = sorted({1, torch_default, *scale})
     runners: dict[str, tuple[Callable[[], Any], int]] = {}
-    runners["ours"] = (trainer.train_step, calibrate(trainer.train_step, profile.rep_seconds))
+    for n in ours_counts:
+        step = probe.train_step if n == 1 else case_trainer(case, corpus, cell, n).train_step
+        runners[f"ours@{n}"] = (step, calibrate(step, profile.rep_seconds))
     if torch_mod is not None:
         from core.batches import Batches
 
-        tt = torch_mod.TorchTrainer(corpus.vocab.size, case.hidden, case.layers, BENCH_LR, BENCH_CLIP, cell=cell)
-        windows = Batches(corpus.train_ids, B, T)
+        for n in torch_counts:
+            tt = torch_mod.TorchTrainer(corpus.vocab.size, case.hidden, case.layers, BENCH_LR, BENCH_CLIP, cell=cell)
+            windows = Batches(corpus.train_ids, B, T)
 
-        def torch_step(tt: Any = tt, windows: Batches = windows) -> float:
-            w = windows.next()
-            return tt.step(w.x, w.y)
+            def torch_step(tt: Any = tt, windows: Batches = windows, n: int = n) -> float:
+                torch_mod.set_threads(n)
+                w = windows.next()
+                return tt.step(w.x, w.y)
 
-        runners["torch"] = (torch_step, calibrate(torch_step, profile.rep_seconds))
+            runners[f"torch@{n}"] = (torch_step, calibrate(torch_step, profile.rep_seconds))
     if notebook and case.notebook:
         from .notebook import NotebookLSTM
 
@@ -295,25 +343,38 @@ def _bench_case(
         runners["notebook"] = (notebook_epoch, calibrate(notebook_epoch, profile.rep_seconds, warmup=1))
     secs = alternate(runners, profile.repeats)
     cps = {name: B * T / s for name, s in secs.items()}
+    ours, torch_ = cps[f"ours@{ours_default}"], cps.get(f"torch@{torch_default}")
+    ours1, torch1 = cps.get("ours@1"), cps.get("torch@1")
     return {
         **asdict(case),
         "cell": cell,
         "batch": B,
         "seq_len": T,
         "vocab": corpus.vocab.size,
-        "ours_chars_per_s": cps["ours"],
-        "torch_chars_per_s": cps.get("torch"),
+        "ours_threads": ours_default,
+        "ours_threads_why": why,
+        "torch_threads": torch_default if torch_mod is not None else None,
+        "ours_chars_per_s": ours,
+        "torch_chars_per_s": torch_,
         "notebook_chars_per_s": cps.get("notebook"),
-        "ours_over_torch": ratio(cps["ours"], cps.get("torch")),
-        "ours_over_notebook": ratio(cps["ours"], cps.get("notebook")),
+        "ours_over_torch": ratio(ours, torch_),
+        "ours_over_notebook": ratio(ours, cps.get("notebook")),
+        "one_thread": None
+        if counts.fixed is not None
+        else {"ours_chars_per_s": ours1, "torch_chars_per_s": torch1, "ours_over_torch": ratio(ours1, torch1)},
+        "scaling": {
+            "ours": {n: cps[f"ours@{n}"] for n in ours_counts},
+            "torch": {n: cps[f"torch@{n}"] for n in torch_counts if f"torch@{n}" in cps},
+        },
         "steps_per_repeat": {name: n for name, (_, n) in runners.items()},
     }
 
 
 def bench_generation(
-    profile: Profile, torch_mod: Any | None, log: Callable[[str], None], cell: str = "lstm"
+    profile: Profile, torch_mod: Any | None, log: Callable[[str], None], cell: str = "lstm", torch_threads: int = 1
 ) -> dict[str, Any]:
-    """One stream at temperature 1: characters per second, and the first character's latency."""
+    """One stream at temperature 1: characters per second, and the first character's latency.
+    Ours on one thread (one stream cannot be split); PyTorch on `torch_threads` and on one."""
     H, L = profile.gen_hidden, profile.gen_layers
     log(f"generation {cell}: H={H} L={L}, one stream, temperature 1")
     text = soliloquy()
@@ -335,20 +396,26 @@ def bench_generation(
     first: dict[str, tuple[Callable[[], Any], int]] = {"ours": (ours_first, 1)}
     if torch_mod is not None:
         tg = torch_mod.TorchGenerator(V, H, L, cell=cell)
+        for name, k in (("torch", torch_threads), ("torch1", 1)):
+            if name == "torch1" and torch_threads == 1:
+                continue
 
-        def torch_stream() -> None:
-            tg.generate(seed_ids, n)
+            def torch_stream(k: int = k) -> None:
+                torch_mod.set_threads(k)
+                tg.generate(seed_ids, n)
 
-        def torch_first() -> None:
-            tg.generate(seed_ids, 1)
+            def torch_first(k: int = k) -> None:
+                torch_mod.set_threads(k)
+                tg.generate(seed_ids, 1)
 
-        runners["torch"] = (torch_stream, 1)
-        first["torch"] = (torch_first, 1)
+            runners[name] = (torch_stream, 1)
+            first[name] = (torch_first, 1)
     for fn, _ in list(runners.values()) + list(first.values()):
         fn()  # warm-up
     secs = alternate(runners, profile.repeats)
     # The stream times include priming the seed once; subtract nothing: at 2000 chars it is ~2%.
     cps = {name: n / s for name, s in secs.items()}
+    torch1 = cps.get("torch1", cps.get("torch") if torch_threads == 1 else None)
     lat = alternate(first, max(profile.repeats, 5))
     return {
         "cell": cell,
@@ -357,21 +424,29 @@ def bench_generation(
         "vocab": V,
         "chars": n,
         "seed_chars": SEED_CHARS,
+        "torch_threads": torch_threads if torch_mod is not None else None,
         "ours_chars_per_s": cps["ours"],
         "torch_chars_per_s": cps.get("torch"),
         "ours_over_torch": ratio(cps["ours"], cps.get("torch")),
+        "torch_1thread_chars_per_s": torch1,
+        "ours_over_torch_1thread": ratio(cps["ours"], torch1),
         "ours_first_char_ms": lat["ours"] * 1e3,
         "torch_first_char_ms": lat["torch"] * 1e3 if "torch" in lat else None,
     }
 
 
-def bench_learn(profile: Profile, notebook: bool, log: Callable[[str], None], cell: str = "lstm") -> dict[str, Any]:
-    """Time (training only; the checks are not timed) until the whole-text loss is under 0.1."""
+def bench_learn(
+    profile: Profile, notebook: bool, log: Callable[[str], None], cell: str = "lstm", fixed: int | None = None
+) -> dict[str, Any]:
+    """Time (training only; the checks are not timed) until the whole-text loss is under 0.1, on
+    the thread count `train` would choose (or `fixed`)."""
     text = soliloquy()
     cfg = replace(profile.learn, cell=cell)
     notebook = notebook and cell == "lstm"  # the notebook's algorithm is an LSTM
     log(f"learn the soliloquy: ours ({cell}), H={cfg.hidden} B={cfg.batch} T={cfg.seq_len} {cfg.optimizer} lr={cfg.lr}")
     trainer = Trainer(text, cfg)
+    choice = threads_policy.choose(trainer, fixed)
+    threads_policy.apply(trainer, choice)
     loss = evaluate(trainer.model, text.ids, text.vocab).loss
     seconds = 0.0
     while loss >= LEARN_TARGET and trainer.step_count < profile.learn_max_steps:
@@ -385,6 +460,7 @@ def bench_learn(profile: Profile, notebook: bool, log: Callable[[str], None], ce
         "config": {k: getattr(cfg, k) for k in ("hidden", "layers", "seq_len", "batch", "optimizer", "lr", "clip")},
         "batch_used": trainer.batch,
         "seq_len_used": trainer.seq_len,
+        "threads": choice.threads,
     }
     result: dict[str, Any] = {
         "cell": cell,
@@ -496,35 +572,85 @@ def markdown(report: dict[str, Any]) -> str:
         else blas.get("note")
     )
     load = m.get("load_average_1min")
+    threads = f"--threads {m['threads']}" if m.get("threads") else "threads as `lstm-tui train` chooses them"
+    torch_threads = (report["torch"].get("default_threads") or m.get("threads")) if report["torch"]["version"] else None
     lines.append(
-        f"Machine: {m['cpus']} CPUs, Python {m['python']}, NumPy {m['numpy']} ({kernel}), "
-        f"{m['threads']} BLAS thread(s); PyTorch {report['torch']['version'] or 'not run'}"
+        f"Machine: {m['cpus']} CPUs, Python {m['python']}, NumPy {m['numpy']} ({kernel}, one BLAS thread per "
+        f"call), {threads}; PyTorch {report['torch']['version'] or 'not run'}"
+        + (f" ({torch_threads} threads by default)" if torch_threads else "")
         + (f"; load average {load:.1f} at the start." if load is not None else ".")
     )
     lines.append("Ratios above 1 mean ours is faster (for the first character: PyTorch's time / ours).")
     if not report["torch"]["available"] and report["torch"]["requested"]:
         lines.append(f"PyTorch comparison skipped: {report['torch']['reason']}")
     lines.append("")
-    if report.get("training"):
-        lines += [
-            "| training (chars/s, median) | ours | PyTorch | notebook | ours / PyTorch | ours / notebook |",
-            "|---|---:|---:|---:|---:|---:|",
-        ]
-        for r in report["training"]:
-            lines.append(
+    rows = report.get("training") or []
+    if rows:
+        one = any(r.get("one_thread") for r in rows)
+        head = "| training (chars/s, median) | ours | PyTorch | ours / PyTorch |"
+        rule = "|---|---:|---:|---:|"
+        if one:
+            head += " ours, 1 thread | PyTorch, 1 thread | ours / PyTorch |"
+            rule += "---:|---:|---:|"
+        lines += [head + " notebook | ours / notebook |", rule + "---:|---:|"]
+        for r in rows:
+            tt = f" ({r['torch_threads']})" if r.get("torch_threads") else ""
+            line = (
                 f"| {r['cell']} H={r['hidden']} L={r['layers']} B={r['batch']} T={r['seq_len']} "
-                f"| {_fmt(r['ours_chars_per_s'])} "
-                f"| {_fmt(r['torch_chars_per_s'])} | {_fmt(r['notebook_chars_per_s'])} "
-                f"| {_x(r['ours_over_torch'])} | {_x(r['ours_over_notebook'])} |"
+                f"| {_fmt(r['ours_chars_per_s'])} ({r['ours_threads']}) "
+                f"| {_fmt(r['torch_chars_per_s'])}{tt if r['torch_chars_per_s'] else ''} | {_x(r['ours_over_torch'])} |"
             )
+            if one:
+                o = r.get("one_thread") or {}
+                line += (
+                    f" {_fmt(o.get('ours_chars_per_s'))} | {_fmt(o.get('torch_chars_per_s'))} "
+                    f"| {_x(o.get('ours_over_torch'))} |"
+                )
+            line += f" {_fmt(r['notebook_chars_per_s'])} | {_x(r['ours_over_notebook'])} |"
+            lines.append(line)
+        lines.append("(n): the threads each side trained on.")
         lines.append("")
+        scaled = [r for r in rows if len(r.get("scaling", {}).get("ours", {})) > 1]
+        if scaled:
+            ns = sorted({int(n) for r in scaled for n in r["scaling"]["ours"]})
+            lines += [
+                "| scaling (chars/s; speed-up over 1 thread) | "
+                + " | ".join(f"ours, {n}" for n in ns)
+                + " | "
+                + " | ".join(f"PyTorch, {n}" for n in ns)
+                + " |",
+                "|---|" + "---:|" * (2 * len(ns)),
+            ]
+            for r in scaled:
+                cells = []
+                for side in ("ours", "torch"):
+                    got = {int(k): v for k, v in r["scaling"].get(side, {}).items()}
+                    base = got.get(1)
+                    for n in ns:
+                        v = got.get(n)
+                        cells.append("—" if v is None else f"{_fmt(v)} ({v / base:.2f}x)" if base else _fmt(v))
+                lines.append(
+                    f"| {r['cell']} H={r['hidden']} L={r['layers']} B={r['batch']} T={r['seq_len']} | "
+                    + " | ".join(cells)
+                    + " |"
+                )
+            lines.append("")
     for g in report.get("generation") or []:
+        t1 = g.get("torch_1thread_chars_per_s")
+        tt = g.get("torch_threads")
         lines += [
             f"| generation, {g['cell']} H={g['hidden']} L={g['layers']}, one stream, temperature 1 "
-            "| ours | PyTorch | ours / PyTorch |",
+            f"| ours (1 thread) | PyTorch ({tt or '—'}) | ours / PyTorch |",
             "|---|---:|---:|---:|",
             f"| chars/s | {_fmt(g['ours_chars_per_s'])} | {_fmt(g['torch_chars_per_s'])} "
             f"| {_x(g['ours_over_torch'])} |",
+        ]
+        if t1 is not None and tt != 1:
+            lines.append(
+                f"| chars/s, PyTorch on 1 thread | {_fmt(g['ours_chars_per_s'])} | {_fmt(t1)} "
+                f"| {_x(g.get('ours_over_torch_1thread'))} |"
+            )
+        lines += [
             f"| first char after a {g['seed_chars']}-char seed (ms) | {_fmt(g['ours_first_char_ms'], 2)} "
             f"| {_fmt(g['torch_first_char_ms'], 2)} | "
             f"{_x(ratio(g['torch_first_char_ms'], g['ours_first_char_ms']))} |",
@@ -542,7 +668,8 @@ def markdown(report: dict[str, Any]) -> str:
             "| steps | seconds |",
             "|---|---:|---:|",
             f"| ours: {learn['cell']}, defaults (H={c['hidden']} B={o['batch_used']} T={o['seq_len_used']}, "
-            f"{c['optimizer']} lr {c['lr']:g}) | {reached(o, 'steps', o['steps'])} | {o['seconds']:.2f} |",
+            f"{c['optimizer']} lr {c['lr']:g}, {o.get('threads', 1)} thread{'s' if o.get('threads', 1) > 1 else ''}) "
+            f"| {reached(o, 'steps', o['steps'])} | {o['seconds']:.2f} |",
         ]
         if nb:
             lines.append(
@@ -598,7 +725,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=None,
-        help="BLAS (and PyTorch) threads; default: what NumPy's BLAS uses now",
+        help="threads for ours (each with one BLAS thread) and PyTorch alike; default: ours on what "
+        "'lstm-tui train' would choose (measured) and PyTorch on its default, both also on one thread, "
+        "and a scaling table up to the machine's cores",
     )
 
 
@@ -630,7 +759,8 @@ def run(args: argparse.Namespace) -> int:
         torch_mod, reason = load_torch()
         if torch_mod is None:
             log(reason or "PyTorch is unavailable")
-    threads = args.threads or blas_info().get("num_threads")
+    torch_default = torch_mod.DEFAULT_THREADS if torch_mod is not None else 1
+    counts = Threads(args.threads, threads_policy.available_cores(), torch_default)
     report: dict[str, Any] = {
         "profile": "quick" if args.quick else "full",
         "repeats": profile.repeats,
@@ -640,18 +770,18 @@ def run(args: argparse.Namespace) -> int:
             "available": torch_mod is not None,
             "version": torch_mod.version() if torch_mod is not None else None,
             "reason": reason,
+            "default_threads": torch_default if torch_mod is not None else None,
         },
     }
-    with blas_threads(threads):
-        if torch_mod is not None and threads:
-            torch_mod.set_threads(threads)
-        report["machine"] = machine_info(threads)
+    with blas_threads(1):  # ours: one BLAS thread per call, whatever the count of its own threads
+        report["machine"] = machine_info(args.threads)
         if "training" in sections:
-            report["training"] = bench_training(profile, torch_mod, notebook, args.case, log, cells)
+            report["training"] = bench_training(profile, torch_mod, notebook, args.case, log, cells, counts)
+        gen_threads = args.threads or torch_default
         if "generation" in sections:
-            report["generation"] = [bench_generation(profile, torch_mod, log, cell) for cell in cells]
+            report["generation"] = [bench_generation(profile, torch_mod, log, cell, gen_threads) for cell in cells]
         if "learn" in sections:
-            report["learn"] = [bench_learn(profile, notebook, log, cell) for cell in cells]
+            report["learn"] = [bench_learn(profile, notebook, log, cell, args.threads) for cell in cells]
     if "memory" in sections:
         report["memory"] = [bench_memory(profile, log, cell) for cell in cells]
     if args.json:

@@ -184,7 +184,8 @@ def choose(trainer: Any, asked: int | None, budget_s: float = CALIBRATE_S) -> Ch
     speedup = rates[n] / rates[1]
     measured = ", ".join(f"{k}: {r:,.0f}" for k, r in rates.items())
     if n == 1:
-        why = f"{max(counts)} threads measured {max(rates.values()) / rates[1]:.2f}x one on this model"
+        more = max((k for k in rates if k > 1), key=rates.__getitem__)
+        why = f"{more} threads measured {rates[more] / rates[1]:.2f}x one on this model"
     else:
         why = f"{speedup:.2f}x one thread on this model"
     return Choice(n, f"{why}, of {cores} cores; chars/s {measured}", rates)
