@@ -39,7 +39,7 @@ from core.evaluate import Evaluator
 from core.models import ModelConfig, create_model
 from core.parallel import SplitScorer, Workers
 from core.sampling import generate
-from tui.bench.measure import FULL, case_corpus, tiled_corpus
+from tui.bench.measure import FULL, OthersCPU, case_corpus, tiled_corpus
 from tui.plain import threads
 
 PAUSE_S = 0.05
@@ -79,8 +79,8 @@ def training(repeats: int, cores: int) -> list[str]:
     counts = threads.candidates(cores, cores)[1:]
     cases = [("defaults, soliloquy", None)] + [(c.name, c) for c in FULL.cases if not c.notebook]
     head = "| configuration | 1 thread | " + " | ".join(f"{n} threads" for n in counts)
-    head += " | " + " | ".join(f"BLAS {n}" for n in counts) + " | chosen at the start | it took |"
-    lines = [head, "|---|---:|" + "---:|" * (2 * len(counts)) + "---|---:|"]
+    head += " | " + " | ".join(f"BLAS {n}" for n in counts) + " | chosen at the start | it took | others' cores |"
+    lines = [head, "|---|---:|" + "---:|" * (2 * len(counts)) + "---|---:|---:|"]
     for label, case in cases:
         if case is None:
             text, cfg = corpus_io.load(corpus_io.bundled_path()), TrainConfig(eval_every=0)
@@ -95,7 +95,9 @@ def training(repeats: int, cores: int) -> list[str]:
         for n in counts:
             runs[f"blas{n}"] = with_blas(n, Trainer(text, cfg).train_step)
         per = {k: calls_for(f, 0.3) for k, f in runs.items()}
+        others = OthersCPU()
         secs = alternate(runs, repeats, per)
+        busy = others.cores()
         probe = Trainer(text, cfg)
         with threadpool_limits(1, user_api="blas"):
             t0 = time.perf_counter()
@@ -110,7 +112,8 @@ def training(repeats: int, cores: int) -> list[str]:
             cells.append(f"{chars / secs[f'blas{n}']:,.0f} ({secs['1'] / secs[f'blas{n}']:.2f}x)")
         B, T = probe.batch, probe.seq_len
         name = f"{label}: H={cfg.hidden} L={cfg.layers} B={B} T={T}"
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {choice.threads} | {took:.2f} s |")
+        others_s = "—" if busy is None else f"{busy:.2f}"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {choice.threads} | {took:.2f} s | {others_s} |")
         print(lines[-1], file=sys.stderr, flush=True)
     return lines
 

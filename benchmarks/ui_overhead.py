@@ -34,6 +34,7 @@ from core import TrainConfig, Trainer
 from core import corpus as corpus_io
 from core.engine import numpy_engine_threads
 from tui.apps.train import make_app
+from tui.bench.measure import OthersCPU
 
 WARMUP_S = 1.0
 KEY_EVERY_S = 0.2
@@ -156,6 +157,7 @@ def main() -> None:
     res: dict[tuple[str, int], list[float]] = {}
     ui_cpu: dict[int, list[float]] = {}
     keys: dict[int, list[float]] = {}
+    others = OthersCPU()
     with threadpool_limits(1, user_api="blas"):
         for rep in range(args.repeats):
             runs = [(mode, n) for n in args.threads for mode in ("headless", "ui")]
@@ -186,8 +188,11 @@ def main() -> None:
                 f"with the UI on {n} threads / headless on {args.threads[0]}: "
                 f"{statistics.median(res[('ui', n)]) / base:.2f}x"
             )
+    busy = others.cores()
     blas = [p for p in threadpool_info() if p["user_api"] == "blas"][0]
     print(f"BLAS {blas['internal_api']} kernel {blas['architecture']}; load average after: {os.getloadavg()[0]:.2f}")
+    if busy is not None:
+        print(f"other processes kept {busy:.2f} cores busy while this measured")
 
 
 if __name__ == "__main__":

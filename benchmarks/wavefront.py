@@ -35,6 +35,7 @@ from core.engine import NumpyEngine
 from core.models import ModelConfig, create_model, softmax_cross_entropy
 from core.models.lstm import CHUNK_FLOATS, _gate_derivatives, _recurrence, gate_scale
 from core.models.recurrent import input_gradients
+from tui.bench.measure import OthersCPU
 
 
 class Run:
@@ -170,12 +171,14 @@ def main() -> None:
         wall: dict[str, list[float]] = {k: [] for k in runs}
         cpu: dict[str, list[float]] = {k: [] for k in runs}
         names = list(runs)
+        others = OthersCPU()
         for rep in range(args.repeats):
             for name in names if rep % 2 == 0 else reversed(names):
                 c0, t0 = time.process_time(), time.perf_counter()
                 runs[name]()
                 wall[name].append(time.perf_counter() - t0)
                 cpu[name].append(time.process_time() - c0)
+    busy = others.cores()
     base = statistics.median(wall["serial"])
     print("| way | wall ms | CPU ms (all threads) | speed-up over serial |")
     print("|---|---:|---:|---:|")
@@ -184,6 +187,8 @@ def main() -> None:
         print(f"| {name} | {m * 1e3:.1f} | {statistics.median(cpu[name]) * 1e3:.1f} | {base / m:.2f}x |")
     blas = [p for p in threadpool_info() if p["user_api"] == "blas"][0]
     print(f"BLAS {blas['internal_api']} kernel {blas['architecture']}; load average after: {os.getloadavg()[0]:.2f}")
+    if busy is not None:
+        print(f"other processes kept {busy:.2f} cores busy while this measured")
 
 
 if __name__ == "__main__":

@@ -157,6 +157,35 @@ def blas_threads(n: int | None) -> Iterator[None]:
         yield
 
 
+class OthersCPU:
+    """How many cores other processes kept busy while this one measured (Linux: /proc/stat's busy
+    time of the whole machine minus this process's own CPU time); None where that cannot be read.
+    A figure measured while others used a core or more is not what an idle machine gives."""
+
+    def __init__(self) -> None:
+        self._start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = [float(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        tick = os.sysconf("SC_CLK_TCK")
+        busy = (sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0.0)) / tick  # minus idle, iowait
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        return time.perf_counter(), busy, own.ru_utime + own.ru_stime
+
+    def cores(self) -> float | None:
+        """Other processes' average CPU use since this object was made, in cores."""
+        end = self._read()
+        if self._start is None or end is None or end[0] <= self._start[0]:
+            return None
+        others = (end[1] - self._start[1]) - (end[2] - self._start[2])
+        return max(0.0, others / (end[0] - self._start[0]))
+
+
 def thread_counts(cores: int) -> list[int]:
     """The scaling table's counts: 1, 2, 4, ... and the core count."""
     return threads_policy.candidates(cores, cores)
@@ -341,7 +370,9 @@ def _bench_case(
             return nb.epoch(inputs, labels)
 
         runners["notebook"] = (notebook_epoch, calibrate(notebook_epoch, profile.rep_seconds, warmup=1))
+    others = OthersCPU()
     secs = alternate(runners, profile.repeats)
+    others_cores = others.cores()
     cps = {name: B * T / s for name, s in secs.items()}
     ours, torch_ = cps[f"ours@{ours_default}"], cps.get(f"torch@{torch_default}")
     ours1, torch1 = cps.get("ours@1"), cps.get("torch@1")
@@ -367,6 +398,7 @@ def _bench_case(
             "torch": {n: cps[f"torch@{n}"] for n in torch_counts if f"torch@{n}" in cps},
         },
         "steps_per_repeat": {name: n for name, (_, n) in runners.items()},
+        "others_cores": others_cores,
     }
 
 
@@ -609,6 +641,13 @@ def markdown(report: dict[str, Any]) -> str:
             line += f" {_fmt(r['notebook_chars_per_s'])} | {_x(r['ours_over_notebook'])} |"
             lines.append(line)
         lines.append("(n): the threads each side trained on.")
+        busy = [(r["name"], r.get("others_cores")) for r in rows if r.get("others_cores") is not None]
+        if busy:
+            lines.append(
+                "Other processes kept busy, while each row was measured: "
+                + ", ".join(f"{name} {c:.2f} cores" for name, c in busy)
+                + "."
+            )
         lines.append("")
         scaled = [r for r in rows if len(r.get("scaling", {}).get("ours", {})) > 1]
         if scaled:
