@@ -147,14 +147,14 @@ class Workers:
             errors[0] = e
         waiting = k - 1
         while waiting:
-            got, i, r, e = self._done.get()
+            got, i, result, error = self._done.get()
             if got != ticket:  # left over from a run interrupted while it waited
                 continue
-            results[i], errors[i] = r, e
+            results[i], errors[i] = result, error
             waiting -= 1
-        for e in errors:
-            if e is not None:
-                raise e
+        for error in errors:
+            if error is not None:
+                raise error
         return results
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ time or which count wins (that depends on the machine): only what is chosen from
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,30 @@ def test_race_measures_each_cell(tmp_path: Path):
 @pytest.mark.parametrize("bad", ["0", "-1", "two"])
 def test_bad_threads_exit_2(bad: str, tmp_path: Path):
     assert_usage_error(run_cli("train", "--steps", "1", "--threads", bad, *SMALL, cwd=tmp_path), "--threads")
+
+
+def test_eval_splits_a_long_text_over_threads_with_the_same_scores(tmp_path: Path):
+    """`eval --threads 2` reads a text of several streams on two threads: the scores of one thread."""
+    text = "".join(f"{i} green bottles hanging on the wall, and if one should fall...\n" for i in range(400))
+    (tmp_path / "bottles.txt").write_text(text)
+    c = corpus.load(tmp_path / "bottles.txt", val_fraction=0.0)
+    Trainer(c, tiny_config(steps=5), checkpoint=tmp_path / "b.npz").save()
+    out = {}
+    for n in ("1", "2"):
+        res = run_cli("eval", "b.npz", "bottles.txt", "--json", "--threads", n, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        out[n] = json.loads(res.stdout)
+    assert out["1"]["chars"] == out["2"]["chars"] == len(text) - 1
+    assert out["2"]["loss"] == pytest.approx(out["1"]["loss"], rel=1e-5)
+    assert out["2"]["accuracy"] == pytest.approx(out["1"]["accuracy"], abs=2 / len(text))
+
+
+def test_evaluate_on_threads_equals_one_thread():
+    from core.evaluate import evaluate, stream_count
+
+    text = corpus.from_text("to be, or not to be, that is the question. " * 500, val_fraction=0.0)
+    trainer = Trainer(text, tiny_config(layers=2))
+    assert stream_count(len(text.ids) - 1) >= 4
+    one = evaluate(trainer.model, text.ids, text.vocab)
+    three = evaluate(trainer.model, text.ids, text.vocab, threads=3)
+    assert three.loss == pytest.approx(one.loss, rel=1e-5) and three.n == one.n
