@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .models import CharModel, Resets, State
+from .models.base import Abandoned
 
 R = TypeVar("R")
 
@@ -129,7 +130,7 @@ class Workers:
 
     def run(self, fn: Callable[[int], R], k: int) -> list[R]:
         """[fn(0), ..., fn(k-1)], computed by k threads at once (k <= n). An exception in any of
-        them is raised here once all have finished."""
+        them is raised here once all have finished (the first that is not an Abandoned)."""
         if k > self.n:
             raise ValueError(f"{k} jobs for {self.n} threads")
         if k == 1:
@@ -152,9 +153,9 @@ class Workers:
                 continue
             results[i], errors[i] = result, error
             waiting -= 1
-        for error in errors:
-            if error is not None:
-                raise error
+        failed = [e for e in errors if e is not None]
+        if failed:  # the first real failure, not a thread that stopped because of it
+            raise next((e for e in failed if not isinstance(e, Abandoned)), failed[0])
         return results
 
     def close(self) -> None:

@@ -105,6 +105,7 @@ def checkpoint_of(trainer: Run) -> ckpt_io.Checkpoint:
         # the engine's thread count (results depend on it at the level of rounding: a resumed run
         # repeats a straight one bit for bit on the same count)
         "threads": getattr(getattr(t, "engine", None), "threads", None),
+        "wavefront": getattr(getattr(t, "engine", None), "wavefront", None),
     }
     return ckpt_io.Checkpoint(model=t.run_model(), vocab=t.corpus.vocab, meta=meta, arrays=arrays)
 

@@ -87,6 +87,11 @@ def log_softmax(logits: NDArray) -> NDArray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+class Abandoned(RuntimeError):
+    """A thread stopped because another thread working on the same window failed (the other's
+    error is the one to report)."""
+
+
 class Pool:
     """Spare arrays for forward/backward, reused from one training step to the next.
 
@@ -309,6 +314,25 @@ class CharModel:
             dlogits *= weight
         grads, _ = self.backward(dlogits.reshape(T, B, V), cache)
         return loss, grads, new_state
+
+    def wavefront_layers(self) -> int:
+        """How many threads `wavefront` can keep busy: one per layer (1: the model has none)."""
+        return 1
+
+    def wavefront(
+        self,
+        x: NDArray,
+        y: NDArray,
+        state: State,
+        resets: Resets | None = None,
+        masks: Any = None,
+        weight: float = 1.0,
+        span: int = 10,
+    ) -> Any:
+        """`loss_and_grads` laid out as a wavefront over the layers: an object whose `run(layer)`
+        the caller runs on one thread per layer, all at once, and whose `result()` is then
+        (loss, grads, state) as `loss_and_grads` gives them (core/models/recurrent.py)."""
+        raise NotImplementedError
 
     def stepper(self) -> StepperLike:
         """One-step inference on a frozen copy of the current weights."""

@@ -24,12 +24,17 @@ def soliloquy() -> corpus.Corpus:
     return corpus.load(corpus.bundled_path())
 
 
-def float64_trainer(threads: int, cell: str, **kw) -> Trainer:
+def float64_trainer(threads: int, cell: str, wavefront: bool = False, **kw) -> Trainer:
     """A tiny float64 run whose windows wrap around the text (so streams reset mid-window)."""
     settings = dict(cell=cell, hidden=5, layers=2, batch=7, seq_len=9, dtype="float64", clip=0.0, seed=3)
     settings.update(kw)
     text = corpus.from_text("to be, or not to be, that is the question. " * 2, val_fraction=0.0)
-    return Trainer(text, tiny_config(**settings), engine=numpy_engine_threads(threads))
+    return Trainer(text, tiny_config(**settings), engine=numpy_engine_threads(threads, wavefront))
+
+
+# (threads, wavefront, layers): streams split 2 and 3 ways; a wavefront over 2 layers on 2 threads,
+# over 2 layers x 2 slices on 4, over 3 layers on 3 (spans of 1 step with T=9 / 10 spans)
+ARRANGEMENTS = [(2, False, 2), (3, False, 2), (2, True, 2), (4, True, 2), (3, True, 3)]
 
 
 # ----------------------------------------------------------------------- the pieces
@@ -84,11 +89,14 @@ def test_workers_return_results_in_order_and_raise_a_workers_error():
 # ------------------------------------------------------- steps agree with one thread
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("dropout", [0.0, 0.4])
-@pytest.mark.parametrize("threads", [2, 3])
-def test_a_split_step_equals_the_serial_step(cell, dropout, threads):
+@pytest.mark.parametrize(("threads", "wavefront", "layers"), ARRANGEMENTS)
+def test_a_split_step_equals_the_serial_step(cell, dropout, threads, wavefront, layers):
     """Loss, every gradient and the carried state of one step, with the streams split over the
-    threads, equal the serial step's to float64 rounding (windows with resets, dropout masks)."""
-    serial, split_run = float64_trainer(1, cell, dropout=dropout), float64_trainer(threads, cell, dropout=dropout)
+    threads (or the layers run as a wavefront), equal the serial step's to float64 rounding
+    (windows with resets, dropout masks)."""
+    serial = float64_trainer(1, cell, dropout=dropout, layers=layers)
+    split_run = float64_trainer(threads, cell, wavefront, dropout=dropout, layers=layers)
+    assert split_run.engine.arrangement() == ((threads // layers, layers) if wavefront else (threads, 1))
     for _ in range(3):  # a few steps so that the carried state and the resets are not trivial
         w, w2 = serial.batches.next(), split_run.batches.next()
         assert np.array_equal(w.x, w2.x)
@@ -99,6 +107,7 @@ def test_a_split_step_equals_the_serial_step(cell, dropout, threads):
         assert loss2 == pytest.approx(loss, rel=1e-12) and norm2 == pytest.approx(norm, rel=1e-12)
         grads, state = serial.engine._learned
         grads2, state2 = split_run.engine._learned
+        assert list(grads2) == list(grads)  # the same order: the norm adds them in it
         for k in grads:
             assert rel_error(grads2[k], grads[k]) < 1e-9, k
         for a, b in zip(sum(state, ()), sum(state2, ()), strict=True):
@@ -122,13 +131,14 @@ def test_training_on_threads_follows_the_serial_run(cell):
     assert runs[2].loss_history == pytest.approx(runs[1].loss_history, rel=1e-4)
 
 
-@pytest.mark.parametrize("threads", [2, 3])
-def test_a_run_on_threads_is_repeatable(threads):
+@pytest.mark.parametrize(("threads", "wavefront", "layers"), ARRANGEMENTS)
+def test_a_run_on_threads_is_repeatable(threads, wavefront, layers):
     """The same thread count gives the same run, bit for bit."""
     c = soliloquy()
     runs = []
     for _ in range(2):
-        t = Trainer(c, tiny_config(layers=2, batch=7, dropout=0.2, seed=11), engine=numpy_engine_threads(threads))
+        cfg = tiny_config(layers=layers, batch=7, dropout=0.2, seed=11, cell="gru")
+        t = Trainer(c, cfg, engine=numpy_engine_threads(threads, wavefront))
         run_steps(t, 15)
         runs.append(t)
     assert runs[0].loss_history == runs[1].loss_history
@@ -138,11 +148,15 @@ def test_a_run_on_threads_is_repeatable(threads):
 
 # ------------------------------------------------------------------------ gradients
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize(("threads", "dropout"), [(2, 0.0), (3, 0.4)])
-def test_split_gradients_match_finite_differences(cell, threads, dropout):
-    """Every parameter's gradient from the split step against central differences of the split
-    step's own loss (float64, streams resetting inside the window, dropout masks held fixed)."""
-    trainer = float64_trainer(threads, cell, dropout=dropout)
+@pytest.mark.parametrize(
+    ("threads", "wavefront", "layers", "dropout"),
+    [(2, False, 2, 0.0), (3, False, 2, 0.4), (4, True, 2, 0.4), (3, True, 3, 0.0)],
+)
+def test_split_gradients_match_finite_differences(cell, threads, wavefront, layers, dropout):
+    """Every parameter's gradient from the split step (streams split, or layers as a wavefront)
+    against central differences of that step's own loss (float64, streams resetting inside the
+    window, dropout masks held fixed)."""
+    trainer = float64_trainer(threads, cell, wavefront, dropout=dropout, layers=layers)
     rng = np.random.default_rng(1)
     for p in trainer.model.params.values():  # away from the symmetric start, so every path matters
         p += rng.normal(0.0, 0.5, p.shape)
@@ -152,7 +166,7 @@ def test_split_gradients_match_finite_differences(cell, threads, dropout):
         window = trainer.batches.next()
     masks = trainer.model.dropout_masks(trainer.seq_len, trainer.batch, trainer.rng)
     engine = trainer.engine
-    assert isinstance(engine, NumpyEngine) and engine.threads == threads
+    assert isinstance(engine, NumpyEngine) and engine.threads == threads and engine.wavefront == wavefront
     engine.learn(window, masks)
     grads = engine._learned[0]
     assert set(grads) == set(trainer.model.params)
@@ -172,8 +186,8 @@ def test_a_wrong_slice_weight_fails_the_gradient_check(monkeypatch):
     engine = trainer.engine
     real = type(trainer.model).loss_and_grads
 
-    def unweighted(self, *args, weight=1.0):
-        return real(self, *args)
+    def unweighted(self, *args, weight=1.0, **kwargs):
+        return real(self, *args, **kwargs)
 
     monkeypatch.setattr(type(trainer.model), "loss_and_grads", unweighted)
     engine.learn(window, None)
@@ -184,10 +198,11 @@ def test_a_wrong_slice_weight_fails_the_gradient_check(monkeypatch):
 
 # -------------------------------------------------------------------------- resumes
 @pytest.mark.parametrize("cell", CELLS)
-def test_resume_on_threads_is_exact(tmp_path, cell):
+@pytest.mark.parametrize("wavefront", [False, True])
+def test_resume_on_threads_is_exact(tmp_path, cell, wavefront):
     c = soliloquy()
     cfg = tiny_config(dropout=0.3, eval_every=4, seed=5, cell=cell, layers=2, batch=5)
-    engine = numpy_engine_threads(2)
+    engine = numpy_engine_threads(2, wavefront)
     straight = Trainer(c, cfg, engine=engine)
     losses_straight = [r.loss for r in run_steps(straight, 12) if isinstance(r, StepReport)]
 
@@ -245,3 +260,23 @@ def test_limit_threads_caps_the_count():
     assert trainer.engine.threads == 2
     trainer.engine.limit_threads(1)
     assert trainer.engine.threads == 1
+
+
+def test_a_failing_layer_thread_stops_the_wavefront(monkeypatch):
+    """An error in one layer's thread reaches the caller, and the other layers' threads, waiting on
+    it, stop instead of waiting forever."""
+    trainer = float64_trainer(4, "lstm", True, layers=2)
+    model_cls = type(trainer.model)
+    real = model_cls._back_steps
+
+    def failing(self, lc, *args):
+        if lc.layer == 1:
+            raise ValueError("layer 1 failed")
+        return real(self, lc, *args)
+
+    monkeypatch.setattr(model_cls, "_back_steps", failing)
+    with pytest.raises(ValueError, match="layer 1 failed"):
+        trainer.engine.learn(trainer.batches.next(), None)
+    monkeypatch.setattr(model_cls, "_back_steps", real)
+    loss, norm = trainer.engine.learn(trainer.batches.next(), None)  # the threads are still there
+    assert np.isfinite(loss) and np.isfinite(norm)
