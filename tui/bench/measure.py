@@ -243,9 +243,9 @@ def time_it(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
-def case_trainer(case: Case, corpus: Corpus, cell: str = "lstm", threads: int = 1) -> Trainer:
+def case_trainer(case: Case, corpus: Corpus, cell: str = "lstm", threads: int = 1, wavefront: bool = False) -> Trainer:
     """The trainer whose `train_step` the training section times for `case` (no evaluations), on
-    `threads` threads."""
+    `threads` threads (as a wavefront over the layers, or not)."""
     cfg = TrainConfig(
         cell=cell,
         hidden=case.hidden,
@@ -256,7 +256,7 @@ def case_trainer(case: Case, corpus: Corpus, cell: str = "lstm", threads: int = 
         clip=BENCH_CLIP,
         eval_every=0,
     )
-    return Trainer(corpus, cfg, engine=numpy_engine_threads(threads))
+    return Trainer(corpus, cfg, engine=numpy_engine_threads(threads, wavefront))
 
 
 def calibrate(step: Callable[[], Any], rep_seconds: float, warmup: int = 2) -> int:
@@ -333,6 +333,7 @@ def _bench_case(
     corpus = case_corpus(case)
     probe = case_trainer(case, corpus, cell)
     B, T = probe.batch, probe.seq_len
+    wave = False
     if counts.fixed is not None:
         ours_default, torch_default, why = counts.fixed, counts.fixed, f"--threads {counts.fixed}"
         ours_counts, torch_counts = [counts.fixed], [counts.fixed]
@@ -340,13 +341,21 @@ def _bench_case(
         choice = threads_policy.choose(probe, None)
         log(f"  ours: {choice.line()}")
         ours_default, torch_default, why = choice.threads, counts.torch_default, choice.reason
+        wave = choice.wavefront
         scale = thread_counts(counts.cores)
-        ours_counts = sorted({1, ours_default, *(n for n in scale if n <= B)})  # (no more threads than streams)
+        ours_counts = sorted({1, *(n for n in scale if n <= B)})  # (no more threads than streams)
+        if not wave:
+            ours_counts = sorted({ours_default, *ours_counts})
         torch_counts = sorted({1, torch_default, *scale})
     runners: dict[str, tuple[Callable[[], Any], int]] = {}
     for n in ours_counts:
         step = probe.train_step if n == 1 else case_trainer(case, corpus, cell, n).train_step
         runners[f"ours@{n}"] = (step, calibrate(step, profile.rep_seconds))
+    default_key = f"ours@{ours_default}"
+    if wave:  # the wavefront chosen: measured beside the scaling table's split streams
+        default_key = f"ours@{ours_default}w"
+        step = case_trainer(case, corpus, cell, ours_default, True).train_step
+        runners[default_key] = (step, calibrate(step, profile.rep_seconds))
     if torch_mod is not None:
         from core.batches import Batches
 
@@ -374,7 +383,7 @@ def _bench_case(
     secs = alternate(runners, profile.repeats)
     others_cores = others.cores()
     cps = {name: B * T / s for name, s in secs.items()}
-    ours, torch_ = cps[f"ours@{ours_default}"], cps.get(f"torch@{torch_default}")
+    ours, torch_ = cps[default_key], cps.get(f"torch@{torch_default}")
     ours1, torch1 = cps.get("ours@1"), cps.get("torch@1")
     return {
         **asdict(case),
@@ -383,6 +392,7 @@ def _bench_case(
         "seq_len": T,
         "vocab": corpus.vocab.size,
         "ours_threads": ours_default,
+        "ours_wavefront": wave,
         "ours_threads_why": why,
         "torch_threads": torch_default if torch_mod is not None else None,
         "ours_chars_per_s": ours,
@@ -394,7 +404,7 @@ def _bench_case(
         if counts.fixed is not None
         else {"ours_chars_per_s": ours1, "torch_chars_per_s": torch1, "ours_over_torch": ratio(ours1, torch1)},
         "scaling": {
-            "ours": {n: cps[f"ours@{n}"] for n in ours_counts},
+            "ours": {n: cps[f"ours@{n}"] for n in ours_counts},  # the streams split over n threads
             "torch": {n: cps[f"torch@{n}"] for n in torch_counts if f"torch@{n}" in cps},
         },
         "steps_per_repeat": {name: n for name, (_, n) in runners.items()},
@@ -627,9 +637,10 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [head + " notebook | ours / notebook |", rule + "---:|---:|"]
         for r in rows:
             tt = f" ({r['torch_threads']})" if r.get("torch_threads") else ""
+            wave = " wavefront" if r.get("ours_wavefront") else ""
             line = (
                 f"| {r['cell']} H={r['hidden']} L={r['layers']} B={r['batch']} T={r['seq_len']} "
-                f"| {_fmt(r['ours_chars_per_s'])} ({r['ours_threads']}) "
+                f"| {_fmt(r['ours_chars_per_s'])} ({r['ours_threads']}{wave}) "
                 f"| {_fmt(r['torch_chars_per_s'])}{tt if r['torch_chars_per_s'] else ''} | {_x(r['ours_over_torch'])} |"
             )
             if one:

@@ -140,7 +140,7 @@ def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple
     if args.resume is not None:
         ck = load_checkpoint(args.resume)  # a clear CheckpointError if missing or corrupt
         resumed_step = int(ck.meta.get("step", 0))
-        saved_threads = ck.meta.get("threads")
+        saved_threads = {"threads": ck.meta.get("threads"), "wavefront": ck.meta.get("wavefront")}
         trained_on = (ck.meta.get("corpus") or {}).get("name")
         if args.corpus is None and trained_on and trained_on != corpus_io.bundled_path().name:
             raise core.CheckpointError(
@@ -185,11 +185,15 @@ def choose_threads(
     """The thread count `trainer` trains with (--threads, or measured now: tui.plain.threads), set
     on its engine together with the BLAS limit it needs, and said in one line (after `who`). `saved`:
     the count a resumed checkpoint trained on (the line says how to repeat it exactly, if it differs)."""
-    choice = threads.choose(trainer, getattr(args, "threads", None), budget_s)
+    choice = threads.choose(trainer, getattr(args, "threads", None), budget_s, bool(getattr(args, "wavefront", False)))
     threads.apply(trainer, choice, factory)
     line = who + choice.line()
-    if isinstance(saved, int) and saved != choice.threads and isinstance(trainer.engine, core.NumpyEngine):
-        line += f"; the checkpoint trained on {saved}: --threads {saved} would continue it bit for bit"
+    if isinstance(saved, dict) and isinstance(trainer.engine, core.NumpyEngine):
+        n, wave = saved.get("threads"), bool(saved.get("wavefront"))
+        if isinstance(n, int) and (n, wave) != (choice.threads, choice.wavefront):
+            again = f"--threads {n}" + (" --wavefront" if wave else "")
+            how = f"{n}{' as a wavefront' if wave else ''}"
+            line += f"; the checkpoint trained on {how}: {again} would continue it bit for bit"
     say(line)
     return choice
 

@@ -15,8 +15,8 @@ from core.checkpoint import Checkpoint
 from core.checkpoint import load as load_checkpoint
 from core.evaluate import evaluate
 
-from .common import EXIT_OK, emit
 from ..plain import threads
+from .common import EXIT_OK, emit
 from .options import PROG, Parser, add_version, eval_chars, new_parser, positive_int
 
 

@@ -251,6 +251,12 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         "the fastest; the choice is printed); a run repeats exactly for a given N",
     )
     engine.add_argument(
+        "--wavefront",
+        action="store_true",
+        help="with --threads N and a model of L >= 2 layers: run the layers as a wavefront, one thread "
+        "per layer on N // L slices of the streams (without --threads the measurement decides)",
+    )
+    engine.add_argument(
         "--device",
         choices=("cpu", "cuda", "mps"),
         help="with --engine torch: where to train (default: cuda when PyTorch sees a GPU, else cpu)",

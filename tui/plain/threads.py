@@ -43,18 +43,25 @@ MARGIN = 0.05  # more threads must be this much faster to be chosen
 MIN_WINDOW = 8  # the measured window is cut to fit the time, but never below this many steps
 
 
+# How a step is computed: (threads, wavefront). Not a wavefront: the streams split over the
+# threads. A wavefront: one thread per layer, times threads // layers slices of the streams.
+Arrangement = tuple[int, bool]
+
+
 @dataclass(frozen=True)
 class Choice:
     """The thread count a run trains with, and why."""
 
     threads: int  # the NumPy engine's threads (each with one BLAS thread)
     reason: str  # for the start of a run: "2 of 2 cores, measured ..."
-    rates: dict[int, float] = field(default_factory=dict)  # chars/s measured per count (empty: none)
+    rates: dict[Arrangement, float] = field(default_factory=dict)  # chars/s measured (empty: none)
     blas: int | None = 1  # BLAS threads per call; None: as the environment set them
+    wavefront: bool = False  # the layers as a wavefront (one thread per layer)
 
     def line(self) -> str:
         """The startup line."""
-        return f"threads: {self.threads} ({self.reason})"
+        how = ", the layers as a wavefront" if self.wavefront else ""
+        return f"threads: {self.threads}{how} ({self.reason})"
 
 
 def available_cores() -> int:
@@ -105,8 +112,25 @@ class _Probe:
         self.batch = trainer.batch
 
 
-def measure(trainer: Any, counts: list[int], budget_s: float = CALIBRATE_S) -> dict[int, float]:
-    """Characters per second of the run's forward and backward pass on each thread count, measured
+def arrangements(cores: int, streams: int, layers: int) -> list[Arrangement]:
+    """What is worth measuring: the streams split over 1, 2, 4, ... threads and the cores (no more
+    threads than streams); with two layers or more, also each count of at least one thread per
+    layer as a wavefront (threads // layers slices of the streams)."""
+    out: list[Arrangement] = [(n, False) for n in candidates(cores, streams)]
+    if layers > 1:
+        for n in candidates(cores, streams * layers):
+            if n >= layers and (n // layers * layers, True) not in out:
+                out.append((n // layers * layers, True))
+    return out
+
+
+def describe(a: Arrangement) -> str:
+    n, wave = a
+    return f"{n}{' as a wavefront' if wave else ''}"
+
+
+def measure(trainer: Any, ways: list[Arrangement], budget_s: float = CALIBRATE_S) -> dict[Arrangement, float]:
+    """Characters per second of the run's forward and backward pass on each arrangement, measured
     alternately on the run's next window (cut shorter for a large model) without changing the run:
     the engines are throwaways on the same weights, the window is read from a copy of the stream
     positions, the dropout masks come from a generator of their own."""
@@ -114,34 +138,34 @@ def measure(trainer: Any, counts: list[int], budget_s: float = CALIBRATE_S) -> d
     b = trainer.batches
     window = Batches(b.ids, b.batch, b.seq_len, b.positions).next()
     masks = trainer.model.dropout_masks(trainer.seq_len, trainer.batch, np.random.default_rng(0))
-    engines = {n: NumpyEngine(probe, n) for n in counts}
+    engines = {a: NumpyEngine(probe, *a) for a in ways}
     t0 = time.perf_counter()
-    engines[1].learn(window, masks)  # the first pass also fills the buffers
+    NumpyEngine(probe).learn(window, masks)  # one thread; the first pass also fills the buffers
     one = time.perf_counter() - t0
-    # Cut the window so that MIN_ROUNDS rounds of every count fit the budget (one pass of n
+    # Cut the window so that MIN_ROUNDS rounds of every arrangement fit the budget (a pass on n
     # threads takes at least 1/n of one thread's).
-    per_round = one * sum(1 / n for n in counts)
+    per_round = one * sum(1 / n for n, _ in ways)
     T = b.seq_len
     keep = max(MIN_WINDOW, int(T * budget_s / (MIN_ROUNDS + 1) / max(per_round, 1e-9)))
     if keep < T:
         window = _cut(window, keep)
         masks = trainer.model.dropout_masks(keep, b.batch, np.random.default_rng(0))
         T = keep
-    times: dict[int, list[float]] = {n: [] for n in counts}
+    times: dict[Arrangement, list[float]] = {a: [] for a in ways}
     for engine in engines.values():
         engine.learn(window, masks)  # warm-up: buffers, helper threads
     start = time.perf_counter()
     for rnd in range(MAX_ROUNDS):
-        for n in counts if rnd % 2 == 0 else reversed(counts):
+        for a in ways if rnd % 2 == 0 else reversed(ways):
             t0 = time.perf_counter()
-            engines[n].learn(window, masks)
-            times[n].append(time.perf_counter() - t0)
+            engines[a].learn(window, masks)
+            times[a].append(time.perf_counter() - t0)
         if rnd + 1 >= MIN_ROUNDS and time.perf_counter() - start > budget_s:
             break
     for engine in engines.values():
         if engine._workers is not None:
             engine._workers.close()
-    return {n: b.batch * T / statistics.median(ts) for n, ts in times.items()}
+    return {a: b.batch * T / statistics.median(ts) for a, ts in times.items()}
 
 
 def _cut(window: Any, steps: int) -> Any:
@@ -152,43 +176,52 @@ def _cut(window: Any, steps: int) -> Any:
     return Window(x=window.x[:steps], y=window.y[:steps], resets=resets)
 
 
-def pick(rates: dict[int, float]) -> int:
-    """The fewest threads within MARGIN of the fastest."""
+def pick(rates: dict[Arrangement, float]) -> Arrangement:
+    """The fewest threads within MARGIN of the fastest (the faster arrangement of that count)."""
     best = max(rates.values())
-    return min(n for n, r in rates.items() if r * (1 + MARGIN) >= best)
+    close = [a for a, r in rates.items() if r * (1 + MARGIN) >= best]
+    fewest = min(n for n, _ in close)
+    return max((a for a in close if a[0] == fewest), key=rates.__getitem__)
 
 
-def choose(trainer: Any, asked: int | None, budget_s: float = CALIBRATE_S) -> Choice:
-    """The thread count for `trainer`'s run: `asked` (--threads) if given, else measured."""
+def choose(trainer: Any, asked: int | None, budget_s: float = CALIBRATE_S, wavefront: bool = False) -> Choice:
+    """The thread count for `trainer`'s run: `asked` (--threads, with --wavefront) if given, else
+    measured."""
     engine = trainer.engine
     if not isinstance(engine, NumpyEngine):
         return Choice(1, "the PyTorch engine sets its own", blas=None)
     streams = trainer.batch
+    layers = trainer.model.wavefront_layers()
     if asked is not None:
+        if wavefront and layers > 1 and asked >= layers:
+            used = min(asked // layers, streams) * layers
+            why = f"--threads {asked} --wavefront: {used // layers} slice(s) of the streams x {layers} layers"
+            return Choice(used, why, wavefront=True)
         used = min(asked, streams)
         why = f"--threads {asked}" + (f"; the batch has {streams} streams, one per thread" if used < asked else "")
+        if wavefront:
+            why += f"; no wavefront: it needs two layers or more and a thread per layer (the model has {layers})"
         return Choice(used, why)
     env = blas_from_environment()
     if env is not None:
-        return Choice(
-            1, f"{env} is set: BLAS uses the threads it says; --threads N splits the streams instead", blas=None
-        )
+        why = f"{env} is set: BLAS runs on the threads it says; --threads N splits the streams instead"
+        return Choice(1, why, blas=None)
     cores = available_cores()
-    counts = candidates(cores, streams)
-    if len(counts) == 1:
+    ways = arrangements(cores, streams, layers)
+    if len(ways) == 1:
         why = "one core" if cores == 1 else f"the batch has {streams} stream"
         return Choice(1, why)
     with limit_blas(1):
-        rates = measure(trainer, counts, budget_s)
-    n = pick(rates)
-    speedup = rates[n] / rates[1]
-    measured = ", ".join(f"{k}: {r:,.0f}" for k, r in rates.items())
-    if n == 1:
-        more = max((k for k in rates if k > 1), key=rates.__getitem__)
-        why = f"{more} threads measured {rates[more] / rates[1]:.2f}x one on this model"
+        rates = measure(trainer, ways, budget_s)
+    chosen = pick(rates)
+    one = rates[(1, False)]
+    measured = ", ".join(f"{describe(a)}: {r:,.0f}" for a, r in rates.items())
+    if chosen == (1, False):
+        other = max((a for a in rates if a != chosen), key=rates.__getitem__)
+        why = f"{describe(other)} threads measured {rates[other] / one:.2f}x one on this model"
     else:
-        why = f"{speedup:.2f}x one thread on this model"
-    return Choice(n, f"{why}, of {cores} cores; chars/s {measured}", rates)
+        why = f"{rates[chosen] / one:.2f}x one thread on this model"
+    return Choice(chosen[0], f"{why}, of {cores} cores; chars/s {measured}", rates, wavefront=chosen[1])
 
 
 def apply(trainer: Any, choice: Choice, factory: Any = None) -> Any:
@@ -196,9 +229,9 @@ def apply(trainer: Any, choice: Choice, factory: Any = None) -> Any:
     BLAS limit the choice needs; the BLAS limit's handle (to restore) or None."""
     engine = trainer.engine
     if isinstance(engine, NumpyEngine):
-        engine.threads = choice.threads
+        engine.threads, engine.wavefront = choice.threads, choice.wavefront
     if isinstance(factory, NumpyEngineFactory):
-        factory.threads = choice.threads
+        factory.threads, factory.wavefront = choice.threads, choice.wavefront
     if choice.blas is None:
         return None
     return limit_blas(choice.blas)

@@ -33,11 +33,32 @@ def test_the_counts_measured_are_powers_of_two_and_the_cores_up_to_the_streams()
 
 
 def test_the_fewest_threads_within_the_margin_of_the_fastest_win():
-    assert threads.pick({1: 100.0, 2: 180.0}) == 2
-    assert threads.pick({1: 100.0, 2: 103.0}) == 1  # within 5%: not worth a second core
-    assert threads.pick({1: 100.0, 2: 60.0}) == 1
-    assert threads.pick({1: 100.0, 2: 170.0, 4: 175.0}) == 2
-    assert threads.pick({1: 100.0, 2: 150.0, 4: 200.0}) == 4
+    def pick(rates: dict) -> tuple:
+        return threads.pick({k if isinstance(k, tuple) else (k, False): v for k, v in rates.items()})
+
+    assert pick({1: 100.0, 2: 180.0}) == (2, False)
+    assert pick({1: 100.0, 2: 103.0}) == (1, False)  # within 5%: not worth a second core
+    assert pick({1: 100.0, 2: 60.0}) == (1, False)
+    assert pick({1: 100.0, 2: 170.0, 4: 175.0}) == (2, False)
+    assert pick({1: 100.0, 2: 150.0, 4: 200.0}) == (4, False)
+    assert pick({1: 100.0, 2: 150.0, (2, True): 160.0}) == (2, True)  # the faster way of using 2
+    assert pick({1: 100.0, 2: 150.0, (2, True): 140.0, 4: 200.0, (4, True): 230.0}) == (4, True)
+
+
+def test_a_wavefront_is_measured_for_two_layers_or_more():
+    assert threads.arrangements(2, 32, 1) == [(1, False), (2, False)]
+    assert threads.arrangements(2, 32, 2) == [(1, False), (2, False), (2, True)]
+    assert threads.arrangements(8, 32, 2) == [
+        (1, False),
+        (2, False),
+        (4, False),
+        (8, False),
+        (2, True),
+        (4, True),
+        (8, True),
+    ]
+    assert threads.arrangements(4, 32, 3) == [(1, False), (2, False), (4, False), (3, True)]
+    assert threads.arrangements(8, 1, 2) == [(1, False), (2, True)]  # one stream: only the layers can share
 
 
 def test_threads_asked_for_are_used_without_measuring(monkeypatch):
@@ -52,13 +73,20 @@ def test_threads_asked_for_are_used_without_measuring(monkeypatch):
 def test_the_measured_count_is_chosen_and_said(monkeypatch):
     monkeypatch.setattr(threads, "available_cores", lambda: 4)
     monkeypatch.setattr(threads, "blas_from_environment", lambda: None)
-    monkeypatch.setattr(threads, "measure", lambda trainer, counts, budget_s: {1: 1000.0, 2: 1900.0, 4: 1950.0})
+    rates = {(1, False): 1000.0, (2, False): 1900.0, (4, False): 1950.0}
+    monkeypatch.setattr(threads, "measure", lambda trainer, ways, budget_s: rates)
     choice = threads.choose(Trainer(soliloquy(), tiny_config(batch=8)), None)
-    assert choice.threads == 2 and choice.rates[2] == 1900.0
+    assert choice.threads == 2 and not choice.wavefront and choice.rates[(2, False)] == 1900.0
     assert choice.line().startswith("threads: 2 (1.90x one thread on this model, of 4 cores")
-    monkeypatch.setattr(threads, "measure", lambda trainer, counts, budget_s: {1: 1000.0, 2: 700.0, 4: 500.0})
+    slower = {(1, False): 1000.0, (2, False): 700.0, (4, False): 500.0}
+    monkeypatch.setattr(threads, "measure", lambda trainer, ways, budget_s: slower)
     choice = threads.choose(Trainer(soliloquy(), tiny_config(batch=8)), None)
     assert choice.threads == 1 and "2 threads measured 0.70x one" in choice.reason
+    wave = {(1, False): 1000.0, (2, False): 1500.0, (2, True): 1700.0, (4, False): 1600.0, (4, True): 1650.0}
+    monkeypatch.setattr(threads, "measure", lambda trainer, ways, budget_s: wave)
+    choice = threads.choose(Trainer(soliloquy(), tiny_config(batch=8, layers=2)), None)
+    assert (choice.threads, choice.wavefront) == (2, True)
+    assert choice.line().startswith("threads: 2, the layers as a wavefront (1.70x one thread")
 
 
 def test_one_stream_or_one_core_needs_no_measurement(monkeypatch):
@@ -84,8 +112,9 @@ def test_measuring_leaves_the_run_untouched():
     params = {k: v.copy() for k, v in trainer.model.params.items()}
     positions = trainer.batches.positions.copy()
     rng_state = trainer.rng.bit_generator.state
-    rates = threads.measure(trainer, [1, 2, 3], budget_s=0.05)
-    assert set(rates) == {1, 2, 3} and all(r > 0 for r in rates.values())
+    ways = [(1, False), (2, False), (3, False), (2, True)]
+    rates = threads.measure(trainer, ways, budget_s=0.05)
+    assert set(rates) == set(ways) and all(r > 0 for r in rates.values())
     for k, v in params.items():
         assert np.array_equal(trainer.model.params[k], v)
     assert np.array_equal(trainer.batches.positions, positions)
@@ -97,10 +126,14 @@ def test_measuring_leaves_the_run_untouched():
 def test_applying_a_choice_sets_the_engine_and_the_factory_for_a_restart():
     factory = NumpyEngineFactory(1)
     trainer = Trainer(soliloquy(), tiny_config(), engine=factory)
-    handle = threads.apply(trainer, threads.Choice(2, "test"), factory)
+    handle = threads.apply(trainer, threads.Choice(2, "test", wavefront=True), factory)
     try:
-        assert isinstance(trainer.engine, NumpyEngine) and trainer.engine.threads == 2
-        assert trainer.restart().engine.threads == 2  # a reset in the interface keeps the count
+        assert isinstance(trainer.engine, NumpyEngine) and trainer.engine.threads == 2 and trainer.engine.wavefront
+        again = trainer.restart().engine  # a reset in the interface keeps the arrangement
+        assert isinstance(again, NumpyEngine) and again.threads == 2 and again.wavefront
+        from threadpoolctl import threadpool_info
+
+        assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
     finally:
         handle.restore_original_limits()
 
@@ -127,6 +160,18 @@ def test_a_resume_on_another_count_says_how_to_repeat_it_exactly(tmp_path: Path)
     res = run_cli("train", "--resume", "hamlet.lstm.npz", "--steps", "2", "--threads", "1", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "threads: 1 (--threads 1); the checkpoint trained on 2: --threads 2 would continue it" in res.stderr
+
+
+def test_wavefront_on_the_command_line(tmp_path: Path):
+    res = run_cli("train", "--steps", "2", "--threads", "2", "--wavefront", "--layers", "2", *SMALL, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "threads: 2, the layers as a wavefront (--threads 2 --wavefront" in res.stderr
+    meta = ckpt_io.load(tmp_path / "hamlet.lstm.npz").meta
+    assert (meta["threads"], meta["wavefront"]) == (2, True)
+    res = run_cli("train", "--resume", "hamlet.lstm.npz", "--steps", "1", "--threads", "2", cwd=tmp_path)
+    assert "the checkpoint trained on 2 as a wavefront: --threads 2 --wavefront would continue it" in res.stderr
+    one = run_cli("train", "--steps", "1", "--threads", "2", "--wavefront", *SMALL, cwd=tmp_path)
+    assert "threads: 2 (--threads 2; no wavefront: it needs two layers or more" in one.stderr
 
 
 def test_race_measures_each_cell(tmp_path: Path):
