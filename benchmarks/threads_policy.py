@@ -39,7 +39,7 @@ from core.evaluate import Evaluator
 from core.models import ModelConfig, create_model
 from core.parallel import SplitScorer, Workers
 from core.sampling import generate
-from tui.bench.measure import FULL, OthersCPU, case_corpus, tiled_corpus
+from tui.bench.measure import FULL, OthersCPU, busy_text, case_corpus, tiled_corpus
 from tui.plain import threads
 
 PAUSE_S = 0.05
@@ -112,7 +112,7 @@ def training(repeats: int, cores: int) -> list[str]:
             cells.append(f"{chars / secs[f'blas{n}']:,.0f} ({secs['1'] / secs[f'blas{n}']:.2f}x)")
         B, T = probe.batch, probe.seq_len
         name = f"{label}: H={cfg.hidden} L={cfg.layers} B={B} T={T}"
-        others_s = "—" if busy is None else f"{busy:.2f}"
+        others_s = busy_text(busy)
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {choice.threads} | {took:.2f} s | {others_s} |")
         print(lines[-1], file=sys.stderr, flush=True)
     return lines

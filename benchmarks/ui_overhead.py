@@ -34,7 +34,7 @@ from core import TrainConfig, Trainer
 from core import corpus as corpus_io
 from core.engine import numpy_engine_threads
 from tui.apps.train import make_app
-from tui.bench.measure import OthersCPU
+from tui.bench.measure import OthersCPU, busy_text
 
 WARMUP_S = 1.0
 KEY_EVERY_S = 0.2
@@ -191,8 +191,7 @@ def main() -> None:
     busy = others.cores()
     blas = [p for p in threadpool_info() if p["user_api"] == "blas"][0]
     print(f"BLAS {blas['internal_api']} kernel {blas['architecture']}; load average after: {os.getloadavg()[0]:.2f}")
-    if busy is not None:
-        print(f"other processes kept {busy:.2f} cores busy while this measured")
+    print(f"other processes kept busy while this measured: {busy_text(busy)}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from core import corpus as corpus_io
 from core.batches import Batches
 from core.engine import NumpyEngine
 from core.models import ModelConfig, create_model
-from tui.bench.measure import OthersCPU
+from tui.bench.measure import OthersCPU, busy_text
 from tui.plain.threads import available_cores, candidates
 
 
@@ -94,8 +94,7 @@ def main() -> None:
         print(f"| {name} | {m * 1e3:.1f} | {statistics.median(cpu[name]) * 1e3:.1f} | {base / m:.2f}x |")
     blas = [p for p in threadpool_info() if p["user_api"] == "blas"][0]
     print(f"BLAS {blas['internal_api']} kernel {blas['architecture']}; load average after: {os.getloadavg()[0]:.2f}")
-    if busy is not None:
-        print(f"other processes kept {busy:.2f} cores busy while this measured")
+    print(f"other processes kept busy while this measured: {busy_text(busy)}")
 
 
 if __name__ == "__main__":

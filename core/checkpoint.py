@@ -145,6 +145,30 @@ def load(path: str | os.PathLike[str]) -> Checkpoint:
         return read(f, p)
 
 
+def load_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON header of the checkpoint at `path`, read without its arrays (a quick look at what a
+    file holds: which run, which text, which score); CheckpointError with a one-line reason."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"no such checkpoint: {p}")
+    try:
+        with open(p, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":
+                raise CheckpointError(f"{p} is not an lstm-tui checkpoint (not a .npz archive)")
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as z:
+                if "meta" not in z.files:
+                    raise CheckpointError(f"{p} is a .npz archive but not an lstm-tui checkpoint")
+                meta = json.loads(z["meta"].tobytes().decode("utf-8"))
+    except CheckpointError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{p} is corrupt or unreadable ({type(e).__name__})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{p} is a .npz archive but not an lstm-tui checkpoint")
+    return meta
+
+
 def read(f: BinaryIO, p: Path) -> Checkpoint:
     """Read and validate the checkpoint in the open file `f` (named `p` in messages).
 

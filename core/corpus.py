@@ -7,6 +7,7 @@ vocabularies up to 256 symbols), never a one-hot copy, so memory stays proportio
 from __future__ import annotations
 
 import codecs
+import hashlib
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -55,6 +56,27 @@ class Corpus:
     def text(self, start: int = 0, stop: int | None = None) -> str:
         """The characters ids[start:stop] as a string."""
         return self.vocab.decode(self.ids[start:stop])
+
+    def with_vocab(self, vocab: Vocab) -> Corpus:
+        """The same text, split the same way, as ids of `vocab`, which must hold every character of
+        it: a model's vocabulary reading a text that uses only some of its characters. CorpusError
+        naming up to five characters `vocab` lacks."""
+        if vocab == self.vocab:
+            return self
+        missing = [ch for ch in self.vocab.chars if ch not in vocab]
+        if missing:
+            shown = "".join(missing[:5]) + ("…" if len(missing) > 5 else "")
+            raise CorpusError(f"{self.name} has {len(missing)} characters the model never saw ({shown!r})")
+        table = np.array([vocab.index[ch] for ch in self.vocab.chars], dtype=vocab.dtype)  # (V_text,)
+        return replace(self, vocab=vocab, ids=table[self.ids])
+
+
+def fingerprint(vocab: Vocab, ids: NDArray) -> str:
+    """A short hash of a text as ids of `vocab`: equal for the same characters in the same order."""
+    h = hashlib.sha256("".join(vocab.chars).encode("utf-8", "surrogatepass"))
+    h.update(str(np.asarray(ids).dtype).encode())
+    h.update(np.ascontiguousarray(ids).view(np.uint8).data)
+    return h.hexdigest()[:16]
 
 
 def _count_codes(text: str) -> NDArray[np.int64]:

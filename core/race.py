@@ -63,7 +63,7 @@ class Race:
                 yield from self._save_all(path)
             if controls.stopped:
                 for name, trainer in self.trainers.items():
-                    trainer.controls.stop()
+                    trainer.controls.stop(evaluate=not controls.at_once)
                     if name not in self.finished:
                         yield from self._turn(name, runs[name], until_step=False)
                 return

@@ -93,48 +93,103 @@ def choose(n_chars: int, vocab: int, given: dict[str, Any] | None = None, flops:
     """TrainConfig settings for a text of `n_chars` training characters and `vocab` symbols.
 
     `given` holds the settings the user chose (they are kept, and the rest fits around them);
-    `flops` is this machine's matrix speed (measured when not given).
+    `flops` is this machine's matrix speed (measured when not given). The reason says only what
+    is true of the settings chosen around those given: a speed is estimated only for the batch
+    shape the estimate was measured with, and a size the user gave is not called the largest or
+    the smallest of anything (it is checked against the two limits instead).
     """
     given = dict(given or {})
     if n_chars < TINY_CHARS:
         settings = {**TINY, **given}
         if "hidden" in given and "lr" not in given:
             settings["lr"] = lr_for(settings["hidden"])
-        why = f"a short text ({n_chars:,} characters): the settings that learn it in seconds"
-        return Recipe(settings, _describe(settings, why))
+        if any(k in given for k in TINY):
+            why = f"the short-text settings ({n_chars:,} characters) around those given"
+        else:
+            why = f"a short text ({n_chars:,} characters): the settings that learn it in seconds"
+        return Recipe(settings, _describe(settings, given, why))
     cell = given.get("cell", "lstm")
     speed = (flops if flops is not None else machine_flops()) * STEP_EFFICIENCY
     need = min(SESSION_PASSES * n_chars, SESSION_CHARS) / SESSION_S  # characters per second
-    fits = []
-    for layers, hidden in LADDER:
-        if "layers" in given and layers != given["layers"] or "hidden" in given and hidden != given["hidden"]:
-            continue
-        rate = speed / train_flops_per_char(hidden, layers, vocab, cell)
-        if rate >= need and num_params(hidden, layers, vocab, cell) <= PARAMS_PER_CHAR * n_chars:
-            fits.append((layers, hidden, rate))
-    if fits:
-        layers, hidden, rate = fits[-1]
-        amount = f"the text {SESSION_PASSES} times"
-        if SESSION_PASSES * n_chars > SESSION_CHARS:
-            amount = f"{SESSION_CHARS / 1e6:.0f}M characters of it"
-        why = (
-            f"the largest model this machine (~{speed / 1e9:.0f} GFLOP/s in training) can take over "
-            f"{amount} in about {SESSION_S / 60:.0f} minutes (~{rate / 1000:.0f}k chars/s) "
-            f"with at most {PARAMS_PER_CHAR:g} parameters per character"
-        )
-    else:  # nothing on the ladder fits both limits: the smallest model the user's choices allow
-        layers = given.get("layers", LADDER[0][0])
-        hidden = given.get("hidden", LADDER[0][1])
-        why = (
-            f"the smallest model: a {n_chars:,}-character text with {vocab:,} symbols is too short for more "
-            f"than {PARAMS_PER_CHAR:g} parameters per character (or this machine too slow for a larger one)"
-        )
+    amount = f"the text {SESSION_PASSES} times"
+    if SESSION_PASSES * n_chars > SESSION_CHARS:
+        amount = f"{SESSION_CHARS / 1e6:.0f}M characters of it"
+    session = f"{amount} in about {SESSION_S / 60:.0f} minutes"
+    # the speed estimate holds for the batch shape and precision it was measured with
+    estimate_holds = not any(k in given for k in ("batch", "seq_len", "dtype"))
+
+    def rate_of(layers: int, hidden: int) -> float:
+        return speed / train_flops_per_char(hidden, layers, vocab, cell)
+
+    def per_char(layers: int, hidden: int) -> float:
+        return num_params(hidden, layers, vocab, cell) / n_chars
+
+    def fits(layers: int, hidden: int) -> bool:
+        return rate_of(layers, hidden) >= need and per_char(layers, hidden) <= PARAMS_PER_CHAR
+
+    def beyond(layers: int, hidden: int) -> list[str]:
+        """The limits a size exceeds, each as a phrase: 'has 2.2 parameters per character ...'."""
+        out = []
+        if per_char(layers, hidden) > PARAMS_PER_CHAR:
+            out.append(
+                f"has {per_char(layers, hidden):.1f} parameters per character of this {n_chars:,}-character text, "
+                f"more than {PARAMS_PER_CHAR:g} (it may learn the text by heart)"
+            )
+        if rate_of(layers, hidden) < need:
+            estimate = f" (~{_chars_per_s(rate_of(layers, hidden))} estimated)" if estimate_holds else ""
+            out.append(f"is too slow for this machine to train over {session}{estimate}")
+        return out
+
+    if "layers" in given and "hidden" in given:  # the size is the user's: check it, choose nothing
+        layers, hidden = given["layers"], given["hidden"]
+        notes = beyond(layers, hidden)
+        why = "the size given" + ("; note: it " + " and ".join(notes) if notes else "")
+    else:
+        if "hidden" in given:
+            which = f" with {given['hidden']} units"
+        elif "layers" in given:
+            which = f" with {given['layers']} layer{'s' if given['layers'] != 1 else ''}"
+        else:
+            which = ""
+        good = [
+            (layers, hidden)
+            for layers, hidden in LADDER
+            if given.get("layers", layers) == layers and given.get("hidden", hidden) == hidden and fits(layers, hidden)
+        ]
+        if good:
+            layers, hidden = good[-1]
+            speed_note = f" (~{_chars_per_s(rate_of(layers, hidden))})" if estimate_holds else ""
+            why = (
+                f"the largest model{which} this machine (~{speed / 1e9:.0f} GFLOP/s in training) can take "
+                f"over {session}{speed_note} with at most {PARAMS_PER_CHAR:g} parameters per character"
+            )
+        else:  # no fitted size holds what was given within both limits: the smallest that does
+            layers = given.get("layers", LADDER[0][0])
+            hidden = given.get("hidden", LADDER[0][1])
+            notes = beyond(layers, hidden)
+            if notes:
+                why = f"the smallest model{which}: even it " + " and ".join(notes)
+            else:
+                why = f"the smallest model{which}: no fitted size{which} is within both limits"
     settings = {"layers": layers, "hidden": hidden, **LARGE_SHAPE, "lr": lr_for(given.get("hidden", hidden))}
     settings.update(given)
-    return Recipe(settings, _describe(settings, why))
+    return Recipe(settings, _describe(settings, given, why))
 
 
-def _describe(s: dict[str, Any], why: str) -> str:
-    return (
-        f"chose {s['layers']} x {s['hidden']} units, batch {s['batch']} x seq-len {s['seq_len']}, lr {s['lr']:g}: {why}"
-    )
+def _chars_per_s(rate: float) -> str:
+    return f"{rate / 1000:.0f}k chars/s" if rate >= 10_000 else f"{rate:,.0f} chars/s"
+
+
+def _describe(s: dict[str, Any], given: dict[str, Any], why: str) -> str:
+    """'chose 2 x 256 units, batch 32 x seq-len 64, lr 0.005: why', each setting the user gave marked."""
+
+    def mark(*keys: str) -> str:
+        return " (given)" if all(k in given for k in keys) else ""
+
+    size = f"{s['layers']} x {s['hidden']} units"
+    if "layers" in given and "hidden" in given:
+        size += " (given)"
+    elif "hidden" in given or "layers" in given:
+        size += f" ({'--hidden' if 'hidden' in given else '--layers'} given)"
+    lr = f"lr {s['lr']:g}" + (mark("lr") or f" (for {s['hidden']} units)")
+    return f"chose {size}, batch {s['batch']}{mark('batch')} x seq-len {s['seq_len']}{mark('seq_len')}, {lr}: {why}"

@@ -215,28 +215,31 @@ class CharModel:
 
     @classmethod
     def train_flops_per_char(cls, config: ModelConfig) -> float:
-        """Floating-point operations of one character's forward and backward pass (sizing)."""
-        raise NotImplementedError
+        """Floating-point operations of one character's forward and backward pass (sizing). By
+        default the usual estimate for a model that multiplies every parameter once per character:
+        2 for the forward pass, 4 for the backward."""
+        return 6.0 * cls.num_params(config)
 
     @classmethod
     def activation_bytes(cls, config: ModelConfig, batch: int, seq_len: int) -> int:
-        """About how much memory one training step of `batch` x `seq_len` holds (memory planning)."""
-        raise NotImplementedError
+        """About how much memory one training step of `batch` x `seq_len` holds (memory planning).
+        By default the logits, their softmax and their gradient: (T, B, V) three times."""
+        return np.dtype(config.dtype).itemsize * 3 * batch * seq_len * config.vocab_size
 
     @classmethod
     def torch_shapes(cls, config: ModelConfig) -> dict[str, tuple[int, ...]]:
         """Every tensor an export holds, under PyTorch's names, with its shape."""
-        raise NotImplementedError
+        raise ConfigError(f"the {cls.title or cls.name} model has no PyTorch counterpart to export to")
 
     @classmethod
     def to_torch(cls, params: Params, config: ModelConfig) -> dict[str, NDArray]:
         """The parameters under PyTorch's names and layouts (linear: gradients map the same way)."""
-        raise NotImplementedError
+        raise ConfigError(f"the {cls.title or cls.name} model has no PyTorch counterpart to export to")
 
     @classmethod
     def from_torch(cls, tensors: dict[str, NDArray], config: ModelConfig) -> Params:
         """The inverse of `to_torch` (names and shapes already checked)."""
-        raise NotImplementedError
+        raise ConfigError(f"the {cls.title or cls.name} model has no PyTorch counterpart to import from")
 
     @classmethod
     def torch_config(cls, tensors: dict[str, NDArray], saved: dict[str, Any]) -> dict[str, Any] | None:
@@ -248,7 +251,7 @@ class CharModel:
     def torch_vocab_axes(cls, config: ModelConfig) -> dict[str, int]:
         """The tensors of an export with an axis over the vocabulary, and that axis (an import from
         a file that numbers characters in another order permutes them)."""
-        raise NotImplementedError
+        return {}
 
     # ----------------------------------------------------------- instances
     @classmethod
@@ -268,8 +271,8 @@ class CharModel:
         return twin
 
     def initial_state(self, batch: int = 1) -> State:
-        """The blank state for `batch` streams."""
-        raise NotImplementedError
+        """The blank state for `batch` streams (by default none: a model that carries nothing)."""
+        return ()
 
     def dropout_masks(self, T: int, B: int, rng: np.random.Generator) -> Any:
         """The dropout masks of one training window (whatever `forward` takes), or None when off."""
@@ -335,10 +338,55 @@ class CharModel:
         raise NotImplementedError
 
     def stepper(self) -> StepperLike:
-        """One-step inference on a frozen copy of the current weights."""
-        raise NotImplementedError
+        """One-step inference on a frozen copy of the current weights. By default the model's own
+        forward pass, one character at a time; a model overrides it with something faster."""
+        return ForwardStepper(self.copy())
 
     def activations(self, ids: NDArray) -> dict[str, NDArray]:
         """Every inside quantity for each character of `ids` (n,) read from a blank state:
-        quantity -> (L, n, H), row t the value after reading ids[t]. For the inside view."""
-        raise NotImplementedError
+        quantity -> (L, n, H), row t the value after reading ids[t]. For the inside view; a model
+        with nothing to show there (no `inside_quantities`) returns nothing."""
+        return {}
+
+
+class ForwardStepper:
+    """One-step inference through a model's `forward`: each character is a window of one step."""
+
+    def __init__(self, model: CharModel):
+        self.model = model  # a copy nobody else holds
+        self.config = model.config
+
+    def initial_state(self, batch: int = 1) -> State:
+        return self.model.initial_state(batch)
+
+    def step(self, ids: NDArray, state: State) -> tuple[NDArray, State]:
+        """Logits (B, V) for the next character after `ids` (B,), and the new state."""
+        logits, state, _ = self.model.forward(np.asarray(ids).reshape(1, -1), state)  # (1, B, V)
+        return logits[0], state
+
+    def prime(self, ids: NDArray, state: State | None = None) -> tuple[NDArray | None, State]:
+        """Read `ids` (n,) as one window; the logits after the last one (None when empty) and the state."""
+        state = self.initial_state(1) if state is None else state
+        ids = np.asarray(ids).reshape(-1, 1)  # (n, 1)
+        if len(ids) == 0:
+            return None, state
+        logits, state, _ = self.model.forward(ids, state)  # (n, 1, V)
+        return logits[-1, 0], state
+
+    def stream(self, state: State | None = None) -> ForwardStream:
+        return ForwardStream(self, self.initial_state(1) if state is None else state)
+
+
+class ForwardStream:
+    """A single stream read a character at a time through `ForwardStepper.step`."""
+
+    def __init__(self, stepper: ForwardStepper, state: State):
+        self._stepper, self._state = stepper, state
+
+    def feed(self, char_id: int) -> NDArray:
+        """The logits (V,) after reading character `char_id`."""
+        logits, self._state = self._stepper.step(np.array([char_id]), self._state)
+        return logits[0]
+
+    def state(self) -> State:
+        return self._state

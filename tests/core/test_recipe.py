@@ -70,3 +70,35 @@ def test_explicit_settings_win_and_the_rest_fits_around_them():
 
 def test_machine_speed_is_measured():
     assert 1e8 < recipe.machine_flops() < 1e14
+
+
+@pytest.mark.parametrize(
+    ("given", "says", "never"),
+    [
+        # a size the user chose is checked against the limits, never called the largest or smallest
+        (
+            {"hidden": 128, "layers": 1},
+            "1 x 128 units (given), batch 32 x seq-len 64, lr 0.01 (for 128 units): the size given",
+            ("largest", "smallest", "chars/s"),
+        ),  # fmt: skip
+        (
+            {"hidden": 384, "layers": 2},
+            "the size given; note: it is too slow for this machine to train over the text 4 times in about 10 minutes",
+            ("largest", "smallest", "too short"),
+        ),  # fmt: skip
+        # no speed is promised for a batch shape the estimate was not measured with
+        ({"seq_len": 1}, "batch 32 x seq-len 1 (given)", ("chars/s",)),
+        # a width off the ladder: the smallest with it, and why, true of that size
+        ({"hidden": 64}, "the smallest model with 64 units: no fitted size with 64 units", ("too short",)),
+    ],
+)
+def test_the_reason_is_true_of_what_was_chosen_and_what_was_given(given, says, never):
+    reason = recipe.choose(1_000_000, 65, given, flops=FAST).reason
+    assert says in reason, reason
+    for word in never:
+        assert word not in reason, reason
+
+
+def test_a_given_size_beyond_a_limit_is_named_with_the_limit():
+    reason = recipe.choose(200_000, 65, {"hidden": 512, "layers": 3}, flops=FAST).reason
+    assert "the size given; note: it has" in reason and "parameters per character" in reason

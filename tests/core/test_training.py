@@ -37,7 +37,7 @@ def test_default_configuration_memorises_the_soliloquy():
 
 @pytest.mark.parametrize(("cell", "target"), [("gru", 0.99), ("rnn", 0.95)])
 def test_the_other_cells_learn_the_soliloquy_within_1500_steps_at_the_defaults(cell, target):
-    """The issue's promise for the new cells: greedy whole-text accuracy of 99% (GRU) and 95% (RNN)
+    """The other cells learn the soliloquy too: greedy whole-text accuracy of 99% (GRU) and 95% (RNN)
     within 1,500 steps at the default settings. The run stops at the first evaluation that gets
     there (about 100 steps here), so the test stays short."""
     c = corpus.load(corpus.bundled_path())

@@ -24,10 +24,10 @@ from core import (
 )
 from core import checkpoint as ckpt_io
 from core import config as trainer_mod
+from core.best import best_path
 from core.config import MIN_LR_FRACTION
 from core.evaluate import Evaluator
 from core.models import log_softmax
-from core.trainer import best_path
 
 evaluate_mod = importlib.import_module("core.evaluate")  # (core.evaluate is also the function)
 TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog {i * 7 % 13}.\n" for i in range(400))
@@ -165,18 +165,21 @@ def test_default_schedule_evaluates_by_characters_trained():
     interval = t.eval_interval_chars
     assert interval == max(trainer_mod.EVAL_MIN_CHARS, trainer_mod.EVAL_INTERVAL * (len(c.val_ids) - 1))
     steps_between = math.ceil(interval / (4 * 16))
-    starts = []
+    starts, final = [], []
     for r in t.run():
         if isinstance(r, EvalReport):
-            starts.append(r.step)
+            (final if r.final else starts).append(r.step)
             if len(starts) == 3:
                 t.controls.stop()
     assert starts == [0, steps_between, 2 * steps_between]
+    assert final == [t.step_count]  # and the weights it stopped with
 
 
 def test_learning_rate_is_cut_when_validation_stops_improving():
     c = corpus.from_text(TEXT)
     t = Trainer(c, TrainConfig(hidden=16, lr=0.01, lr_decay=0.5, lr_patience=2))
+    assert not t.evaluate().best  # the untrained weights set no record
+    t.train_step()
     first = t.evaluate()
     assert first.best and first.lr_cut is None
     assert t.evaluate().lr_cut is None and t.optimizer.lr == 0.01  # same weights: no better, patience 1 of 2
@@ -186,6 +189,7 @@ def test_learning_rate_is_cut_when_validation_stops_improving():
         t.evaluate()
     assert t.optimizer.lr == pytest.approx(0.01 * MIN_LR_FRACTION)
     off = Trainer(c, TrainConfig(hidden=16, lr=0.01, lr_decay=1.0))
+    off.train_step()
     for _ in range(4):
         off.evaluate()
     assert off.optimizer.lr == 0.01
@@ -237,7 +241,7 @@ def test_resume_with_averaging_is_exact(tmp_path):
     for _ in first.run():
         pass
     first.save()
-    resumed = Trainer.resume(tmp_path / "a.npz", c, steps=40)
+    resumed = Trainer.resume(tmp_path / "a.npz", c, steps=20)  # 20 more
     for _ in resumed.run():
         pass
     straight = Trainer(c, replace(cfg, steps=40))

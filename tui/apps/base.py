@@ -13,8 +13,10 @@ its message pump's metaclass (`_MessagePumpMeta` puts them in each class's own
 `_decorated_handlers`), and dispatch walks the instance's MRO reading that attribute. A class that
 is not a MessagePump never gets one, so `@on` handlers in a plain mixin would silently never fire.
 The same walk means a subclass must not define a handler of the same name again (nor its own
-`on_mount`/`on_unmount` when a base has one): both would run. So PlayApp defines no lifecycle
-handlers, and the apps change what it does through the plain methods documented as hooks.
+`on_mount`, `on_unmount` or `on_worker_state_changed`, which PlayApp defines): both would run. So
+the lifecycle handlers live here once, and the apps change what they do through the plain methods
+documented as hooks (`start`, `stop`, `worker_failed`, `thread_engines`). tui.apps.lifecycle adds
+the lifecycle of a screen that trains, in the same way.
 
 The threads: every hook is called on the UI thread and must return weights that no worker writes
 (the training app's published snapshot copies, the watcher's newest read, each racer's snapshot).
@@ -25,40 +27,34 @@ Generation and the next-character table run in thread workers that reach the scr
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import numpy as np
 from textual import on
-from textual.app import App, ComposeResult
-from textual.binding import Binding
+from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from core import CharModel, Vocab
 
+from ..plain.threads import Limit, Limited, limit_threads
 from ..widgets.comparison import ComparisonView
 from ..widgets.generate_panel import GeneratePanel
+from ..widgets.help_screen import HelpScreen
 from ..widgets.loss_chart import LossChart
 from ..widgets.next_chars import NextCharView
 from ..widgets.stats import StatsPanel
-from ..widgets.status_line import StatusLine
+from ..widgets.status_line import Part, StatusLine
 from . import workers
+from .keys import Key, bindings, keys_help
 from .messages import Generated, GenerationDone, NextChars
+from .palette import AppCommands
 
 GENERATE_CHARS = 600  # characters per generation run (per model)
 NEXT_CHARS = 12  # candidates computed for the next-character view
-
-# The keys every app gives generation, in the order its footer shows them (each app splices them
-# into its own BINDINGS, so that the footer's order stays the app's to choose).
-PLAY_BINDINGS = [
-    Binding("ctrl+g", "generate", "Generate"),
-    Binding("escape", "stop_generation", "Stop gen", show=False),
-    Binding("f7", "temperature(-1)", "T−"),
-    Binding("f8", "temperature(1)", "T+"),
-]
-SEED_BINDING = Binding("f3", "focus_seed", "Seed", show=False)
 
 ONE = ""  # the name of the model in an app that has one (names label the race's models)
 
@@ -88,11 +84,11 @@ def default_seed(text: str) -> str:
 
 
 def compose_model_screen(
-    corpus_info: str, model_line: str, vocab_size: int, steps: int, tokens_per_step: int, seed: str
+    corpus: list[Part], model: list[Part], vocab_size: int, steps: int, tokens_per_step: int, seed: str
 ) -> ComposeResult:
     """The one-model screen's panels: the training app's, and the watcher's, which shows the same
     screen fed from a checkpoint. One place, because train.tcss lays both out by these ids."""
-    yield StatusLine(corpus_info, model_line, id="status")
+    yield StatusLine(corpus, model, id="status")
     with Horizontal(id="top"):
         yield LossChart(vocab_size, steps, id="chart")
         yield StatsPanel(steps, tokens_per_step, id="stats")
@@ -118,10 +114,20 @@ class PlayApp(App[None]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (70, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (22, "-tall")]
 
+    COMMANDS = App.COMMANDS | {AppCommands}  # the palette lists the app's palette_commands(), if any
     SHOWS_NEXT_CHARS: ClassVar[bool] = True  # the screen has a NextCharView that follows the seed
+    KEYS: ClassVar[tuple[Key, ...]] = ()  # the app's keys (tui.apps.keys): its BINDINGS and the help's KEYS
+    HELP: ClassVar[str] = ""  # the help screen's text before its KEYS section
 
-    def __init__(self, generate_chars: int = GENERATE_CHARS) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """An app's KEYS make its BINDINGS (tui.apps.keys), so that the two cannot disagree."""
+        if "KEYS" in cls.__dict__:
+            cls.BINDINGS = bindings(cls.KEYS)
+        super().__init_subclass__(**kwargs)
+
+    def __init__(self, generate_chars: int = GENERATE_CHARS, notes: list[str] | None = None) -> None:
         super().__init__()
+        self.notes = list(notes or [])  # what the command line chose, shown under the seed until a generation
         self.sampling_temperature = 0.8  # read by the generation threads before every character
         self.generate_chars = generate_chars  # length of a generation run, per model
         self.generation_rng: np.random.Generator | None = None  # None: a fresh unseeded one per run
@@ -132,8 +138,61 @@ class PlayApp(App[None]):
         self._steppers: dict[str, workers.StepperCache] = {}  # per model name
         self._next_key: tuple[object, str, float] | None = None  # what the shown table came from
         self._next_chars: NextChars | None = None  # a table from newer weights, not on screen yet
+        self._thread_limit: Limit | None = None
+
+    # -------------------------------------------------------------- lifecycle
+    def on_mount(self) -> None:
+        """The screen is up: the seed box takes the keys, the arithmetic gets its threads, then the
+        app starts (`start`)."""
+        self.query_one("#seed", Input).focus()
+        self._thread_limit = limit_threads(self.thread_engines())
+        if self.notes:
+            self.query_one(GeneratePanel).show_notes(self.notes)
+        self.start()
+
+    def on_unmount(self) -> None:
+        """Leave no thread behind: the app stops its work (`stop`), every worker is cancelled."""
+        self.stop()
+        self.workers.cancel_all()
+        if self._thread_limit is not None:
+            self._thread_limit.restore()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Every worker's failure surfaces here as a notice (then `worker_failed`)."""
+        if event.state != WorkerState.ERROR:
+            return
+        worker, error = event.worker, event.worker.error
+        title = f"{worker.name or 'worker'} failed"
+        self.notify(f"{type(error).__name__}: {error}", title=title, severity="error", timeout=30, markup=False)
+        self.worker_failed(worker)
+
+    def action_help(self) -> None:
+        """Show the help screen: the app's panels, then its keys."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.HELP + "\n" + keys_help(self.KEYS)))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Textual's palette commands, with Quit saying what quitting does here (its key's help)."""
+        quits = [k.help for k in self.KEYS if k.action == "quit" and k.key == "ctrl+q"]
+        for command in super().get_system_commands(screen):
+            if command.title == "Quit" and quits:
+                command = SystemCommand("Quit", quits[0], self.action_quit)
+            yield command
 
     # ------------------------------------------------------------------ hooks
+    def start(self) -> None:
+        """The screen is up: start following or training."""
+
+    def stop(self) -> None:
+        """The app is closing: stop what `start` began (the workers are cancelled after this)."""
+
+    def worker_failed(self, worker: Worker) -> None:
+        """A worker raised (already shown as a notice)."""
+
+    def thread_engines(self) -> list[Limited]:
+        """Engines with a thread pool of their own, limited by the thread rule (tui.plain.threads)."""
+        return []
+
     def play_models(self) -> dict[str, CharModel]:
         """The weights generation starts from now, by name. Called on the UI thread, so it must
         return weights no worker is writing. Default: `play_model()` under the name ONE."""

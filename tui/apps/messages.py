@@ -3,6 +3,9 @@
 High-rate messages (training progress, evaluations, next-character tables) override
 `can_replace`, so a screen that falls behind drops stale frames instead of queueing them.
 Every message carries complete state (never a delta), so dropping one loses nothing.
+
+The training messages carry the name of the model they are about: the race's models by their
+names, the one model of the training app by `ONE` (tui.apps.base); both apps read the same set.
 """
 
 from __future__ import annotations
@@ -17,49 +20,66 @@ from ..plain.curve import CurveFrame
 
 
 class Progress(Message):
-    """Training moved on: the latest step and the whole (downsampled) loss curve."""
+    """Model `name` moved on: its latest step (None before its first) and its whole (downsampled)
+    loss curve, against steps and, in a race, against the seconds it has had."""
 
-    def __init__(self, report: StepReport, curve: CurveFrame) -> None:
+    def __init__(
+        self,
+        name: str,
+        report: StepReport | None,
+        curve: CurveFrame,
+        seconds: float = 0.0,
+        time_curve: CurveFrame | None = None,
+    ) -> None:
         super().__init__()
+        self.name = name
         self.report = report
         self.curve = curve
+        self.seconds = seconds  # the model's share of the machine so far (a race's fairness, core.race)
+        self.time_curve = time_curve
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, Progress)
+        return isinstance(message, Progress) and message.name == self.name
 
 
 class Evaluated(Message):
-    """An evaluation finished: validation loss, accuracy and the truth-vs-prediction comparison."""
+    """An evaluation of model `name`: validation loss, accuracy and the truth-vs-prediction comparison."""
 
-    def __init__(self, report: EvalReport) -> None:
+    def __init__(self, name: str, report: EvalReport) -> None:
         super().__init__()
+        self.name = name
         self.report = report
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, Evaluated)
+        return isinstance(message, Evaluated) and message.name == self.name
 
 
 class Saved(Message):
-    """A checkpoint was written, or failed to be written (`report.error`)."""
+    """Model `name` was written to a checkpoint, or failed to be (`report.error`)."""
 
-    def __init__(self, report: SaveReport) -> None:
+    def __init__(self, name: str, report: SaveReport) -> None:
         super().__init__()
+        self.name = name
         self.report = report
 
 
 class Diverged(Message):
-    """The loss became non-finite; the trainer restored its weights and paused itself."""
+    """Model `name`'s loss became non-finite; its trainer restored its weights (and paused: alone,
+    it waits to be resumed; in a race, it leaves the race)."""
 
-    def __init__(self, report: DivergedReport) -> None:
+    def __init__(self, name: str, report: DivergedReport) -> None:
         super().__init__()
+        self.name = name
         self.report = report
 
 
 class Finished(Message):
-    """The training loop ended (budget reached or stopped). The last message of a run."""
+    """Model `name`'s training loop ended (`report.reason`: budget, stopped, cancelled). Posted for
+    every model when the training thread is done: its last messages."""
 
-    def __init__(self, report: DoneReport) -> None:
+    def __init__(self, name: str, report: DoneReport) -> None:
         super().__init__()
+        self.name = name
         self.report = report
 
 
@@ -117,62 +137,3 @@ class Compared(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, Compared)
-
-
-# ------------------------------------------------------------------------- a race
-class RaceProgress(Message):
-    """A race moved on: each model's latest step (None before its first) and every curve."""
-
-    def __init__(
-        self,
-        steps: dict[str, StepReport | None],
-        curves: dict[str, CurveFrame],
-        seconds: dict[str, float],
-        time_curves: dict[str, CurveFrame] | None = None,
-    ) -> None:
-        super().__init__()
-        self.steps = steps
-        self.curves = curves  # losses against steps
-        self.seconds = seconds  # each model's share of the machine so far (core.race)
-        self.time_curves = time_curves  # the same losses against those seconds
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, RaceProgress)
-
-
-class RaceEvaluated(Message):
-    """An evaluation of one model of the race."""
-
-    def __init__(self, cell: str, report: EvalReport) -> None:
-        super().__init__()
-        self.cell = cell
-        self.report = report
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, RaceEvaluated) and message.cell == self.cell
-
-
-class RaceSaved(Message):
-    """One model of the race was saved (or failed to be: `report.error`)."""
-
-    def __init__(self, cell: str, report: SaveReport) -> None:
-        super().__init__()
-        self.cell = cell
-        self.report = report
-
-
-class RaceDiverged(Message):
-    """One model's loss became non-finite: it left the race (rolled back to finite weights)."""
-
-    def __init__(self, cell: str, report: DivergedReport) -> None:
-        super().__init__()
-        self.cell = cell
-        self.report = report
-
-
-class RaceFinished(Message):
-    """The race's loop ended (every model reached its budget, or it was stopped). The last message."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__()
-        self.reason = reason

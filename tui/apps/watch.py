@@ -1,53 +1,53 @@
 """`lstm-tui watch`: the interface on a run that another process trains, read from its checkpoint.
 
 The screen is the training screen's (same panels, same layout), fed from the checkpoint instead of
-a training thread. Every `POLL_S` a thread worker checks the file's version (tui.follow.Follower)
-and reads it when it changed, and reads what the run's log gained; the UI thread only shows what
-the worker posts. A read that fails leaves the last good model on screen, with a notice and a red
+a training thread. Every `POLL_S` a thread worker checks the file's version (tui.plain.follow) and
+reads it when it changed, and reads what the run's log gained; the UI thread only shows what the
+worker posts. Every panel shows the newest good save (the header says which step, and when it
+was saved): its numbers, the run's own latest evaluation up to it, its predictions, its
+generation. A read that fails leaves the last good save on screen, with a notice and a red
 header, until a good file appears again. Nothing here writes a file: quitting just quits, and the
 run being watched never knows.
+
+The watcher shares the machine with the run it watches, often on few cores, so it does little:
+one BLAS thread (tui.plain.threads), a file's version checked twice a second, a changed file read
+at most once per READ_GAP times the last read took, and the model's predictions computed on the
+few hundred characters the screen shows rather than scored on the whole text (the run's own
+scores come from its checkpoint and log). benchmarks/watch_cost.py measures what that costs.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
+from textual.app import ComposeResult
 from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import Input
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import get_current_worker
 
-from core import CharModel, EvalReport, Vocab, evaluate
+from core import CharModel, Evaluation, Vocab, evaluate
 from core.corpus import Corpus
-from core.evaluate import DETAIL_CHARS
 
 from ..plain import follow
 from ..plain.format import duration
 from ..widgets.comparison import ComparisonView
-from ..widgets.help_screen import HelpScreen
-from ..widgets.inside_screen import InsideScreen
+from ..widgets.inside_screen import InsideChoice, InsideScreen
 from ..widgets.loss_chart import LossChart
 from ..widgets.stats import StatsPanel
-from ..widgets.status_line import StatusLine, describe_model
-from .base import PLAY_BINDINGS, SEED_BINDING, PlayApp, compose_model_screen, default_seed
-from .palette import AppCommands, PaletteCommand
+from ..widgets.status_line import AGE, Part, StatusLine, describe_corpus, describe_model
+from . import keys
+from .base import PlayApp, compose_model_screen, default_seed, until_exit
+from .palette import PaletteCommand
 
-POLL_S = 0.5  # how often the checkpoint's modification time (and the log) is checked
-HEADER_EVERY_S = 1.0  # the header's "last save N s ago" follows the clock this often
-# The watcher shares the machine with the run it watches, often on few cores: it reads a changed
-# checkpoint at most once per READ_GAP times the last read took, and validates the newest model
-# at most once a second (a run saving every few steps would otherwise keep a core busy).
-READ_GAP = 4.0
-ASSESS_EVERY_S = 1.0
+POLL_S = 0.5  # how often the checkpoint's version (and the log) is checked
+HEADER_EVERY_S = 1.0  # the header's "saved N s ago" follows the clock this often
+READ_GAP = 10.0  # a changed checkpoint is read at most once per READ_GAP times the last read took
+COMPARE_CHARS = 1_000  # the comparison's text: the start of the validation text (the panel shows less)
 
-WATCH_HELP = """\
+HELP = """\
 lstm-tui watch shows a run that another process trains (a headless
 `lstm-tui train --save-every N`, another session, another machine
 sharing the folder). It reads the checkpoint each time it is saved, and
@@ -55,34 +55,27 @@ sharing the folder). It reads the checkpoint each time it is saved, and
 never writes anything: quitting leaves the run as it is.
 
 HEADER
-  WATCHING    this screen does not train; "last save 12s ago, step 3,400"
-              says which saved weights are on screen. Red: the last read
-              failed (the file vanished or is not a checkpoint); the last
-              good model stays on screen until a good file appears.
+  WATCHING    this screen does not train. "step 3,400 · saved 12s ago"
+              says which save is on screen: every panel shows that save
+              (the graph goes on with the log's points after it). Red: the
+              last read failed (the file vanished or is not a checkpoint);
+              the last good save stays on screen until a good file appears.
 
 PANELS
   loss graph  training loss per step from the checkpoint's history, then
               each evaluation the log recorded since the last save;
               validation loss (diamonds); the dashed line is ln V.
-  stats       the run's step, loss, validation, speed (between the last
-              two saves, or the log's), learning rate, training time.
-  truth vs    the training text's validation part with the saved model's
-  prediction  guess for each next character, when the text is found
-              beside the checkpoint, here, or given with --corpus.
-  generate    type a seed, press enter or ctrl+g: the newest saved
-              weights continue it. Temperature 0 is greedy.
+  stats       the save's step, loss, speed (between the last two saves),
+              learning rate and training time; "val" is the run's own
+              latest evaluation up to that save, with its step (its
+              accuracy when the log recorded it).
+  truth vs    the start of the validation text with the saved model's
+  prediction  guess for each next character (its accuracy is of that
+              start), when the text is found beside the checkpoint, here,
+              or given with --corpus.
+  generate    type a seed, press enter or ctrl+g: the saved weights
+              continue it. Temperature 0 is greedy.
   next char   the likeliest next characters after the seed.
-
-KEYS
-  ctrl+q      quit (ctrl+c too); the run goes on
-  ctrl+g      generate from the seed (enter in the seed box too)
-  escape      stop generating
-  f7 / f8     temperature down / up by 0.05
-  f3          back to the seed box, its text selected
-  f4          look inside: the text coloured by one unit's gate, cell or
-              hidden value (arrows pick unit and layer, q the quantity)
-  ctrl+p      command palette: read the checkpoint again, ...
-  f1          this help (escape closes it)
 """
 
 
@@ -95,12 +88,13 @@ class Polled(Message):
         self.log = log
 
 
-class Assessed(Message):
-    """The saved model read the validation text: the stats and the comparison show it."""
+class Compared(Message):
+    """The saved model's predictions of the start of the validation text."""
 
-    def __init__(self, report: EvalReport, seq: int) -> None:
+    def __init__(self, evaluation: Evaluation, step: int, seq: int) -> None:
         super().__init__()
-        self.report = report
+        self.evaluation = evaluation
+        self.step = step
         self.seq = seq  # which good read it was computed from (WatchApp.loads when it was shown)
 
 
@@ -114,20 +108,12 @@ class WatchedModel:
 
 
 class WatchApp(PlayApp):
-    """Watch a run that another process trains. (Generation and the next-character view: tui.play.)"""
+    """Watch a run that another process trains. (Generation and the next-character view: tui.apps.base.)"""
 
     CSS_PATH = "train.tcss"
     TITLE = "lstm-tui watch"
-    COMMANDS = App.COMMANDS | {AppCommands}  # lists palette_commands()
-
-    BINDINGS = [
-        Binding("ctrl+q", "quit", "Quit", priority=True),
-        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
-        Binding("f1", "help", "Help"),
-        *PLAY_BINDINGS,
-        SEED_BINDING,
-        Binding("f4", "inside", "Inside"),
-    ]
+    KEYS = keys.WATCH
+    HELP = HELP
 
     def __init__(
         self,
@@ -137,13 +123,15 @@ class WatchApp(PlayApp):
         corpus_note: str = "",
         log_path: str | Path | None = None,
         poll_s: float = POLL_S,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self.path = Path(path)
         self.follower = follow.Follower(self.path, first)
         self.log_tail = follow.LogTail(log_path) if log_path is not None else None
         self.poll_s = poll_s
-        self.loaded = first  # the newest good read: the model on screen
+        self.clock = clock  # the wall clock the header's "saved N s ago" reads (tests freeze it)
+        self.loaded = first  # the newest good read: the save on screen
         self.previous: follow.Loaded | None = None  # the one before (for the speed between saves)
         self.failure: follow.Failed | None = None  # the last read failed (cleared by a good one)
         self.records: list[dict[str, Any]] = []  # the log's records so far
@@ -151,32 +139,28 @@ class WatchApp(PlayApp):
         self.corpus = corpus if corpus is not None else follow.generated_corpus(first)
         self.corpus_note = corpus_note
         self.source = WatchedModel(self.corpus, first.model, first.step)
-        self.loads = 1  # good reads shown (the inside view refreshes when it changes)
+        self.inside = InsideChoice()  # the inside view's unit, layer and quantity, kept between visits
+        self.loads = 0  # good reads shown (the inside view refreshes when it changes)
         self.polls = 0  # polls finished (for tests: a poll saw the files as they are)
         self._reload = False  # read the checkpoint at the next poll even if unchanged
-        self._to_assess: tuple[follow.Loaded, int] | None = None  # a model waiting for validation, its seq
-        self._assessed_seq = 0  # the read whose validation is on screen
+        self._to_compare: tuple[follow.Loaded, int] | None = None  # a save waiting for its predictions
+        self._compared_seq = 0  # the read whose predictions are on screen
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         first, cfg = self.loaded, self.loaded.config
         info = first.meta.get("corpus") or {}
-        name = info.get("name") or "?"
-        corpus_info = f"{name} · {int(info.get('size') or 0):,} chars · V={first.vocab.size}"
-        model = first.model.config
+        corpus = describe_corpus(info.get("name") or "?", int(info.get("size") or 0), first.vocab.size)
         tokens = int(first.meta.get("batch_used") or cfg.batch) * int(first.meta.get("seq_len_used") or cfg.seq_len)
         seed = default_seed(self.corpus.text(0, 200))  # (the model's own words without the text)
-        model_line = describe_model(model)
-        yield from compose_model_screen(corpus_info, model_line, first.vocab.size, cfg.steps, tokens, seed)
+        model = describe_model(first.model.config)
+        yield from compose_model_screen(corpus, model, first.vocab.size, cfg.steps, tokens, seed)
 
-    def on_mount(self) -> None:
+    def start(self) -> None:
         """Show the first read, then follow the files and the clock."""
-        status = self.query_one(StatusLine)
-        status.state = "watching"
+        self.query_one(StatusLine).state = "watching"
         if not self.has_text:
-            view = self.query_one(ComparisonView)
-            view.waiting = f"no ground truth to compare with: {self.corpus_note}"
-        self.query_one("#seed", Input).focus()
+            self.query_one(ComparisonView).waiting = f"no ground truth to compare with: {self.corpus_note}"
         self._show_model()
         self.set_interval(self.poll_s, self._poll)
         self.set_interval(HEADER_EVERY_S, self._tick)
@@ -190,13 +174,14 @@ class WatchApp(PlayApp):
             return
         self.run_worker(self._poll_files, name="poll", group="poll", thread=True, exit_on_error=False)
 
+    @until_exit
     def _tick(self) -> None:
-        """Once a second: the header's clock, and validation of the newest model if it waits."""
+        """Once a second: the header's clock, and the predictions of the newest save if they wait."""
         self._show_header()
-        pending = self._to_assess
-        if pending is not None and not any(w.group == "assess" and not w.is_finished for w in self.workers):
-            self._to_assess = None
-            self._assess(*pending)
+        pending = self._to_compare
+        if pending is not None and not any(w.group == "compare" and not w.is_finished for w in self.workers):
+            self._to_compare = None
+            self._compare(*pending)
 
     def _poll_files(self) -> None:
         """The poll thread: read the checkpoint if it changed, and what the log gained."""
@@ -210,7 +195,7 @@ class WatchApp(PlayApp):
 
     @on(Polled)
     def _on_polled(self, message: Polled) -> None:
-        """A poll finished: show a new model, a failed read, or the log's new records."""
+        """A poll finished: show a new save, a failed read, or the log's new records."""
         self.polls += 1
         if not self.is_running:
             return
@@ -236,10 +221,10 @@ class WatchApp(PlayApp):
             )
             self._show_header()
         if message.log is not None and message.log[0]:
-            self._show_progress()
+            self._show_numbers()
 
     def _show_model(self) -> None:
-        """Everything for a new good read: header, stats, graph, comparison, next characters."""
+        """Everything for a new good read: header, stats, graph, predictions, next characters."""
         loaded = self.loaded
         self.loads += 1
         if loaded.vocab != self.corpus.vocab:  # the file now holds a model of another text
@@ -249,92 +234,66 @@ class WatchApp(PlayApp):
             view.evaluation, view.waiting = None, "the checkpoint now holds a model of another text"
             view.refresh()
         self.source.corpus, self.source.snapshot, self.source.step_count = self.corpus, loaded.model, loaded.step
-        model = loaded.model.config
-        self.query_one(StatusLine).set_model(describe_model(model))
-        stats = self.query_one(StatsPanel)
-        stats.budget = loaded.config.steps
-        val = loaded.val_history
-        stats.last_val = val[-1] if val else None
+        self.query_one(StatusLine).set_model(describe_model(loaded.model.config))
+        self.query_one(StatsPanel).budget = loaded.config.steps
         self._show_header()
-        self._show_progress()
+        self._show_numbers()
         if self.has_text:
-            self._to_assess = (loaded, self.loads)  # validated at the next tick (at once for the first)
-            if self.loads <= 2:
+            self._to_compare = (loaded, self.loads)  # computed at the next tick (at once for the first)
+            if self.loads == 1:
                 self._tick()
         self._refresh_next_chars(force=True)
 
-    def _show_progress(self) -> None:
-        """The run's latest numbers (the log's when it is ahead of the checkpoint) and the curve."""
+    def _show_numbers(self) -> None:
+        """The save's numbers with the run's own latest evaluation up to it, and the curve (the
+        checkpoint's, then the log's points after it)."""
         loaded = self.loaded
-        report = follow.newer_report(loaded, self.records) or loaded.step_report(follow.speed(loaded, self.previous))
-        self.query_one(StatsPanel).show(report)
+        stats = self.query_one(StatsPanel)
+        stats.evaluation = None
+        stats.show(loaded.step_report(follow.speed(loaded, self.previous)), follow.run_score(loaded, self.records))
         chart = self.query_one(LossChart)
         chart.show(follow.curve(loaded, self.records))
         chart.redraw_if_new()
 
     def _show_header(self) -> None:
-        """WATCHING, and when the weights on screen were saved (and whether the last read failed)."""
+        """WATCHING, which save is on screen and when it was saved (and whether the last read failed)."""
         if not self.is_running:
             return
-        ago = duration(max(0.0, time.time() - self.loaded.saved_at))
-        detail = f"last save {ago} ago, step {self.loaded.step:,}"
+        ago = duration(max(0.0, self.clock() - self.loaded.saved_at))
+        detail = [Part(f"step {self.loaded.step:,}"), Part(f"saved {ago} ago", AGE)]
         if self.failure is not None:
-            detail += " · " + ("checkpoint gone" if self.failure.vanished else "last read failed")
-        self.query_one(StatusLine).detail = detail
+            detail.append(Part("checkpoint gone" if self.failure.vanished else "last read failed"))
+        self.query_one(StatusLine).set_detail(detail)
 
-    # --------------------------------------------------------------- assessment
-    @work(thread=True, group="assess", name="validation", exit_on_error=False)
-    def _assess(self, loaded: follow.Loaded, seq: int) -> None:
-        """The validation thread: teacher-forced predictions of the saved model on the evaluation text."""
-        corpus, cfg = self.corpus, loaded.config
-        # what the screen shows of it: the start of the evaluation text (the run's own scores of the
-        # whole text are in the curve); the stats panel calls this score a sample when it is one
-        cap = min(cfg.eval_chars or DETAIL_CHARS, DETAIL_CHARS)
-        ids = corpus.val_ids[: cap + 1]
-        ev = evaluate(loaded.model, ids, corpus.vocab)
-        meta = loaded.meta
-        report = EvalReport(
-            step=loaded.step,
-            epoch=float(meta.get("epoch", 0.0)),
-            train_loss=float(meta.get("smooth_loss", math.nan)),
-            val_loss=ev.loss,
-            accuracy=ev.accuracy,
-            evaluation=ev,
-            on_validation=corpus.split,
-            best=False,
-            chars=ev.n,
-            sample=len(ids) < len(corpus.val_ids),
-        )
+    # -------------------------------------------------------------- predictions
+    @work(thread=True, group="compare", name="predictions", exit_on_error=False)
+    def _compare(self, loaded: follow.Loaded, seq: int) -> None:
+        """The predictions thread: the saved model's teacher-forced guesses of the start of the
+        validation text, only as much of it as the panel can show."""
+        ids = self.corpus.val_ids[: COMPARE_CHARS + 1]
+        ev = evaluate(loaded.model, ids, self.corpus.vocab)
         if not get_current_worker().is_cancelled:
-            self.post_message(Assessed(report, seq))
+            self.post_message(Compared(ev, loaded.step, seq))
 
-    @on(Assessed)
-    def _on_assessed(self, message: Assessed) -> None:
-        """A validation is ready: shown unless a newer read's is on screen already. (With saves
-        coming faster than validations, it may be a save or two behind; its step is shown.)"""
-        if not self.is_running or message.seq <= self._assessed_seq:
+    @on(Compared)
+    def _on_compared(self, message: Compared) -> None:
+        """Predictions are ready: shown unless a newer save's are on screen already."""
+        if not self.is_running or message.seq <= self._compared_seq:
             return
-        self._assessed_seq = message.seq
-        r = message.report
-        self.query_one(StatsPanel).show(evaluation=r)
-        self.query_one(ComparisonView).show(r.evaluation, r.step, r.on_validation)
+        self._compared_seq = message.seq
+        ev = message.evaluation
+        part = f"first {ev.n:,} chars" if ev.n < len(self.corpus.val_ids) - 1 else ""
+        self.query_one(ComparisonView).show(ev, message.step, self.corpus.split, part)
 
     # ---------------------------------------------------------------- actions
     def palette_commands(self) -> list[PaletteCommand]:
-        """The command palette's entries for this screen (see tui.palette)."""
+        """The command palette's entries for this screen (see tui.apps.palette)."""
         return [
             ("Read the checkpoint again", self.action_reload, "even if the file did not change"),
             ("Generate", self.action_generate, "ctrl+g: continue the seed text with the newest weights"),
             ("Look inside the model", self.action_inside, "f4: colour the text by a unit's gates, cell or state"),
             ("Help", self.action_help, "f1: panels and keys"),
         ]
-
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """Textual's palette commands, with Quit saying that the run goes on."""
-        for command in super().get_system_commands(screen):
-            if command.title == "Quit":
-                command = SystemCommand("Quit", "stop watching; the run goes on", self.action_quit)
-            yield command
 
     async def action_quit(self) -> None:
         """Stop watching at once: nothing to save, and the run being watched is not touched."""
@@ -344,32 +303,15 @@ class WatchApp(PlayApp):
         """Read the checkpoint at the next poll even if its version did not change."""
         self._reload = True
 
-    def action_help(self) -> None:
-        """Show the help screen."""
-        if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(WATCH_HELP))
-
     def action_inside(self) -> None:
         """Open the inside view on the weights on screen, refreshed at every new save."""
         if not isinstance(self.screen, InsideScreen):
-            self.push_screen(InsideScreen(self.source, lambda: self.loads))
+            self.push_screen(InsideScreen(self.source, lambda: self.loads, self.inside))
 
-    # ----------------------------------------------------- generation (tui.play)
+    # ----------------------------------------------------- generation (tui.apps.base)
     def play_model(self) -> CharModel:
         """The newest good read: the poll thread hands over a model it never touches again."""
         return self.loaded.model
 
     def play_vocab(self) -> Vocab:
         return self.loaded.vocab
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """Every worker's failure surfaces here as a notice."""
-        if event.state != WorkerState.ERROR:
-            return
-        worker, error = event.worker, event.worker.error
-        title = f"{worker.name or 'worker'} failed"
-        self.notify(f"{type(error).__name__}: {error}", title=title, severity="error", timeout=30, markup=False)
-
-    def on_unmount(self) -> None:
-        """Leave no thread behind."""
-        self.workers.cancel_all()

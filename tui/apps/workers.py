@@ -7,12 +7,14 @@ These functions run in Textual thread workers. They talk to the screen only thro
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import numpy as np
 
 from core import (
     CharModel,
+    Controls,
     DivergedReport,
     DoneReport,
     EvalReport,
@@ -24,7 +26,8 @@ from core import (
     sample,
 )
 from core.models import StepperLike
-from core.race import Race
+from core.race import race_checkpoint, save_report
+from core.trainer import Report
 
 from ..plain.curve import LossCurve
 from .messages import (
@@ -35,85 +38,106 @@ from .messages import (
     Generated,
     GenerationDone,
     Progress,
-    RaceDiverged,
-    RaceEvaluated,
-    RaceFinished,
-    RaceProgress,
-    RaceSaved,
     Saved,
 )
 
 Post = Callable[..., object]
 
 # Seconds between progress messages: at most 5 a second. The screen shows progress 4 times a
-# second (app.UI_TICK_S), so this keeps one fresh for every tick; more would only cost the training
+# second (lifecycle.UI_TICK_S), so this keeps one fresh for every tick; more would only cost the training
 # thread (a curve frame per message) and the UI thread (a message to handle) for nothing shown.
 POST_EVERY_S = 0.2
 # Seconds between messages of generated text (~30 a second; each carries what was sampled since).
 GENERATED_EVERY_S = 1 / 30
 
 
-def train(trainer: Trainer, curve: LossCurve, post: Post, cancelled: Callable[[], bool]) -> None:
-    """Iterate `trainer.run()`, posting progress at most every POST_EVERY_S and every other event at once.
+def train(
+    trainers: dict[str, Trainer],
+    reports: Iterable[tuple[str, Report, float]],
+    controls: Controls,
+    curves: dict[str, LossCurve],
+    post: Post,
+    cancelled: Callable[[], bool],
+    time_curves: dict[str, LossCurve] | None = None,
+) -> None:
+    """Iterate the training loop, posting progress at most every POST_EVERY_S and every other event
+    at once. Runs in the one thread that owns the trainers' weights.
 
-    Runs in the training thread, which owns the weights; publishes a final snapshot when the loop ends.
+    `reports` is the loop: (model name, report, seconds that model has had) from one trainer's
+    `run()` or a race's (core.race); `controls` are the loop's own. `time_curves`, if given, get
+    the same losses against those seconds. When the loop ends at its step budget, a model whose
+    last evaluation is older than its final weights is scored again, so that the screen ends on
+    the final weights' score; saves asked for meanwhile are made; then every trainer publishes
+    its final weights and a Finished is posted for each model.
     """
-    controls = trainer.controls
+    latest: dict[str, StepReport] = {}  # each model's latest step
+    moved: set[str] = set()  # models with news since the last post
+    evaluations: dict[str, EvalReport] = {}  # not yet posted
+    seconds = dict.fromkeys(trainers, 0.0)
+    ended: dict[str, str] = {}  # name -> why its own loop ended
     last_post = 0.0
-    step: StepReport | None = None  # not yet posted
-    evaluation: EvalReport | None = None  # not yet posted
 
     def flush() -> None:
-        nonlocal step, evaluation, last_post
-        if step is not None:
-            post(Progress(step, curve.frame()))
-        if evaluation is not None:
-            post(Evaluated(evaluation))
-        step = evaluation = None
+        nonlocal last_post
+        for name in [n for n in trainers if n in moved]:
+            by_time = time_curves[name].frame() if time_curves else None
+            post(Progress(name, latest.get(name), curves[name].frame(), seconds[name], by_time))
+        for name, report in evaluations.items():
+            post(Evaluated(name, report))
+        moved.clear()
+        evaluations.clear()
         last_post = time.monotonic()
 
+    def evaluated(name: str, report: EvalReport) -> None:
+        curves[name].add_val(report.step, report.val_loss)
+        if time_curves:
+            time_curves[name].add_val(seconds[name], report.val_loss)
+        evaluations[name] = report
+        moved.add(name)
+
     try:
-        for report in trainer.run():
+        for name, report, race_s in reports:
             if cancelled():
                 break
+            seconds[name] = race_s
             if isinstance(report, StepReport):
-                curve.add(report.step, report.loss, report.smooth_loss)
-                step = report
+                curves[name].add(report.step, report.loss, report.smooth_loss)
+                if time_curves:
+                    time_curves[name].add(race_s, report.loss, report.smooth_loss)
+                latest[name] = report
+                moved.add(name)
             elif isinstance(report, EvalReport):
-                curve.add_val(report.step, report.val_loss)
-                evaluation = report
-                if step is None and last_post == 0.0:
+                evaluated(name, report)
+                if not latest and last_post == 0.0:
                     flush()  # the evaluation before the first step: show it at once
             elif isinstance(report, SaveReport):
                 flush()
-                post(Saved(report))
+                post(Saved(name, report))
             elif isinstance(report, DivergedReport):
                 flush()
-                post(Diverged(report))
-            elif isinstance(report, DoneReport):  # run() published the final weights
-                flush()
-                post(Finished(report))
-                return
+                post(Diverged(name, report))
+            elif isinstance(report, DoneReport):
+                ended[name] = report.reason
             if time.monotonic() - last_post >= POST_EVERY_S or controls.paused or controls.stopped:
                 flush()
+        else:
+            flush()
+            for path in controls.take_saves():  # asked for while the loop was ending
+                for name, trainer in trainers.items():
+                    post(Saved(name, save_report(trainer, save_target(trainers, name, trainer, path))))
     finally:
         flush()
-    trainer.publish()
-    post(Finished(DoneReport(trainer.step_count, "cancelled")))
+    for name, trainer in trainers.items():
+        trainer.publish()
+        post(Finished(name, DoneReport(trainer.step_count, ended.get(name, "cancelled"))))
 
 
-def save(trainer: Trainer, path: str | None, post: Post) -> None:
-    """Save outside the training loop (only once it has ended: then nobody else touches the weights)."""
-    target = path or (str(trainer.checkpoint) if trainer.checkpoint is not None else None)
-    if target is None:
-        post(Saved(SaveReport(trainer.step_count, "", "checkpoint", "no checkpoint path was given")))
-        return
-    try:
-        saved = trainer.save(target)
-    except Exception as e:  # noqa: BLE001 - any failure becomes a visible notice
-        post(Saved(SaveReport(trainer.step_count, target, "checkpoint", str(e))))
-        return
-    post(Saved(SaveReport(trainer.step_count, str(saved), "checkpoint")))
+def save_target(trainers: dict[str, Trainer], name: str, trainer: Trainer, path: str | None) -> str | Path | None:
+    """Where a save asked for at `path` (None: each model's checkpoint) puts model `name`: `path`
+    itself for one model, `path` with the model's name in it for a race (core.race)."""
+    if path is None:
+        return trainer.checkpoint
+    return path if len(trainers) == 1 else race_checkpoint(path, name)
 
 
 def generate(
@@ -185,66 +209,3 @@ class StepperCache:
         stepper = snapshot.stepper()
         self._entry = (snapshot, stepper)
         return stepper
-
-
-def race(
-    race: Race,
-    curves: dict[str, LossCurve],
-    post: Post,
-    cancelled: Callable[[], bool],
-    time_curves: dict[str, LossCurve] | None = None,
-) -> None:
-    """Iterate `race.run()` (core.race), posting progress at most every POST_EVERY_S for all the
-    models together and every other event at once. Runs in the one thread that owns the models.
-    `time_curves`, if given, get the same losses against the seconds each model has had."""
-    controls = race.controls
-    steps: dict[str, StepReport | None] = dict.fromkeys(race.names)
-    evaluations: dict[str, EvalReport] = {}  # not yet posted
-    last_post = 0.0
-    moved = False
-
-    def flush() -> None:
-        nonlocal last_post, moved
-        if moved:
-            frames = {name: c.frame() for name, c in curves.items()}
-            by_time = {name: c.frame() for name, c in time_curves.items()} if time_curves else None
-            post(RaceProgress(dict(steps), frames, dict(race.seconds), by_time))
-        for name, report in evaluations.items():
-            post(RaceEvaluated(name, report))
-        evaluations.clear()
-        moved = False
-        last_post = time.monotonic()
-
-    reason = "cancelled"
-    try:
-        for rr in race.run():
-            if cancelled():
-                break
-            report, name = rr.report, rr.name
-            if isinstance(report, StepReport):
-                curves[name].add(report.step, report.loss, report.smooth_loss)
-                if time_curves:
-                    time_curves[name].add(rr.race_s, report.loss, report.smooth_loss)
-                steps[name] = report
-                moved = True
-            elif isinstance(report, EvalReport):
-                curves[name].add_val(report.step, report.val_loss)
-                if time_curves:
-                    time_curves[name].add_val(rr.race_s, report.val_loss)
-                evaluations[name] = report
-                moved = True
-            elif isinstance(report, SaveReport):
-                flush()
-                post(RaceSaved(name, report))
-            elif isinstance(report, DivergedReport):
-                flush()
-                post(RaceDiverged(name, report))
-            if time.monotonic() - last_post >= POST_EVERY_S or controls.paused or controls.stopped:
-                flush()
-        else:
-            reason = "stopped" if controls.stopped else "budget"
-    finally:
-        flush()
-    for trainer in race.trainers.values():
-        trainer.publish()
-    post(RaceFinished(reason))

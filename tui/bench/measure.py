@@ -158,32 +158,60 @@ def blas_threads(n: int | None) -> Iterator[None]:
 
 
 class OthersCPU:
-    """How many cores other processes kept busy while this one measured (Linux: /proc/stat's busy
-    time of the whole machine minus this process's own CPU time); None where that cannot be read.
-    A figure measured while others used a core or more is not what an idle machine gives."""
+    """How many cores other processes kept busy while this one measured, at normal priority and at
+    low priority (nice 10 or more: a background job that yields to everything else), read from
+    /proc (Linux; None elsewhere). A figure measured while others used a core or more at normal
+    priority is not what an idle machine gives."""
+
+    LOW_NICE = 10
 
     def __init__(self) -> None:
         self._start = self._read()
 
-    @staticmethod
-    def _read() -> tuple[float, float, float] | None:
+    @classmethod
+    def _read(cls) -> tuple[float, dict[int, tuple[float, int]]] | None:
+        """(now, pid -> (CPU seconds so far, nice)) of every other process."""
+        me = os.getpid()
+        tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        out: dict[int, tuple[float, int]] = {}
         try:
-            with open("/proc/stat") as f:
-                fields = [float(v) for v in f.readline().split()[1:]]
-        except (OSError, ValueError):
+            pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+        except OSError:
             return None
-        tick = os.sysconf("SC_CLK_TCK")
-        busy = (sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0.0)) / tick  # minus idle, iowait
-        own = resource.getrusage(resource.RUSAGE_SELF)
-        return time.perf_counter(), busy, own.ru_utime + own.ru_stime
+        for pid in pids:
+            if pid == me:
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            # after the command: state(0) ... utime(11) stime(12) ... nice(16)
+            out[pid] = ((float(fields[11]) + float(fields[12])) / tick, int(fields[16]))
+        return time.perf_counter(), out
 
-    def cores(self) -> float | None:
-        """Other processes' average CPU use since this object was made, in cores."""
+    def cores(self) -> tuple[float, float] | None:
+        """(normal priority, low priority) cores other processes used since this object was made."""
         end = self._read()
         if self._start is None or end is None or end[0] <= self._start[0]:
             return None
-        others = (end[1] - self._start[1]) - (end[2] - self._start[2])
-        return max(0.0, others / (end[0] - self._start[0]))
+        before = self._start[1]
+        normal = low = 0.0
+        for pid, (cpu, nice) in end[1].items():
+            used = cpu - before.get(pid, (0.0, nice))[0]
+            if nice >= self.LOW_NICE:
+                low += used
+            else:
+                normal += used
+        span = end[0] - self._start[0]
+        return max(0.0, normal / span), max(0.0, low / span)
+
+
+def busy_text(busy: tuple[float, float] | None) -> str:
+    """'others: 0.05 cores, and 0.70 at low priority' (or a dash)."""
+    if busy is None:
+        return "—"
+    return f"{busy[0]:.2f} cores, {busy[1]:.2f} at low priority"
 
 
 def thread_counts(cores: int) -> list[int]:
@@ -655,8 +683,8 @@ def markdown(report: dict[str, Any]) -> str:
         busy = [(r["name"], r.get("others_cores")) for r in rows if r.get("others_cores") is not None]
         if busy:
             lines.append(
-                "Other processes kept busy, while each row was measured: "
-                + ", ".join(f"{name} {c:.2f} cores" for name, c in busy)
+                "Other processes kept busy while each row was measured: "
+                + "; ".join(f"{name} {busy_text(c)}" for name, c in busy)
                 + "."
             )
         lines.append("")

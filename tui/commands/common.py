@@ -69,15 +69,24 @@ def load_corpus(args: argparse.Namespace) -> tuple[corpus_io.Corpus, str]:
     return text, label
 
 
-def check_writable(path: Path) -> None:
-    """Raise CheckpointError early if the checkpoint could never be written at `path`."""
+def check_writable(path: Path) -> Path | None:
+    """Raise CheckpointError early if the checkpoint could never be written at `path`; the first
+    folder on its way that does not exist yet (the save creates it), or None."""
     if path.is_dir():
         raise core.CheckpointError(f"--checkpoint {path} is a directory; give a file name such as {path}/model.npz")
-    folder = path.parent
+    folder, missing = path.parent, None
     while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
+        folder, missing = folder.parent, folder
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise core.CheckpointError(f"cannot save the model to {path}: {folder} is not a writable directory")
+    return missing
+
+
+def folder_note(path: Path, missing: Path | None) -> str | None:
+    """The note for a checkpoint whose folder does not exist yet (None when it does)."""
+    if missing is None:
+        return None
+    return f"note: the folder {path.parent} does not exist; it is created when the model is first saved to {path}"
 
 
 def default_checkpoint(corpus_name: str, cell: str) -> Path:
@@ -88,15 +97,15 @@ def default_checkpoint(corpus_name: str, cell: str) -> Path:
 
 def choose_recipe(text: corpus_io.Corpus, given: dict[str, Any], measure: bool = True) -> recipe.Recipe:
     """The settings for this text (core.recipe), around those given on the command line. The
-    machine's speed is measured on one core with one BLAS thread, as the recipe's defaults were
-    fitted (training on more threads, when the thread count measured at the start says so, only
-    makes the chosen model train faster). With `measure` False (the torch engine, whose speed is
-    not this CPU's, and whose torchrun processes must all choose the same model) the reference
+    machine's speed is measured on one thread with one BLAS thread (tui.plain.threads), as the
+    recipe's defaults were fitted; more threads, when the measurement at the start chooses them,
+    only make the chosen model train faster. With `measure` False (the torch engine, whose speed
+    is not this CPU's, and whose torchrun processes must all choose the same model) the reference
     speed is used instead."""
-    from threadpoolctl import threadpool_limits
+    from ..plain.threads import limit_threads
 
     flops = None if measure else recipe.REFERENCE_FLOPS
-    with threadpool_limits(limits=1, user_api="blas"):
+    with limit_threads():
         return recipe.choose(len(text.train_ids), text.vocab.size, given, flops=flops)
 
 
@@ -132,14 +141,14 @@ def engine(args: argparse.Namespace) -> EngineFactory:
 
 
 def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[core.Trainer, str]:
-    """Load and check everything the command line names; the ready Trainer and the corpus label."""
+    """Load and check everything the command line names; the ready Trainer and the corpus label.
+    `say` gets the notes for the user: what was chosen and why, what a resumed run carried over,
+    and every file the run will write or replace that held something before."""
     factory = engine(args)
     overrides = config_overrides(args)
-    resumed_step = 0
     saved_threads = None
     if args.resume is not None:
         ck = load_checkpoint(args.resume)  # a clear CheckpointError if missing or corrupt
-        resumed_step = int(ck.meta.get("step", 0))
         saved_threads = {"threads": ck.meta.get("threads"), "wavefront": ck.meta.get("wavefront")}
         trained_on = (ck.meta.get("corpus") or {}).get("name")
         if args.corpus is None and trained_on and trained_on != corpus_io.bundled_path().name:
@@ -152,25 +161,107 @@ def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple
     controls = core.Controls()
     if args.resume is not None:
         checkpoint = Path(args.checkpoint) if args.checkpoint else Path(args.resume)
-        check_writable(checkpoint)
-        total = resumed_step + steps if steps else 0
+        missing = check_writable(checkpoint)
         trainer = core.Trainer.resume(
-            args.resume, text, checkpoint=checkpoint, controls=controls, engine=factory, steps=total, **overrides
+            args.resume, text, checkpoint=checkpoint, controls=controls, engine=factory, steps=steps, **overrides
         )
+        notes = resume_notes(trainer)
     else:
         chosen = choose_recipe(text, overrides, measure=isinstance(factory, NumpyEngineFactory))
         config = TrainConfig(steps=steps, **chosen.settings)  # checked before anything is said
         checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(text.name, config.cell)
-        check_writable(checkpoint)
-        if checkpoint.exists():
-            say(
-                f"note: {checkpoint} exists and will be replaced when this run saves "
-                f"(to continue training it instead: --resume {checkpoint})"
-            )
+        missing = check_writable(checkpoint)
         trainer = core.Trainer(text, config, checkpoint=checkpoint, controls=controls, engine=factory)
-        say(chosen.reason)
-    choose_threads(trainer, args, say, saved_threads, factory=factory)
+        notes = [chosen.reason]
+    choose_threads(trainer, args, notes.append, saved_threads, factory=factory)  # measured now, said in turn
+    notes += [n for n in (folder_note(checkpoint, missing), *file_notes(trainer, args.resume)) if n]
+    for note in notes:  # said once everything has been checked: bad input stays one line
+        say(note)
     return trainer, label
+
+
+def resume_notes(trainer: core.Trainer) -> list[str]:
+    """What a resumed run carried over and what starts afresh, and what it continues on."""
+    r = trainer.resumed
+    if r is None:
+        return []
+    origin = f" (imported from {r.imported_from})" if r.imported_from else ""
+    line = f"resumed {r.path}{origin} at step {r.step:,}: carried over {_words(r.carried)}"
+    if r.fresh:
+        line += f"; starting afresh: {_words(r.fresh)}"
+    lines = [line]
+    if r.warmup_steps:
+        lr = trainer.optimizer.lr
+        lines.append(
+            f"note: {r.path} holds no optimizer state, so the learning rate warms up from {lr / r.warmup_steps:.2g} "
+            f"to {lr:g} over the next {r.warmup_steps} steps (a full rate at once would undo much of what it learned)"
+        )
+    if r.trained_on:
+        lines.append(
+            f"note: {r.path} was trained on {r.trained_on}; it continues on {trainer.corpus.name} (fine-tuning): "
+            "its streams start afresh and its scores start over"
+        )
+    if r.text_chars < r.model_chars:
+        lines.append(
+            f"note: {trainer.corpus.name} uses {r.text_chars} of the model's {r.model_chars} characters; "
+            "it is read with the model's vocabulary"
+        )
+    return lines
+
+
+def _words(items: tuple[str, ...]) -> str:
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
+
+
+def file_notes(trainer: core.Trainer, resumed_from: str | None = None, checkpoint: bool = True) -> list[str]:
+    """A line for every file this run will replace that holds something now (the checkpoint too
+    unless `checkpoint` is False), and for a best-model file under another name than usual (core.best)."""
+    notes = []
+    path = trainer.checkpoint
+    own = resumed_from is not None and path is not None and _same_file(path, Path(resumed_from))
+    if checkpoint and path is not None and path.exists() and not own:
+        notes.append(
+            f"note: {path} exists and will be replaced when this run saves "
+            f"(to continue training it instead: --resume {path})"
+        )
+    plan = trainer.best_plan
+    if plan is None:
+        return notes
+    for path, what in plan.passed:
+        notes.append(f"note: {path} holds {what}, and is kept; this run keeps its best weights in {plan.path}")
+    held = plan.held
+    if held is not None and not held.own:
+        notes.append(
+            f"note: {plan.path} holds another run's model of this text (val {held.val_loss:.3f} @{held.step:,}); "
+            "this run replaces it only with a lower validation loss"
+        )
+    return notes
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return a == b
+
+
+def files_line(trainer: core.Trainer) -> str:
+    """Where this run saves: its checkpoint, and its best weights when text is held out."""
+    line = f"the model is saved to {trainer.checkpoint}"
+    plan = trainer.best_plan
+    if plan is not None:
+        line += f", its best weights on the validation text to {plan.path}"
+        if plan.held is not None:
+            line += f" (now val {plan.held.val_loss:.3f} @{plan.held.step:,}: replaced only by a lower loss)"
+    return line
+
+
+def score(ev: core.EvalReport | None) -> str:
+    """An evaluation as the progress lines show it, with the step it belongs to: 'val 1.970 @436'."""
+    if ev is None:
+        return ""
+    sample = f" ({ev.chars // 1000}k sample)" if ev.sample and ev.chars >= 1000 else " (sample)" if ev.sample else ""
+    return f"val {ev.val_loss:.3f} @{ev.step:,}{sample}"
 
 
 def choose_threads(
@@ -213,6 +304,7 @@ def eval_record(r: core.EvalReport, trainer: core.Trainer, chars_per_s: float) -
         "val_bits_per_char": finite(r.evaluation.bits_per_char),
         "on_validation": r.on_validation,
         "best": r.best,
+        "final": r.final,
         "lr": trainer.optimizer.lr,
     }
 
@@ -237,8 +329,6 @@ def describe(trainer: core.Trainer, label: str) -> list[str]:
     engine_line = trainer.engine.describe()
     if engine_line is not None:
         lines.append(f"engine: {engine_line}")
-    if trainer.step_count:
-        lines.append(f"resumed at step {trainer.step_count:,} (epoch {trainer.epoch:.2f})")
     return lines
 
 
@@ -327,15 +417,16 @@ def visible(text: str) -> str:
     )
 
 
-def summary_lines(ev: core.Evaluation, on_validation: bool) -> list[str]:
+def summary_lines(ev: core.Evaluation, on_validation: bool, step: int | None = None) -> list[str]:
     """Ground truth against the model's predictions, as the original notebook printed them,
     aligned in rows with a caret under every wrong prediction."""
     n = min(ev.n, SUMMARY_CHARS)
     truth, pred = visible(ev.truth[:n]), visible(ev.predicted[:n])
     where = "held-out validation text" if on_validation else "training text (there is no validation split)"
     shown = f"the first {n:,} of {ev.n:,}" if n < ev.n else f"all {n:,}"
+    model = f"The model's (at step {step:,})" if step is not None else "The model's"
     lines = [
-        f"The model's prediction of each next character, teacher-forced on {shown} characters",
+        f"{model} prediction of each next character, teacher-forced on {shown} characters",
         f"of the {where}; ^ marks a wrong prediction:",
     ]
     for start in range(0, n, SUMMARY_WIDTH):
@@ -352,6 +443,8 @@ def summary_lines(ev: core.Evaluation, on_validation: bool) -> list[str]:
 # ------------------------------------------------------------------- signals
 def install_stop_handlers(controls: core.Controls, progress: Progress) -> tuple[dict[int, Any], list[int]]:
     """Ctrl+C, SIGTERM and SIGHUP stop training at the next step boundary so the model is saved.
+    After Ctrl+C the weights the run ends with are scored first (to keep them as the best model if
+    they are); SIGTERM and SIGHUP, which may come from a machine shutting down, save without that.
     A second Ctrl+C quits at once without saving. Returns the old handlers and the signal seen."""
     seen: list[int] = []
     old: dict[int, Any] = {}
@@ -361,10 +454,11 @@ def install_stop_handlers(controls: core.Controls, progress: Progress) -> tuple[
             raise KeyboardInterrupt
         if not seen:
             seen.append(signum)
-            controls.stop()
             if signum == signal.SIGINT:
-                why = "Ctrl+C: stopping and saving (Ctrl+C again to quit without saving)"
+                controls.stop()
+                why = "Ctrl+C: stopping, scoring the final weights and saving (Ctrl+C again to quit without saving)"
             else:
+                controls.stop(evaluate=False)
                 why = f"{signal.Signals(signum).name}: stopping and saving"
             try:
                 progress.message(f"{PROG}: {why}")

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         ids = ids[: args.chars + 1]
     n = args.threads or threads.available_cores()
     if n > 1:
-        threads.limit_blas(1)  # the threads are the parallelism (tui.plain.threads)
+        threads.limit_threads()  # one BLAS thread per call: the threads are the parallelism
     ev = evaluate(ck.model, ids, ck.vocab, threads=n)
     record = {
         "checkpoint": str(path),

@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
+
+import numpy as np
 
 from core import checkpoint, corpus
 from core.errors import ConfigError
 from core.inside import ALL_QUANTITIES, FEATURES, activations, default_quantity, feature, quantities, rank_units
 
-from ..plain.render import legend, render_ansi, render_plain, render_shades
+from ..plain.render import UNREAD, legend, render_ansi, render_plain, render_shades
 from .options import PROG, Parser, new_parser, nonneg_int, positive_int
 
 
@@ -22,7 +25,12 @@ def build_parser() -> Parser:
     doc = (__doc__ or "").strip().splitlines()
     p = new_parser(f"{PROG} inspect", usage=None, description=doc[0])
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a model saved by lstm-tui")
-    p.add_argument("--text", metavar="FILE", help="text to read (default: the bundled soliloquy)")
+    p.add_argument(
+        "--text",
+        metavar="FILE",
+        help="text to read (default: the text the model was trained on, found as 'eval' finds it; "
+        "else the bundled soliloquy)",
+    )
     p.add_argument("--encoding", default="utf-8", help="encoding of --text (default: utf-8)")
     p.add_argument("--layer", type=positive_int, default=1, metavar="L", help="layer, from 1 (default: 1)")
     p.add_argument("--unit", type=positive_int, default=1, metavar="U", help="unit in the layer, from 1 (default: 1)")
@@ -56,33 +64,39 @@ def run(args: argparse.Namespace) -> int:
     if args.unit > cfg.hidden:
         raise ConfigError(f"--unit {args.unit} is out of range: each layer has {cfg.hidden} units")
     has = quantities(cfg.cell)
+    if not has:
+        raise ConfigError(f"the {model.title} model has nothing to look inside: no gates or states to show")
     if args.quantity is None:
         args.quantity = default_quantity(cfg.cell)
     elif args.quantity not in has:
-        raise ConfigError(f"--quantity {args.quantity}: a {cfg.cell.upper()} has {', '.join(has)}")
-    if args.text:
-        text = corpus.load(args.text, encoding=args.encoding, val_fraction=0).text(0, args.chars)
-    else:
-        text = corpus.bundled_path().read_text(encoding="utf-8")[: args.chars]
+        raise ConfigError(f"--quantity {args.quantity}: a {model.title} has {', '.join(has)}")
+    text, source = _text_to_read(args, ck)
+    print(f"{PROG}: reading {source}", file=sys.stderr)
     ids, skipped = ck.vocab.encode_known(text)
     if skipped:
         shown = "".join(skipped[:10]) + ("…" if len(skipped) > 10 else "")
-        print(f"lstm-tui: warning: skipped {len(skipped)} character(s) the model never saw: {shown!r}", file=sys.stderr)
+        print(
+            f"{PROG}: warning: the model never saw {len(skipped)} of the text's characters ({shown!r}); "
+            f"they are shown uncoloured ({UNREAD} under them) and not read",
+            file=sys.stderr,
+        )
     if len(ids) == 0:
         raise ConfigError("none of the text's characters are in the model's vocabulary")
     known = ck.vocab.decode(ids)
     acts = activations(model, ids, known)
-    values = acts.unit(args.quantity, args.layer - 1, args.unit - 1)
+    read = np.array([ch in ck.vocab for ch in text], dtype=bool)  # (n,) the characters the model read
+    values = np.full(len(text), np.nan)  # (n,) NaN where a character was not read
+    values[read] = acts.unit(args.quantity, args.layer - 1, args.unit - 1)
     if args.plain:
-        print(render_plain(known, values))
+        print(render_plain(text, values))
     else:
         width = args.width or max(20, _terminal_width())
         colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         print(f"layer {args.layer} unit {args.unit} · {legend(args.quantity, values)}")
         print(
-            render_ansi(known, values, args.quantity, width)
+            render_ansi(text, values, args.quantity, width)
             if colour
-            else render_shades(known, values, args.quantity, width)
+            else render_shades(text, values, args.quantity, width)
         )
     if args.feature:
         print(f"\nunits whose {args.quantity} tracks '{args.feature}' (Pearson r):")
@@ -90,6 +104,27 @@ def run(args: argparse.Namespace) -> int:
             print(f"  layer {s.layer + 1} unit {s.unit + 1:<5} r = {s.r:+.3f}")
     sys.stdout.flush()
     return 0
+
+
+def _text_to_read(args: argparse.Namespace, ck: checkpoint.Checkpoint) -> tuple[str, str]:
+    """The characters to read (at most --chars of them) and where they came from, in a few words:
+    --text, else the text the model was trained on (where `eval` finds it), else the soliloquy."""
+    if args.text:
+        text = corpus.read_text(args.text, args.encoding).replace("\r\n", "\n").replace("\r", "\n")
+        return text[: args.chars], f"{_first(args.chars, len(text))} {args.text}"
+    from ..plain.follow import find_corpus  # where `eval` and `watch` look for a run's text
+
+    found, where = find_corpus(ck, Path(args.checkpoint))
+    if found is not None:
+        return found.text(0, args.chars), f"{_first(args.chars, found.size)} {where}, the text the model was trained on"
+    bundled = corpus.bundled_path().read_text(encoding="utf-8")
+    name = (ck.meta.get("corpus") or {}).get("name")
+    why = f"{name}, its training text, was not found" if name else "the checkpoint does not name its training text"
+    return bundled[: args.chars], f"{_first(args.chars, len(bundled))} the bundled soliloquy ({why}; --text FILE)"
+
+
+def _first(n: int, size: int) -> str:
+    return f"the first {n:,} characters of" if n < size else "all of"
 
 
 def _terminal_width() -> int:

@@ -15,7 +15,8 @@ import numpy as np
 
 import core
 from core import corpus as corpus_io
-from core.config import EVAL_INTERVAL, TrainConfig
+from core import recipe
+from core.config import EVAL_INTERVAL, EVAL_MIN_CHARS, TrainConfig
 from core.models import MODELS
 
 PROG = "lstm-tui"
@@ -156,10 +157,17 @@ def add_cell_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> Non
     )
 
 
-def add_training_options(p: argparse.ArgumentParser) -> None:
-    """The options shared by the interface and `train`. Defaults are None so that, when resuming,
-    only the options actually given override the checkpoint's settings."""
+# How the defaults that are fitted to the text read in --help (core.recipe chooses them).
+FITTED = f"for a text under {recipe.TINY_CHARS:,} characters; longer texts get"
+
+
+def add_training_options(p: argparse.ArgumentParser, race: bool = False) -> None:
+    """The options shared by the interface, `train` and `race`. Defaults are None so that, when
+    resuming, only the options actually given override the checkpoint's settings. `race` leaves
+    out what a race does not take (--cell, --resume, --engine, --device: they are refused with a
+    hint, unlisted) and gives the race's own defaults."""
     d = DEFAULTS
+    tiny, large = recipe.TINY, recipe.LARGE_SHAPE
     p.add_argument(
         "corpus",
         nargs="?",
@@ -178,24 +186,50 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         "500 characters on each side train and evaluate on the whole text (default: %(default)s)",
     )
     model = p.add_argument_group("model (fixed once trained)")
-    add_cell_option(model)
-    model.add_argument("--hidden", type=positive_int, metavar="H", help=f"units per layer (default: {d.hidden})")
-    model.add_argument("--layers", type=positive_int, metavar="L", help=f"stacked layers (default: {d.layers})")
+    if race:
+        model.add_argument("--cell", help=argparse.SUPPRESS)  # refused with a hint: races take --cells
+    else:
+        add_cell_option(model)
+    sized = "the largest size this machine trains over the text in minutes, at most 2 parameters a character"
+    model.add_argument(
+        "--hidden",
+        type=positive_int,
+        metavar="H",
+        help=f"units per layer (default: {tiny['hidden']} {FITTED} {sized}, as the 'chose' line says)",
+    )
+    model.add_argument(
+        "--layers",
+        type=positive_int,
+        metavar="L",
+        help=f"stacked layers (default: {tiny['layers']} {FITTED} a number fitted with --hidden)",
+    )
     model.add_argument("--dtype", choices=("float32", "float64"), help=f"floating-point precision (default: {d.dtype})")
     train = p.add_argument_group("training")
     train.add_argument(
-        "--seq-len", type=positive_int, metavar="T", help=f"steps of backprop through time (default: {d.seq_len})"
+        "--seq-len",
+        type=positive_int,
+        metavar="T",
+        help=f"steps of backprop through time (default: {tiny['seq_len']} {FITTED} {large['seq_len']})",
     )
     train.add_argument(
-        "--batch", type=positive_int, metavar="B", help=f"parallel streams per step (default: {d.batch})"
+        "--batch",
+        type=positive_int,
+        metavar="B",
+        help=f"parallel streams per step (default: {tiny['batch']} {FITTED} {large['batch']})",
     )
-    train.add_argument("--lr", type=positive_float, metavar="LR", help=f"learning rate (default: {d.lr:g})")
+    train.add_argument(
+        "--lr",
+        type=positive_float,
+        metavar="LR",
+        help=f"learning rate (default: {recipe.lr_for(128):g} up to 128 units, {recipe.lr_for(256):g} above)",
+    )
+    decay = "1: the race keeps the rate constant" if race else f"{d.lr_decay:g}"
     train.add_argument(
         "--lr-decay",
         type=probability,
         metavar="F",
         help="multiply the learning rate by F when an evaluation sets no new best, down to 1/1000 of --lr; 1 = never "
-        f"(default: {d.lr_decay:g})",
+        f"(default: {decay})",
     )
     train.add_argument(
         "--average",
@@ -225,7 +259,8 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         type=nonneg_int,
         metavar="N",
         help="steps between evaluations, 0 = never (default: by characters trained, "
-        f"{EVAL_INTERVAL}x the evaluation text: about a tenth of the time)",
+        f"{EVAL_INTERVAL}x the evaluation text, about a tenth of the time; early in a run the gaps start at "
+        f"{EVAL_MIN_CHARS:,} characters and double, scoring a sample); a run also scores its final weights",
     )
     train.add_argument(
         "--eval-chars",
@@ -234,6 +269,42 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         help="score only the first N characters of the evaluation text; the score is then "
         "reported as a sample (default: 0, all of it)",
     )
+    if race:  # refused with a hint (the race trains fresh models, with the numpy engine)
+        for name in ("--engine", "--device", "--resume"):
+            p.add_argument(name, help=argparse.SUPPRESS)
+    else:
+        add_engine_options(p)
+    files = p.add_argument_group("files")
+    files.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help=(
+            "where the models are saved, one file per cell named after it: PATH hamlet.npz gives "
+            "hamlet.lstm.npz, hamlet.gru.npz, ... (default: ./<corpus name>.npz)"
+            if race
+            else "where the model is saved (default: ./<corpus name>.<cell>.npz in the current directory, "
+            "or the --resume file); when part of the text is held out, the weights with the best "
+            "validation loss also go to <name>.best.npz beside it, unless that file holds a better "
+            "model of the same text or a model of another text (then <name>.best.2.npz, ...)"
+        ),
+    )
+    files.add_argument(
+        "--save-every",
+        type=nonneg_int,
+        metavar="N",
+        help=f"steps between automatic saves, 0 = only when training ends (default: {d.save_every})",
+    )
+    if not race:
+        files.add_argument(
+            "--resume",
+            metavar="PATH",
+            help="continue training the model saved in PATH: on the text it was trained on, or on another "
+            "of its characters (fine-tuning); --steps counts the new steps",
+        )
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    """--engine and --device (train and the interface)."""
     engine = p.add_argument_group("engine")
     engine.add_argument(
         "--engine",
@@ -242,7 +313,17 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         "pip install 'lstm-tui[torch]'; data-parallel when launched by torchrun); checkpoints are the "
         "same, so a run resumes with either",
     )
+    add_thread_options(engine)
     engine.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "mps"),
+        help="with --engine torch: where to train (default: cuda when PyTorch sees a GPU, else cpu)",
+    )
+
+
+def add_thread_options(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--threads and --wavefront (train, the interface and race): the NumPy engine's threads."""
+    p.add_argument(
         "--threads",
         type=positive_int,
         metavar="N",
@@ -250,33 +331,9 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         "thread (default: measured at the start, about a second: the fewest threads within 5%% of "
         "the fastest; the choice is printed); a run repeats exactly for a given N",
     )
-    engine.add_argument(
+    p.add_argument(
         "--wavefront",
         action="store_true",
         help="with --threads N and a model of L >= 2 layers: run the layers as a wavefront, one thread "
         "per layer on N // L slices of the streams (without --threads the measurement decides)",
-    )
-    engine.add_argument(
-        "--device",
-        choices=("cpu", "cuda", "mps"),
-        help="with --engine torch: where to train (default: cuda when PyTorch sees a GPU, else cpu)",
-    )
-    files = p.add_argument_group("files")
-    files.add_argument(
-        "--checkpoint",
-        metavar="PATH",
-        help="where the model is saved (default: ./<corpus name>.<cell>.npz in the current directory, "
-        "or the --resume file); when part of the text is held out, the weights with the best "
-        "validation loss also go to <name>.best.npz beside it",
-    )
-    files.add_argument(
-        "--save-every",
-        type=nonneg_int,
-        metavar="N",
-        help=f"steps between automatic saves, 0 = only when training ends (default: {d.save_every})",
-    )
-    files.add_argument(
-        "--resume",
-        metavar="PATH",
-        help="continue training the model saved in PATH (give the same CORPUS it was trained on)",
     )

@@ -33,13 +33,16 @@ from .common import (
     config_overrides,
     emit,
     eval_record,
+    file_notes,
+    folder_note,
     install_stop_handlers,
     interface,
     load_corpus,
     restore_handlers,
     run_interface,
+    score,
 )
-from .options import PROG, Parser, UsageError, add_training_options, add_version, new_parser
+from .options import PROG, Parser, UsageError, add_thread_options, add_training_options, add_version, new_parser
 
 DEFAULT_CELLS = tuple(MODELS)
 
@@ -76,7 +79,8 @@ def build_parser() -> Parser:
         "143 SIGTERM (models saved)",
     )
     add_version(p)
-    add_training_options(p)
+    add_training_options(p, race=True)
+    add_thread_options(p.add_argument_group("threads"))
     p.set_defaults(command="race")
     p.add_argument(
         "--cells",
@@ -126,15 +130,20 @@ def build_race(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Ra
     if base.is_dir() or not base.name:
         raise core.CheckpointError(f"--checkpoint {base} is a directory; give a file name such as {base}/race.npz")
     trainers, factories, notes = [], [], [chosen.reason + ("; the same for every cell" if len(cells) > 1 else "")]
+    folder = None
     for cell in cells:
         path = Path(race_checkpoint(str(base), cell))
-        check_writable(path)
+        folder = folder or folder_note(path, check_writable(path))
         if path.exists():
             notes.append(f"note: {path} exists and will be replaced when the race saves")
         config = TrainConfig(steps=args.steps or 0, **{**chosen.settings, "cell": cell})
         factory = NumpyEngineFactory(1)
-        trainers.append(core.Trainer(text, config, checkpoint=path, controls=core.Controls(), engine=factory))
+        trainer = core.Trainer(text, config, checkpoint=path, controls=core.Controls(), engine=factory)
+        notes += file_notes(trainer, checkpoint=False)  # its best file (its checkpoint's note is above)
+        trainers.append(trainer)
         factories.append(factory)
+    if folder:
+        notes.append(folder)
     budget = threads.CALIBRATE_S / len(cells)
     for cell, trainer, factory in zip(cells, trainers, factories, strict=True):  # each cell measures its own
         choose_threads(trainer, args, notes.append, budget_s=budget, who=f"{cell} ", factory=factory)
@@ -154,15 +163,17 @@ def status_line(race: Race) -> str:
     """One line for all the models: cell, step, smoothed loss."""
     parts = []
     for name, t in race.trainers.items():
-        ev = t.last_eval
-        val = f" val {ev.val_loss:.3f}" if ev else ""
+        val = f" {score(t.last_eval)}" if t.last_eval else ""
         parts.append(f"{name} {t.step_count:,} {t.smooth_loss:.3f}{val}")
     return "  |  ".join(parts)
 
 
 def run_headless(args: argparse.Namespace) -> int:
     """Race without the interface: JSON records on stdout, or progress and a table."""
+    from ..plain.threads import limit_threads
+
     progress = Progress(sys.stderr, args.quiet)
+    limit_threads()  # for the whole process
     race, label = build_race(args, lambda s: progress.message(f"{PROG}: {s}"))
     first = next(iter(race.trainers.values()))
     mc, cfg = first.model.config, first.config

@@ -9,7 +9,6 @@ import sys
 from typing import TextIO
 
 import core
-from core.trainer import best_path
 
 from .common import (
     EXIT_FAILED,
@@ -23,8 +22,10 @@ from .common import (
     distributed_rank,
     emit,
     eval_record,
+    files_line,
     install_stop_handlers,
     restore_handlers,
+    score,
     summary_lines,
 )
 from .options import PROG, Parser, add_training_options, add_version, new_parser
@@ -70,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
     """Headless training: progress on stderr, --json lines on stdout, a summary, the saved model."""
     if distributed_rank():  # not rank 0 of a torchrun launch: train in step with it, silently
         return follow(args)
+    from ..plain.threads import limit_threads
+
     progress = Progress(sys.stderr, args.quiet)
+    limit_threads()  # for the whole process
     notes: list[str] = []
     trainer, label = build_trainer(args, notes.append)
     log = open_log(args.log) if args.log else None  # before any output: a bad path is bad input
@@ -83,25 +87,26 @@ def run(args: argparse.Namespace) -> int:
         for line in describe(trainer, label):
             progress.message(line)
         budget = f"for {cfg.steps - trainer.step_count:,} steps" if cfg.steps else "until Ctrl+C (or --steps N)"
-        progress.message(f"training {budget}; the model is saved to {trainer.checkpoint}")
+        progress.message(f"training {budget}; {files_line(trainer)}")
     old_handlers, seen = install_stop_handlers(trainer.controls, progress)
     chars_per_s = 0.0
     status = ""
     json_ok = True  # False once stdout is gone (say `| head -1`): training goes on and saves
     diverged: core.DivergedReport | None = None
+    last_step: core.StepReport | None = None
+    best_failed = False
     try:
         for r in trainer.run():
             if isinstance(r, core.StepReport):
                 chars_per_s = r.chars_per_s
-                head = f"{bar(r.step, cfg.steps)} {r.step:,}/{cfg.steps:,}" if cfg.steps else f"step {r.step:,}"
-                last = trainer.last_eval
-                val = f"  val {last.val_loss:.3f}  acc {last.accuracy:.0%}" if last else ""
-                status = (
-                    f"{head}  loss {r.smooth_loss:.3f}{val}  {r.chars_per_s:,.0f} chars/s  "
-                    f"{clock(r.elapsed_s)}  epoch {r.epoch:.1f}"
-                )
+                last_step = r
+                status = status_line(trainer, r)
                 progress.update(status, force=cfg.steps > 0 and r.step == cfg.steps)
             elif isinstance(r, core.EvalReport):
+                if last_step is not None:  # the line shows the newest score, with its step
+                    status = status_line(trainer, last_step)
+                    if r.final:
+                        progress.update(status, force=True)
                 if (args.json and json_ok) or log is not None:
                     record = eval_record(r, trainer, chars_per_s)
                     line = json.dumps(record)
@@ -111,11 +116,13 @@ def run(args: argparse.Namespace) -> int:
                         progress.message(f"{PROG}: warning: cannot write to {args.log} any more; training goes on")
                         close_log(log)
                         log = None
-                if not progress.live and status:
+                if not progress.live and status and not r.final:
                     progress.update(status)
             elif isinstance(r, core.SaveReport):
                 if r.error:
                     progress.message(f"{PROG}: warning: {r.error}")
+                    if r.kind == "best":
+                        best_failed = True
             elif isinstance(r, core.DivergedReport):
                 diverged = r
                 break
@@ -140,21 +147,21 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
     try:
-        ev = trainer.last_eval if trainer.last_eval and trainer.last_eval.step == trainer.step_count else None
-        if ev is None:
+        last, full = trainer.last_eval, len(trainer.eval_ids) - 1
+        ev = last if last is not None and last.step == trainer.step_count and last.chars == full else None
+        if ev is None:  # evaluations off (--eval-every 0), a signal that saved at once, or no step taken
             ev = trainer.evaluate()  # the weights as they ended, scored for the summary...
-            if ev.best and ev.on_validation:  # ...and kept if no evaluation during the run beat them
-                try:
-                    trainer.save(best_path(saved))
-                    saved = trainer.save()  # (its record of the best score, too)
-                except core.CheckpointError as e:
-                    emit(sys.stderr, f"{PROG}: warning: the best weights were not saved: {e}")
-        lines = ["", *summary_lines(ev.evaluation, ev.on_validation)]
-        took = f"{trainer.step_count:,} steps ({trainer.epoch:.2f} epochs) in {trainer.elapsed_s:.1f} s"
-        lines.append(f"Trained {took}; {chars_per_s:,.0f} chars/s.")
-        best = best_path(saved)
-        if best.exists() and trainer.corpus.split:
-            lines.append(f"Best validation weights: {best}")
+            for r in trainer.keep_best(ev):  # ...and kept as the best model if they beat the file
+                if r.error:
+                    emit(sys.stderr, f"{PROG}: warning: the best weights were not saved: {r.error}")
+                    best_failed = True
+            if ev.best:
+                saved = trainer.save()  # (its record of the best score, too)
+        lines = ["", *summary_lines(ev.evaluation, ev.on_validation, ev.step)]
+        lines.append(trained_line(trainer))
+        best = best_line(trainer, ev, best_failed)
+        if best:
+            lines.append(best)
         emit(report_to, "\n".join(lines))
     except KeyboardInterrupt:
         pass
@@ -163,6 +170,42 @@ def run(args: argparse.Namespace) -> int:
     if seen:
         return 128 + seen[0]
     return EXIT_OK
+
+
+def status_line(trainer: core.Trainer, r: core.StepReport) -> str:
+    """The progress line: step, smoothed loss, the newest score with the step it belongs to, speed."""
+    steps = trainer.config.steps
+    head = f"{bar(r.step, steps)} {r.step:,}/{steps:,}" if steps else f"step {r.step:,}"
+    last = trainer.last_eval
+    val = f"  {score(last)}  acc {last.accuracy:.0%}" if last else ""
+    speed = f"{r.chars_per_s:,.0f} chars/s"
+    return f"{head}  loss {r.smooth_loss:.3f}{val}  {speed}  {clock(r.elapsed_s)}  epoch {r.epoch:.1f}"
+
+
+def trained_line(trainer: core.Trainer) -> str:
+    """How much this process trained and how fast (a resumed run's earlier steps are not counted)."""
+    steps, secs = trainer.session_steps, trainer.session_s
+    if trainer.resumed is None:
+        took = f"{steps:,} steps ({trainer.epoch:.2f} epochs)"
+    else:
+        took = f"{steps:,} steps (to step {trainer.step_count:,}, {trainer.epoch:.2f} epochs in all)"
+    return f"Trained {took} in {secs:.1f} s; {trainer.session_chars_per_s:,.0f} chars/s."
+
+
+def best_line(trainer: core.Trainer, final: core.EvalReport, failed: bool) -> str | None:
+    """Where the best weights on the validation text are, and whether this run's are them."""
+    plan = trainer.best_plan
+    if plan is None or failed:
+        return None
+    held = plan.held
+    if held is None:
+        return f"No best-model file was written to {plan.path}: no full evaluation of trained weights."
+    if held.own:
+        return f"Best validation weights: {plan.path} (val {held.val_loss:.3f} @{held.step:,})"
+    return (
+        f"Best validation weights: {plan.path} keeps another run's model (val {held.val_loss:.3f} @{held.step:,}); "
+        f"this run's best did not beat it (val {min(trainer.best_val, final.val_loss):.3f})"
+    )
 
 
 def follow(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +25,9 @@ def build_parser() -> Parser:
         "  nohup lstm-tui train book.txt --save-every 200 --log book.lstm.npz.jsonl > train.out 2>&1 &\n"
         "  lstm-tui watch book.lstm.npz\n"
         "  lstm-tui watch /shared/runs/book.lstm.npz --corpus ~/book.txt\n\n"
-        "exit codes: 0 ok, 2 bad usage or input (no such checkpoint, not a checkpoint)",
+        "A checkpoint that does not exist yet is waited for (a run writes its first save after a while).\n\n"
+        "exit codes: 0 ok, 2 bad usage or input (not a checkpoint; no such checkpoint without a terminal),\n"
+        "130 Ctrl+C",
     )
     add_version(p)
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="the checkpoint the run saves to (.npz)")
@@ -49,11 +52,17 @@ def run(args: argparse.Namespace) -> int:
     from tui.plain import follow as watch
 
     path = Path(args.checkpoint)
-    first = watch.load(path)  # a one-line CheckpointError if missing or not a checkpoint
+    terminal = sys.stdin.isatty() and sys.stderr.isatty()  # Textual reads keys from stdin and draws on stderr
+    if terminal and not os.path.lexists(path):  # the run has not saved yet: wait for its first save
+        if args.corpus is not None and not Path(args.corpus).is_file():
+            raise core.CorpusError(f"no such file: {args.corpus}")  # said now, not after the wait
+        print(f"{PROG}: waiting for {path}: the run writes it at its first save (ctrl+c stops)", file=sys.stderr)
+        first = watch.wait_for(path)
+    else:
+        first = watch.load(path)  # a one-line CheckpointError if missing or not a checkpoint
     corpus, note = watch.find_corpus(first, path, args.corpus, args.encoding)
     log = Path(args.log) if args.log else Path(f"{path}.jsonl")
-    # Textual reads keys from stdin and draws on stderr.
-    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+    if not terminal:
         raise core.LstmTuiError(f"'{PROG} watch' needs a terminal; '{PROG} sample {path}' prints text without one")
     watch_app = interface("tui.apps.watch", "WatchApp")
     return run_interface(watch_app(path, first, corpus, note, log), saves=False)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,18 @@ def load(path: Path) -> Loaded:
     with f:
         st = os.fstat(f.fileno())
         return Loaded(read(f, path), Stamp.of(st), st.st_mtime)
+
+
+def wait_for(path: Path, poll_s: float = 0.5, sleep: Callable[[float], object] = time.sleep) -> Loaded:
+    """Read the checkpoint at `path` once it exists (a run writes its first save after a while),
+    checking every `poll_s`. A file that appears and is not a checkpoint is a CheckpointError."""
+    while True:
+        try:
+            return load(path)
+        except CheckpointError:
+            if os.path.lexists(path):
+                raise
+        sleep(poll_s)
 
 
 class Follower:
@@ -275,6 +288,42 @@ def newer_report(loaded: Loaded, records: list[dict[str, Any]]) -> StepReport | 
     )
 
 
+@dataclass(frozen=True)
+class RunScore:
+    """The run's own evaluation (what its log or checkpoint recorded), in the form the stats show."""
+
+    step: int
+    val_loss: float
+    accuracy: float  # nan when only the checkpoint's history is at hand (it keeps losses only)
+    on_validation: bool
+    sample: bool = False  # scored on the start of the evaluation text only (--eval-chars)
+
+
+def run_score(loaded: Loaded, records: list[dict[str, Any]]) -> RunScore | None:
+    """The run's latest evaluation of the weights up to this save: the log's record when it has
+    one (with its accuracy), else the checkpoint's history. None before the first evaluation."""
+    split = bool((loaded.meta.get("corpus") or {}).get("split", True))
+    history = loaded.val_history
+    best = history[-1] if history and history[-1][0] <= loaded.step else None
+    for r in reversed(current_run(records)):
+        val = _number(r, "val_loss")
+        if r["step"] > loaded.step or val is None:
+            continue
+        if best is not None and best[0] > r["step"]:
+            break  # the checkpoint knows a later one
+        accuracy = _number(r, "accuracy")
+        return RunScore(
+            step=r["step"],
+            val_loss=val,
+            accuracy=accuracy if accuracy is not None else float("nan"),
+            on_validation=bool(r.get("on_validation", split)),
+            sample=bool(r.get("val_sample", False)),
+        )
+    if best is None:
+        return None
+    return RunScore(step=best[0], val_loss=best[1], accuracy=float("nan"), on_validation=split)
+
+
 def speed(new: Loaded, old: Loaded | None) -> float:
     """Training characters per second: between the last two saves, else over the whole run."""
     if old is not None:
@@ -338,9 +387,16 @@ def _as_trained(text: corpus_io.Corpus, loaded: Loaded | Checkpoint) -> corpus_i
     info = loaded.meta.get("corpus") or {}
     if text.vocab != loaded.vocab:
         lower = corpus_io.from_text(text.text(), name=text.name, lowercase=True)  # trained with --lowercase?
-        if lower.vocab != loaded.vocab:
+        for candidate in (text, lower):
+            try:  # (a model fine-tuned on a text that uses only some of its characters reads it so)
+                read = candidate.with_vocab(loaded.vocab)
+            except LstmTuiError:
+                continue
+            if info.get("size") in (None, read.size):
+                text = read
+                break
+        else:
             return None
-        text = lower
     if info.get("size") not in (None, text.size):
         return None
     n_train, split = info.get("n_train"), info.get("split")

@@ -2,8 +2,10 @@
 
 Gate values (input, forget, output) lie in (0, 1) and get a sequential scale (dark to bright);
 candidate, cell and hidden values are signed and get a diverging scale (red below zero, blue
-above). Without colour, values are drawn as shade characters under the text. This module
-imports no UI library, so the headless `inspect` command stays fast.
+above). Without colour, values are drawn as shade characters under the text. A value that is NaN
+marks a character the model did not read (one it never saw): it is shown in place, uncoloured,
+with UNREAD under it. This module imports no UI library, so the headless `inspect` command stays
+fast.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from numpy.typing import NDArray
 from core.inside import GATE_QUANTITIES
 
 SHADES = " ░▒▓█"  # five levels from the bottom of the range to the top
+UNREAD = "×"  # under a character the model did not read
 
 
 def value_range(quantity: str, values: NDArray) -> tuple[float, float]:
@@ -22,7 +25,9 @@ def value_range(quantity: str, values: NDArray) -> tuple[float, float]:
         return 0.0, 1.0
     if quantity in ("candidate", "hidden"):
         return -1.0, 1.0
-    m = float(np.max(np.abs(values))) if len(values) else 1.0  # the cell is unbounded
+    read = np.abs(np.asarray(values, dtype=np.float64))
+    read = read[~np.isnan(read)]
+    m = float(read.max()) if len(read) else 1.0  # the cell is unbounded
     return -max(m, 1e-6), max(m, 1e-6)
 
 
@@ -66,9 +71,12 @@ def render_ansi(text: str, values: NDArray, quantity: str, width: int = 80) -> s
     diverging = quantity not in GATE_QUANTITIES
     lines, line, col = [], [], 0
     for ch, f in zip(text, frac, strict=True):
-        bg = colour(float(f), diverging)
-        fg = foreground_for(bg)
-        line.append(f"\x1b[38;2;{fg[0]};{fg[1]};{fg[2]}m\x1b[48;2;{bg[0]};{bg[1]};{bg[2]}m{visible(ch)}")
+        if np.isnan(f):  # not read: the terminal's own colours
+            line.append(f"\x1b[0m{visible(ch)}")
+        else:
+            bg = colour(float(f), diverging)
+            fg = foreground_for(bg)
+            line.append(f"\x1b[38;2;{fg[0]};{fg[1]};{fg[2]}m\x1b[48;2;{bg[0]};{bg[1]};{bg[2]}m{visible(ch)}")
         col += 1
         if ch == "\n" or col >= width:
             lines.append("".join(line) + "\x1b[0m")
@@ -85,7 +93,7 @@ def render_shades(text: str, values: NDArray, quantity: str, width: int = 80) ->
     out, chars, shades = [], [], []
     for ch, f in zip(text, frac, strict=True):
         chars.append(visible(ch))
-        shades.append(SHADES[min(len(SHADES) - 1, int(f * len(SHADES)))])
+        shades.append(UNREAD if np.isnan(f) else SHADES[min(len(SHADES) - 1, int(f * len(SHADES)))])
         if ch == "\n" or len(chars) >= width:
             out += ["".join(chars), "".join(shades)]
             chars, shades = [], []
@@ -95,8 +103,12 @@ def render_shades(text: str, values: NDArray, quantity: str, width: int = 80) ->
 
 
 def render_plain(text: str, values: NDArray) -> str:
-    """One line per character: position, the character (escaped), and the value."""
-    return "\n".join(f"{t}\t{ch!r}\t{float(v):+.4f}" for t, (ch, v) in enumerate(zip(text, values, strict=True)))
+    """One line per character: position, the character (escaped), and the value ('not read' for a
+    character the model never saw)."""
+    return "\n".join(
+        f"{t}\t{ch!r}\t{'not read' if np.isnan(v) else format(float(v), '+.4f')}"
+        for t, (ch, v) in enumerate(zip(text, values, strict=True))
+    )
 
 
 def legend(quantity: str, values: NDArray) -> str:

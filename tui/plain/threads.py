@@ -1,26 +1,34 @@
-"""How many threads training uses: measured at the start of a run, unless `--threads N` says.
+"""How many threads the arithmetic uses: the rule, written once, and the thread count a run trains
+with, measured at its start unless `--threads N` says.
 
-The NumPy engine can split each training step's streams over n threads (core/parallel.py), each
-thread running its BLAS calls on one BLAS thread. Whether that pays, and for how many threads,
-depends on the model's shape (each thread's share of a step must outweigh handing it over and
-the interpreter lock it takes to start every NumPy call) and on what else the machine is running.
-So the count is measured: before the first step, a throwaway copy of the engine times one window of
-this run's model on 1, 2, 4, ... threads (up to the cores this process may use and the streams
-there are), alternating, for about a second; the fewest threads within 5% of the fastest win.
+BLAS (`limit_threads`). Every part of the interface that trains or scores a model calls
+`limit_threads()`: the headless commands once for the process, the screens while they are up, the
+recipe while it measures the machine. The rule: one BLAS thread per call, unless the user chose a
+count (OPENBLAS_NUM_THREADS and the like). Our products are small and come one after another:
+OpenBLAS splits even those over its threads and spins while it waits for them, which on two cores
+with anything else running slows a step many times over (benchmarks/results/blas_threads.txt:
+0.08x-0.82x of one thread; with the screen open, training ran at 51% of headless with two BLAS
+threads and 87% with one). An engine with a pool of its own that spins the same way (PyTorch's)
+is limited to one thread too. The NumPy engine's own threads are not: they block instead of
+spinning, and their count is measured.
+
+The NumPy engine's threads (`choose`). The engine can split each training step's streams over n
+threads (core/parallel.py) or, for two layers or more, run the layers as a wavefront, one thread
+per layer (core/models/recurrent.py), each thread on one BLAS thread. Whether that pays, and for
+how many threads, depends on the model's shape (each thread's share of a step must outweigh
+handing it over and the interpreter lock it takes to start every NumPy call) and on what else the
+machine is running. So it is measured: before the first step, throwaway engines on the run's
+weights time its next window on 1, 2, 4, ... threads (up to the cores this process may use and
+the streams there are), and as a wavefront where there are layers for it, alternating, for about
+a second; the fewest threads within 5% of the fastest win (the faster arrangement of that count).
 
 Why measure at every start rather than once per machine: the answer depends on the model's shape
 and on the machine's load at the time, and both change from run to run; a second at the start is
 small against any run long enough to care. The choice holds for the whole run (a run is
-repeatable for a given thread count); `--threads N` fixes it.
-
-BLAS: OpenBLAS splits even small products over its threads and spins while it waits for them, so
-every call runs on one BLAS thread (set process-wide with threadpoolctl): with several engine
-threads, they are the parallelism; with one, a second BLAS thread loses
-(benchmarks/results/threads_policy.txt). A BLAS thread count the user set in the environment
-(OPENBLAS_NUM_THREADS and the like) is kept when `--threads` is not given, with one engine thread.
-
-The interface chooses with the same measurement (its own thread takes a few percent of a core;
-benchmarks/ui_overhead.py measures what training keeps and how fast keys answer).
+repeatable for a given arrangement); `--threads N` (with `--wavefront`) fixes it. A BLAS thread
+count the user set in the environment is kept when `--threads` is not given, with one engine
+thread. The interface chooses with the same measurement: its own thread takes a few percent of a
+core (benchmarks/ui_overhead.py measures what training keeps and how fast keys answer).
 """
 
 from __future__ import annotations
@@ -28,15 +36,19 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from core.batches import Batches
 from core.engine import NumpyEngine, NumpyEngineFactory
 
-BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+THREADS = 1  # BLAS threads per call, unless the environment says otherwise
+
+BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # the user's own choice
 CALIBRATE_S = 1.0  # about how long the measurement at the start takes
 MIN_ROUNDS, MAX_ROUNDS = 3, 9  # timed rounds of every count (each count once per round, alternating)
 MARGIN = 0.05  # more threads must be this much faster to be chosen
@@ -91,11 +103,39 @@ def candidates(cores: int, streams: int) -> list[int]:
     return sorted(counts)
 
 
-def limit_blas(n: int = 1) -> Any:
-    """Limit NumPy's BLAS to `n` threads per call, process-wide, until `.restore_original_limits()`."""
-    from threadpoolctl import threadpool_limits
+class Limited(Protocol):
+    """An engine with a thread pool of its own (core.engine.Engine.limit_threads)."""
 
-    return threadpool_limits(limits=n, user_api="blas")
+    def limit_threads(self, n: int) -> None: ...
+
+
+class Limit:
+    """What `limit_threads` changed; `restore()` (or leaving a `with` block) undoes it."""
+
+    def __init__(self, blas: threadpool_limits | None) -> None:
+        self._blas = blas
+
+    def restore(self) -> None:
+        if self._blas is not None:
+            self._blas.restore_original_limits()
+            self._blas = None
+
+    def __enter__(self) -> Limit:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.restore()
+
+
+def limit_threads(engines: Iterable[Limited] = ()) -> Limit:
+    """Apply the BLAS rule to this process and to each engine's own pool (PyTorch's); the NumPy
+    engine's own threads, measured at the start (`choose`), are left as they are."""
+    if any(os.environ.get(v) for v in BLAS_ENV):
+        return Limit(None)
+    for engine in engines:
+        if not isinstance(engine, NumpyEngine):
+            engine.limit_threads(THREADS)
+    return Limit(threadpool_limits(limits=THREADS, user_api="blas"))
 
 
 class _Probe:
@@ -211,7 +251,7 @@ def choose(trainer: Any, asked: int | None, budget_s: float = CALIBRATE_S, wavef
     if len(ways) == 1:
         why = "one core" if cores == 1 else f"the batch has {streams} stream"
         return Choice(1, why)
-    with limit_blas(1):
+    with limit_threads():
         rates = measure(trainer, ways, budget_s)
     chosen = pick(rates)
     one = rates[(1, False)]
@@ -224,14 +264,12 @@ def choose(trainer: Any, asked: int | None, budget_s: float = CALIBRATE_S, wavef
     return Choice(chosen[0], f"{why}, of {cores} cores; chars/s {measured}", rates, wavefront=chosen[1])
 
 
-def apply(trainer: Any, choice: Choice, factory: Any = None) -> Any:
+def apply(trainer: Any, choice: Choice, factory: Any = None) -> Limit:
     """Set the engine's threads (and the factory's, so that a restarted run keeps them) and the
-    BLAS limit the choice needs; the BLAS limit's handle (to restore) or None."""
+    BLAS rule (`limit_threads`); what to `restore()`."""
     engine = trainer.engine
     if isinstance(engine, NumpyEngine):
         engine.threads, engine.wavefront = choice.threads, choice.wavefront
     if isinstance(factory, NumpyEngineFactory):
         factory.threads, factory.wavefront = choice.threads, choice.wavefront
-    if choice.blas is None:
-        return None
-    return limit_blas(choice.blas)
+    return limit_threads()

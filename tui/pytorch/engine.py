@@ -168,13 +168,17 @@ class AgreedControls(Controls):
     def __init__(self) -> None:
         super().__init__()
         self.requested = False
+        self._evaluate = True  # this rank's wish: score the final weights (only rank 0 scores)
 
-    def stop(self) -> None:
+    def stop(self, evaluate: bool = True) -> None:
         self.requested = True  # `stopped` turns True once every rank has heard of it
+        self._evaluate = self._evaluate and evaluate
+        if self.stopped and not evaluate:  # training is over: cut rank 0's last evaluation short
+            Controls.stop(self, evaluate=False)
 
     def agree(self, any_rank_asked: bool) -> None:
         if any_rank_asked:
-            Controls.stop(self)
+            Controls.stop(self, evaluate=self._evaluate)
 
 
 def pick_device(name: str | None) -> torch.device:

@@ -34,26 +34,43 @@ class ComparisonView(Widget):
         self.evaluation: Evaluation | None = None
         self.step = 0
         self.on_validation = True
+        self.part = ""  # what part of the text the accuracy is of ("": the whole evaluation text)
         self.waiting = "waiting for the first evaluation…"
 
     def on_mount(self) -> None:
         """Title the panel."""
         self._title()
 
-    def show(self, evaluation: Evaluation, step: int, on_validation: bool) -> None:
-        """Show a new comparison."""
-        self.evaluation, self.step, self.on_validation = evaluation, step, on_validation
+    def show(self, evaluation: Evaluation, step: int, on_validation: bool, part: str = "") -> None:
+        """Show a new comparison, of the weights at `step` (`part`: what the accuracy is of, when
+        not the whole evaluation text)."""
+        self.evaluation, self.step, self.on_validation, self.part = evaluation, step, on_validation, part
         self._title()
         self.refresh()
 
+    def on_resize(self) -> None:
+        """The title follows the width."""
+        self._title()
+
     def _title(self) -> None:
+        """'truth vs prediction · validation text · step 1,200 · accuracy 31.2%', shortened to fit."""
         parent = self.parent if self.parent is not None else self
         ev = self.evaluation
-        where = "validation text" if self.on_validation else "training text"
-        title = f"truth vs prediction · {where}"
-        if ev is not None:
-            title += f" · step {self.step:,} · accuracy {ev.accuracy:.1%}"
-        parent.border_title = f" {title} "
+        where = "validation" if self.on_validation else "training"
+        if ev is None:
+            titles = [f"truth vs prediction · {where} text"]
+        else:
+            scored = f"step {self.step:,} · accuracy {ev.accuracy:.1%}"
+            part = f" of the {self.part}" if self.part else ""
+            titles = [
+                f"truth vs prediction · {where} text · {scored}{part}",
+                f"truth vs prediction · {where} · {scored}{part}",
+                f"{where} · {scored}{part}",
+                f"{where} · step {self.step:,} · {ev.accuracy:.1%}{part}",
+            ]
+        room = parent.size.width - 4  # the border's corners and the title's padding
+        fits = [t for t in titles if room <= 0 or len(t) + 2 <= room]
+        parent.border_title = f" {(fits or titles)[0 if fits else -1]} "
 
     def render(self) -> Text:
         """As many truth/model line pairs as fit the panel, each character over its prediction."""

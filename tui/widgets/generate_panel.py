@@ -15,6 +15,7 @@ from ..plain.format import bar
 
 T_MIN, T_MAX, T_STEP = 0.0, 2.0, 0.05
 SHOWN_CHARS = 4000  # generated characters kept on screen
+HINT = "ctrl+g or enter generates from the seed; esc stops."
 
 
 def snap_temperature(t: float) -> float:
@@ -71,7 +72,7 @@ class GeneratePanel(Vertical):
             )
             yield Static("", id="temperature-bar", markup=False)
         with VerticalScroll(id="gen-scroll"):
-            yield Static(Text("ctrl+g or enter generates from the seed; esc stops.", style="dim"), id="gen-output")
+            yield Static(Text(HINT, style="dim"), id="gen-output")
 
     def on_mount(self) -> None:
         """Title the panel and draw the temperature bar."""
@@ -151,6 +152,15 @@ class GeneratePanel(Vertical):
         self.post_message(self.GenerateRequested())
 
     # ------------------------------------------------------------------ output
+    def show_notes(self, notes: list[str]) -> None:
+        """Notes on the run's settings (what the command line chose, and why), under the hint until
+        the first generation: the panel is idle then, so they cover nothing and need no timer."""
+        out = Text(HINT, style="dim")
+        for note in notes:
+            out.append("\n")
+            out.append(note, "italic")
+        self.query_one("#gen-output", Static).update(out)
+
     def start(self, seed: str) -> None:
         """A new run: clear the output and show the seed."""
         self.run_seed, self.output_text, self.running = seed, "", True

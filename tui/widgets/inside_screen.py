@@ -42,6 +42,16 @@ POLL_S = 0.5  # how often the screen checks for a new evaluation to refresh on
 
 
 @dataclass
+class InsideChoice:
+    """What the reader chose in the inside view, kept by the app so that it comes back as it was left."""
+
+    layer: int = 0
+    unit: int = 0
+    quantity: str = ""  # "": the model's default (so is a quantity the model's cell lacks)
+    feature: str = ""  # "": the default for the text
+
+
+@dataclass
 class InsideComputed(Message):
     """Activations and rankings computed off the UI thread for one snapshot of the weights."""
 
@@ -107,16 +117,17 @@ class InsideScreen(Screen[None]):
     InsideScreen.-narrow #inside-rank { display: none; }
     """
 
-    def __init__(self, trainer, evaluations_seen=lambda: 0) -> None:
+    def __init__(self, trainer, evaluations_seen=lambda: 0, choice: InsideChoice | None = None) -> None:
         super().__init__()
         self.trainer = trainer
         self._evaluations_seen = evaluations_seen  # () -> count of evaluations the app has shown
-        self.lstm_layer = 0
-        self.unit = 0
+        self.choice = choice if choice is not None else InsideChoice()  # the app's, written as keys change it
         self.cell = trainer.snapshot.config.cell  # lstm, gru or rnn
         self.quantities = quantities(self.cell)  # what this cell has to show
-        self.quantity = default_quantity(self.cell)
-        self.feature = "position in word" if "\n" not in self._window_text() else "position in line"
+        if self.choice.quantity not in self.quantities:
+            self.choice.quantity = default_quantity(self.cell)
+        if self.choice.feature not in FEATURES:
+            self.choice.feature = "position in word" if "\n" not in self._window_text() else "position in line"
         self.acts: Activations | None = None
         self.shown_step = -1
         self._seen = -1
@@ -163,35 +174,34 @@ class InsideScreen(Screen[None]):
         self.acts, self.shown_step = message.acts, message.step
         if message.cell != self.cell:
             self.cell, self.quantities = message.cell, quantities(message.cell)
-            self.quantity = default_quantity(message.cell)
-        self.lstm_layer = min(self.lstm_layer, self.acts.layers - 1)
-        self.unit = min(self.unit, self.acts.hidden - 1)
+            self.choice.quantity = default_quantity(message.cell)
+        self.choice.layer = min(self.choice.layer, self.acts.layers - 1)
+        self.choice.unit = min(self.choice.unit, self.acts.hidden - 1)
         self._redraw()
 
     def ranking(self) -> list[UnitScore]:
         """The units of the current quantity that track the chosen feature best."""
         assert self.acts is not None
-        return rank_units(self.acts, self.quantity, feature(self.feature, self.acts.text), top=8)
+        return rank_units(self.acts, self.choice.quantity, feature(self.choice.feature, self.acts.text), top=8)
 
     def _redraw(self) -> None:
         if self.acts is None or not self.is_mounted:
             return
         acts = self.acts
-        values = acts.unit(self.quantity, self.lstm_layer, self.unit)
-        lo, hi = value_range(self.quantity, values)
+        values = acts.unit(self.choice.quantity, self.choice.layer, self.choice.unit)
+        lo, hi = value_range(self.choice.quantity, values)
+        c = self.choice
         head = (
-            f"inside {self.cell.upper()} · step {self.shown_step}"
-            f" · layer {self.lstm_layer + 1}/{acts.layers}"
-            f" · unit {self.unit + 1}/{acts.hidden} · {self.quantity} [{lo:+.2f} … {hi:+.2f}]"
-            f" · now {float(values[-1]):+.3f}"
+            f"{self.cell.upper()} step {self.shown_step:,} · layer {c.layer + 1}/{acts.layers}"
+            f" · unit {c.unit + 1}/{acts.hidden} · {c.quantity} {float(values[-1]):+.2f} in [{lo:+.2f}, {hi:+.2f}]"
         )
         self.query_one("#inside-head", Static).update(head)
         text_widget = self.query_one("#inside-text", Static)
         width = max(10, text_widget.size.width - 2) if text_widget.size.width else 60
-        text_widget.update(coloured_text(acts.text, values, self.quantity, width))
-        lines = [f"units tracking: {self.feature}", f"({self.quantity}, Pearson r)", ""]
+        text_widget.update(coloured_text(acts.text, values, self.choice.quantity, width))
+        lines = [f"units tracking: {self.choice.feature}", f"({self.choice.quantity}, Pearson r)", ""]
         for s in self.ranking():
-            mark = "▶" if (s.layer, s.unit) == (self.lstm_layer, self.unit) else " "
+            mark = "▶" if (s.layer, s.unit) == (self.choice.layer, self.choice.unit) else " "
             lines.append(f"{mark} L{s.layer + 1} u{s.unit + 1:<4} r={s.r:+.2f}")
         lines += ["", "f feature · r jump to best", "q quantity · ←→ unit · ↑↓ layer"]
         self.query_one("#inside-ranking", Static).update("\n".join(lines))
@@ -202,26 +212,26 @@ class InsideScreen(Screen[None]):
 
     def action_unit(self, delta: int) -> None:
         if self.acts is not None:
-            self.unit = (self.unit + delta) % self.acts.hidden
+            self.choice.unit = (self.choice.unit + delta) % self.acts.hidden
             self._redraw()
 
     def action_layer(self, delta: int) -> None:
         if self.acts is not None:
-            self.lstm_layer = (self.lstm_layer + delta) % self.acts.layers
+            self.choice.layer = (self.choice.layer + delta) % self.acts.layers
             self._redraw()
 
     def action_quantity(self) -> None:
         qs = self.quantities
-        self.quantity = qs[(qs.index(self.quantity) + 1) % len(qs)]
+        self.choice.quantity = qs[(qs.index(self.choice.quantity) + 1) % len(qs)]
         self._redraw()
 
     def action_feature(self) -> None:
         names = list(FEATURES)
-        self.feature = names[(names.index(self.feature) + 1) % len(names)]
+        self.choice.feature = names[(names.index(self.choice.feature) + 1) % len(names)]
         self._redraw()
 
     def action_best(self) -> None:
         if self.acts is not None:
             best = self.ranking()[0]
-            self.lstm_layer, self.unit = best.layer, best.unit
+            self.choice.layer, self.choice.unit = best.layer, best.unit
             self._redraw()

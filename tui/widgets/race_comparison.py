@@ -16,10 +16,16 @@ from .comparison import RIGHT, WRONG, shade
 LABEL = 7  # "truth  " / "lstm   "
 
 
+def score(evaluation: Evaluation, step: int) -> str:
+    """' 31% @1,200': a model's accuracy on the whole evaluation text, and the step it was scored at."""
+    return f" {evaluation.accuracy:4.0%} @{step:,}"
+
+
 class RaceComparison(Widget):
     """The start of the evaluation text over each model's teacher-forced prediction of it, from
     that model's latest evaluation. A wrong prediction is red and underlined (it reads without
-    colour); the title gives each model's accuracy on the whole evaluation text."""
+    colour); each model's line ends in its accuracy on the whole evaluation text and the step of
+    the evaluation."""
 
     DEFAULT_CSS = """
     RaceComparison { height: auto; }
@@ -29,15 +35,17 @@ class RaceComparison(Widget):
         super().__init__(**kwargs)
         self.names = list(names)
         self.evaluations: dict[str, Evaluation] = {}
+        self.steps: dict[str, int] = {}  # the step of each model's evaluation
         self.on_validation = True
 
     def on_mount(self) -> None:
         """Title the panel."""
         self._title()
 
-    def show(self, name: str, evaluation: Evaluation, on_validation: bool) -> None:
-        """A model's newer evaluation."""
+    def show(self, name: str, evaluation: Evaluation, on_validation: bool, step: int) -> None:
+        """A model's newer evaluation, made at `step`."""
         self.evaluations[name] = evaluation
+        self.steps[name] = step
         self.on_validation = on_validation
         self._title()
         self.refresh()
@@ -48,12 +56,14 @@ class RaceComparison(Widget):
     def _title(self) -> None:
         parent = self.parent if self.parent is not None else self
         where = "validation text" if self.on_validation else "training text"
-        scores = " ".join(f"{n} {self.evaluations[n].accuracy:.0%}" for n in self.names if n in self.evaluations)
-        parent.border_title = f" truth vs predictions · {where}{' · ' + scores if scores else ''} "
+        parent.border_title = f" truth vs predictions · {where} · accuracy @step "
 
     def render(self) -> Text:
-        """The truth line, then a prediction line per model, column under column."""
-        width = max(2, self.size.width - LABEL)
+        """The truth line, then a prediction line per model, column under column, each ending in
+        the model's score and its step."""
+        scores = {n: score(self.evaluations[n], self.steps[n]) for n in self.evaluations}
+        room = max((len(s) for s in scores.values()), default=0)
+        width = max(2, self.size.width - LABEL - room)
         truth = next(iter(self.evaluations.values()), None)
         out = Text(no_wrap=True, overflow="crop")
         out.append("truth  ", "dim")
@@ -67,10 +77,13 @@ class RaceComparison(Widget):
             if ev is None:
                 continue
             n = len(_fit(ev.truth, width))
+            used = 0
             for i in range(n):
                 right = ev.predicted[i] == ev.truth[i]
                 style = (RIGHT if right else WRONG)[shade(float(ev.p_true[i]))] + ("" if right else " underline")
                 out.append(visible(ev.predicted[i]), style)
+                used += cell_len(visible(ev.predicted[i]))
+            out.append(" " * max(0, width - used) + scores[name].rjust(room), "bold")
         return out
 
 

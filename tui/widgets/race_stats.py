@@ -11,12 +11,14 @@ from core import EvalReport, StepReport
 
 from ..plain.format import duration, si
 
-WIDE = 58  # below this width the bits/char and speed columns are left out
+WIDE = 66  # below this width the bits/char and speed columns are left out
+NARROW = 45  # and below this one, the time column too
 
 
 class RaceStats(Widget):
-    """One line per model: cell, step, smoothed training loss, validation loss and bits/char,
-    chars/s and the time it has had. The leading model on validation loss is marked ▶."""
+    """One line per model: cell, step, smoothed training loss, validation loss with the step it
+    was scored at and its bits/char, chars/s and the time it has had. The leading model on
+    validation loss is marked ▶."""
 
     DEFAULT_CSS = """
     RaceStats { height: auto; }
@@ -51,34 +53,36 @@ class RaceStats(Widget):
 
     def line(self, name: str) -> str:
         """The model's line as plain text (what the screen shows, without the styles)."""
-        return self._row(name, self.size.width >= WIDE)
+        return self._row(name, self.size.width)
 
-    def _row(self, name: str, wide: bool) -> str:
+    def _row(self, name: str, width: int) -> str:
         step, ev = self.steps.get(name), self.evaluations.get(name)
         s = f"{step.step:>7,}" if step else "      -"
         loss = f"{step.smooth_loss:6.3f}" if step else "     -"
-        val = f"{ev.val_loss:6.3f}" if ev else "     -"
+        val = f"{ev.val_loss:6.3f} @{ev.step:<6,}" if ev else "     -" + " " * 8
         row = f"{name:<5}{s} {loss} {val}"
-        if wide:
+        if width >= WIDE:
             bits = f"{ev.evaluation.bits_per_char:7.3f}" if ev else "      -"
             speed = f"{si(step.chars_per_s):>7}" if step else "      -"
             row += f" {bits} {speed}"
-        row += f" {duration(self.seconds.get(name, 0.0)):>6}"
+        if width >= NARROW:
+            row += f" {duration(self.seconds.get(name, 0.0)):>6}"
         if name in self.out:
             row += f" {self.out[name]}"
         return row
 
     def render(self) -> Text:
-        wide = self.size.width >= WIDE
-        head = f"{'cell':<5}{'step':>7} {'loss':>6} {'val':>6}"
-        if wide:
+        width = self.size.width
+        head = f"{'cell':<5}{'step':>7} {'loss':>6} {'val':>6} {'@step':<7}"
+        if width >= WIDE:
             head += f" {'bits/ch':>7} {'chars/s':>7}"
-        head += f" {'time':>6}"
+        if width >= NARROW:
+            head += f" {'time':>6}"
         out = Text(head, style="dim", no_wrap=True, overflow="crop")
         scored = {n: e.val_loss for n, e in self.evaluations.items()}
         leader = min(scored, key=scored.__getitem__) if len(scored) > 1 else None
         for name in self.names:
             out.append("\n")
             out.append("▶" if name == leader else " ", "bold")
-            out.append(self._row(name, wide), self.series_styles.get(name, ""))
+            out.append(self._row(name, width), self.series_styles.get(name, ""))
         return out

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import math
+from typing import Protocol
+
 from rich.text import Text
 from textual.widgets import Static
 
-from core import EvalReport, StepReport, bits_per_char, perplexity
+from core import StepReport, bits_per_char, perplexity
 
 from ..plain.format import bar, duration, si
 
 LABEL = 5  # width of the label column
+
+
+class Score(Protocol):
+    """An evaluation as the panel shows it: core's EvalReport, or a watched run's own record."""
+
+    step: int
+    val_loss: float
+    accuracy: float  # nan: not known
+    on_validation: bool
+    sample: bool
 
 
 class StatsPanel(Static):
@@ -24,7 +37,7 @@ class StatsPanel(Static):
         self.budget = budget  # step budget, 0 = until stopped
         self.tokens_per_step = tokens_per_step  # B x T characters per step
         self.step: StepReport | None = None
-        self.evaluation: EvalReport | None = None
+        self.evaluation: Score | None = None
         self.start_step = 0  # the step shown before any report (a resumed run's)
         self.last_val: tuple[int, float] | None = None  # (step, loss): a resumed run's last evaluation
         self.updates = 0
@@ -43,7 +56,7 @@ class StatsPanel(Static):
         self.step, self.evaluation, self.start_step, self.last_val = None, None, step, last_val
         self._redraw()
 
-    def show(self, step: StepReport | None = None, evaluation: EvalReport | None = None) -> None:
+    def show(self, step: StepReport | None = None, evaluation: Score | None = None) -> None:
         """Show the latest step and/or evaluation (one repaint for both)."""
         if step is not None:
             self.step = step
@@ -66,13 +79,13 @@ class StatsPanel(Static):
             rows.append(("loss", "–"))
             rows.append(("ppl", "–"))
         if ev:
-            label = "val" if ev.on_validation else "eval"
-            if ev.sample:  # --eval-chars: only the start of the text was scored
-                rows.append((label, f"{ev.val_loss:.3f} · acc {ev.accuracy:.0%} · sample of {si(ev.chars)}"))
-            else:
-                rows.append((label, f"{ev.val_loss:.3f} nats · acc {ev.accuracy:.0%}"))
+            # the step it was scored at, always (the step row moves on between evaluations); a *
+            # marks a score of only the start of the text (--eval-chars)
+            label = ("val" if ev.on_validation else "eval") + ("*" if ev.sample else "")
+            accuracy = f" · acc {ev.accuracy:.0%}" if math.isfinite(ev.accuracy) else ""
+            rows.append((label, f"{ev.val_loss:.3f}{accuracy} @{ev.step:,}"))
         elif self.last_val is not None:
-            rows.append(("val", f"{self.last_val[1]:.3f} nats at step {self.last_val[0]:,}"))
+            rows.append(("val", f"{self.last_val[1]:.3f} @{self.last_val[0]:,}"))
         else:
             rows.append(("val", "–"))
         rows.append(("speed", f"{si(r.chars_per_s)} chars/s" if r else "–"))

@@ -61,8 +61,11 @@ def _step(n: int) -> StepReport:
 def test_high_rate_messages_replace_stale_ones_and_text_does_not():
     empty = np.zeros(0)
     frame = CurveFrame(empty, empty, empty, empty, empty, 0)
-    old, new = Progress(_step(1), frame), Progress(_step(2), frame)
+    old, new = Progress("lstm", _step(1), frame), Progress("lstm", _step(2), frame)
     assert old.can_replace(new)
+    assert not Progress("gru", _step(1), frame).can_replace(new)  # a race: each model's own
+    assert Evaluated("gru", None).can_replace(Evaluated("gru", None))
+    assert not Evaluated("gru", None).can_replace(Evaluated("rnn", None))
     assert NextChars(None, "a", 1.0, [], []).can_replace(NextChars(None, "ab", 1.0, [], []))
     assert not old.can_replace(Evaluated.__new__(Evaluated))
     assert not Generated(1, "ab", 1.0).can_replace(Generated(1, "cd", 1.0))  # every character counts

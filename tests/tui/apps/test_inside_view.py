@@ -20,45 +20,63 @@ def tiny(cell: str = "lstm") -> Trainer:
 
 
 async def open_inside(app, pilot) -> InsideScreen:
+    """f4, and the view's first activations; training is left paused (Pilot waits for the app to be
+    idle after each key, and a busy trainer delays that)."""
     app.trainer.controls.pause()
     await pilot.press("f4")
-    app.trainer.controls.resume()
     await wait_for(pilot, lambda: isinstance(app.screen, InsideScreen), "the inside view")
     screen = app.screen
     await wait_for(pilot, lambda: screen.acts is not None, "activations")
     return screen
 
 
+async def finish(app, pilot) -> None:
+    """End a test without leaving a training thread behind."""
+    app.trainer.controls.stop()
+    await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
+
+
 async def test_inside_view_switches_unit_layer_quantity_by_key():
     app = make_app(tiny())
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_inside(app, pilot)
-        app.trainer.controls.pause()  # Pilot waits for idle after each key; a busy trainer delays it
-        assert (screen.lstm_layer, screen.unit, screen.quantity) == (0, 0, "cell")
+        assert (screen.choice.layer, screen.choice.unit, screen.choice.quantity) == (0, 0, "cell")
         await pilot.press("right", "right")
-        assert screen.unit == 2
+        assert screen.choice.unit == 2
         await pilot.press("left")
-        assert screen.unit == 1
+        assert screen.choice.unit == 1
         await pilot.press("down")
-        assert screen.lstm_layer == 1
+        assert screen.choice.layer == 1
         await pilot.press("q")
-        assert screen.quantity == "hidden"
-        before = screen.feature
+        assert screen.choice.quantity == "hidden"
+        before = screen.choice.feature
         await pilot.press("f")
-        assert screen.feature != before
+        assert screen.choice.feature != before
         await pilot.press("r")
         best = screen.ranking()[0]
-        assert (screen.lstm_layer, screen.unit) == (best.layer, best.unit)
+        assert (screen.choice.layer, screen.choice.unit) == (best.layer, best.unit)
         head = str(screen.query_one("#inside-head").render())
-        assert f"unit {screen.unit + 1}/8" in head and "hidden" in head
+        assert f"unit {screen.choice.unit + 1}/8" in head and "hidden" in head
         # It follows training: a later evaluation brings activations from newer weights.
         first = screen.shown_step
         app.trainer.controls.resume()
         await wait_for(pilot, lambda: screen.shown_step > first, "a refresh after an evaluation")
         await pilot.press("escape")
         assert not isinstance(app.screen, InsideScreen)
-        app.trainer.controls.stop()
-        await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
+        await finish(app, pilot)
+
+
+async def test_inside_view_comes_back_on_the_unit_layer_and_quantity_it_was_left_on():
+    app = make_app(tiny())
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_inside(app, pilot)
+        await pilot.press("right", "right", "down", "q")  # unit 3, layer 2, the hidden state
+        await pilot.press("escape")
+        screen = await open_inside(app, pilot)
+        await pilot.pause()
+        head = str(screen.query_one("#inside-head").render())
+        assert "layer 2/2" in head and "unit 3/8" in head and "hidden" in head, head
+        await finish(app, pilot)
 
 
 async def test_inside_view_without_colour_shows_shades(monkeypatch):
@@ -69,19 +87,16 @@ async def test_inside_view_without_colour_shows_shades(monkeypatch):
         rendered = str(screen.query_one("#inside-text").render())
         assert 'he said "to be' in rendered  # the text itself, markup characters literal
         assert any(ch in rendered for ch in SHADES[1:])  # and its values as shade characters
-        app.trainer.controls.stop()
-        await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
+        await finish(app, pilot)
 
 
 async def test_inside_view_renders_in_a_small_terminal():
     app = make_app(tiny())
     async with app.run_test(size=(40, 12)) as pilot:
         screen = await open_inside(app, pilot)
-        app.trainer.controls.pause()
         await pilot.press("right", "q", "f")
-        assert screen.unit == 1
-        app.trainer.controls.stop()
-        await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
+        assert screen.choice.unit == 1
+        await finish(app, pilot)
 
 
 @pytest.mark.parametrize(
@@ -91,17 +106,15 @@ async def test_inside_view_shows_each_cells_own_quantities(cell, shown):
     app = make_app(tiny(cell))
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_inside(app, pilot)
-        app.trainer.controls.pause()
-        seen = [screen.quantity]
+        seen = [screen.choice.quantity]
         for _ in shown[1:]:
             await pilot.press("q")
-            seen.append(screen.quantity)
+            seen.append(screen.choice.quantity)
         assert seen == shown
         assert set(screen.acts.values) == set(shown)
         head = str(screen.query_one("#inside-head").render())
         assert cell.upper() in head and shown[-1] in head
-        app.trainer.controls.stop()
-        await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
+        await finish(app, pilot)
 
 
 def test_render_helpers_cover_every_character():

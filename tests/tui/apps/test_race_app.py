@@ -6,6 +6,7 @@ import math
 
 import pytest
 from helpers import CELLS, tiny_race, wait_for
+from rich.cells import cell_len
 
 from core import checkpoint
 from tui.apps.race import RaceApp
@@ -138,15 +139,33 @@ async def test_f6_plots_the_losses_against_seconds_and_back(tmp_path):
         await wait_for(pilot, lambda: isinstance(chart.drawn, dict), "the graph drawn")
         await pilot.press("f6")
         assert app.by_seconds and "x: seconds" in str(chart.border_title)
-        await wait_for(
-            pilot,
-            lambda: app._frames is not None and chart.drawn is app._frames.time_curves and chart.drawn is not None,
-            "the curves against seconds on the graph",
-        )
+
+        def drawn(kind: str) -> bool:
+            frames = chart.drawn
+            return set(frames or {}) == set(CELLS) and all(frames[c] is getattr(app._frames[c], kind) for c in CELLS)
+
+        await wait_for(pilot, lambda: drawn("time_curve"), "the curves against seconds on the graph")
         frames = chart.drawn
         for cell in CELLS:  # the same losses, at x = the seconds each model had had by then
-            assert len(frames[cell].steps) and frames[cell].steps[-1] <= app._frames.seconds[cell] + 1e-9
+            assert len(frames[cell].steps) and frames[cell].steps[-1] <= app._frames[cell].seconds + 1e-9
         await pilot.press("f6")
         assert not app.by_seconds and "x: seconds" not in str(chart.border_title)
-        await wait_for(pilot, lambda: chart.drawn is app._frames.curves, "the curves against steps again")
+        await wait_for(pilot, lambda: drawn("curve"), "the curves against steps again")
+        await finish(app, pilot)
+
+
+async def test_the_header_names_every_model_and_every_score_its_step_at_80_columns(tmp_path):
+    app = RaceApp(tiny_race(steps=12, tmp=tmp_path), corpus_label="tinyshakespeare.txt")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.state == "done", "every model's budget")
+        await pilot.pause()
+        header = str(app.query_one("#status").render())
+        assert cell_len(header) <= 80 and "race LSTM · GRU · RNN" in header and "tinyshakespeare.txt" in header
+        stats, compare = app.query_one(RaceStats), app.query_one(RaceComparison)
+        lines = str(compare.render()).split("\n")[1:]
+        for cell, line in zip(CELLS, lines, strict=True):
+            step = compare.steps[cell]
+            assert step == 12  # the final weights' scores
+            assert line.startswith(cell) and line.rstrip().endswith(f"% @{step:,}") and cell_len(line) <= 80
+            assert f"@{stats.evaluations[cell].step:<6,}" in stats.line(cell)
         await finish(app, pilot)

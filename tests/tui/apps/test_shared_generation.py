@@ -12,14 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import wait_for
-from test_race import tiny_race
+from helpers import tiny_race, wait_for
 from textual import on
 from textual.app import App
 from textual.message import Message
 
 from core import TrainConfig, Trainer, corpus
 from tui.apps.base import ONE, PlayApp
+from tui.apps.lifecycle import TrainingApp
 from tui.apps.messages import Generated
 from tui.apps.race import RaceApp
 from tui.apps.train import LstmApp, make_app
@@ -36,9 +36,12 @@ TEXT = (
 APPS = (LstmApp, WatchApp, RaceApp)
 
 
-def shared_handler_names() -> set[str]:
-    """The names of PlayApp's @on handlers."""
-    return {method.__name__ for handlers in PlayApp._decorated_handlers.values() for method, _ in handlers}
+LIFECYCLE = {"on_mount", "on_unmount", "on_worker_state_changed"}  # PlayApp's, by Textual's naming
+
+
+def shared_handler_names(base: type = PlayApp) -> set[str]:
+    """The names of a base's own @on handlers."""
+    return {method.__name__ for handlers in base.__dict__["_decorated_handlers"].values() for method, _ in handlers}
 
 
 def test_textual_collects_on_handlers_only_in_message_pump_classes():
@@ -67,8 +70,12 @@ def test_textual_collects_on_handlers_only_in_message_pump_classes():
 @pytest.mark.parametrize("app_class", APPS, ids=lambda c: c.__name__)
 def test_every_app_plays_through_the_shared_handlers_and_defines_none_again(app_class):
     assert issubclass(app_class, PlayApp)
-    names = shared_handler_names()
+    names = shared_handler_names() | LIFECYCLE
     assert {"_on_generated", "_on_generation_done", "_on_next_chars", "_on_generate_changed"} <= names
+    assert LIFECYCLE <= set(PlayApp.__dict__)
+    if issubclass(app_class, TrainingApp):  # the lifecycle of a screen that trains, written once
+        names |= shared_handler_names(TrainingApp)
+        assert {"_on_progress", "_on_evaluated", "_on_saved", "_on_diverged", "_on_finished"} <= names
     again = names & set(app_class.__dict__)
     assert not again, f"{app_class.__name__} defines {again} again: Textual would run both"
     for key in ("ctrl+g", "escape", "f7", "f8"):  # the shared keys are in every app's bindings
@@ -157,3 +164,26 @@ async def test_the_shared_handlers_fire_once_in_each_app(build, tmp_path):
         else:
             assert not app.query(NextCharView)
         await finish(app, pilot)
+
+
+@pytest.mark.parametrize("build", [training_app, watch_app, race_app], ids=["train", "watch", "race"])
+async def test_each_app_computes_on_one_blas_thread_and_gives_the_limit_back(build, tmp_path, monkeypatch):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from tui.plain.threads import BLAS_ENV
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    for name in BLAS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    if not blas_threads():
+        pytest.skip("NumPy reports no BLAS thread pool here")
+    app, _ = build(tmp_path)
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            assert blas_threads() == {1}  # the screen keeps a core; the work beside it takes one
+            await finish(app, pilot)
+        assert blas_threads() == before

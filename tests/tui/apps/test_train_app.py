@@ -49,7 +49,7 @@ async def test_starts_trains_and_fills_every_panel():
         lines = str(stats.render()).split("\n")  # label, then value, a line each
         assert [line[:6] for line in lines] == ["step  ", "loss  ", "ppl   ", "eval  ", "speed ", "lr    ", "steps "]
         assert lines[0].startswith("step  ") and " · epoch " in lines[0]
-        assert lines[3].endswith("%") and "nats · acc" in lines[3]
+        assert " · acc " in lines[3] and lines[3].endswith(f"@{stats.evaluation.step:,}")  # the score's own step
         await wait_for(pilot, lambda: compare.evaluation is not None, "an evaluation in the comparison")
         ev = compare.evaluation
         assert ev.n > 0 and len(ev.predicted) == len(ev.truth)
@@ -454,10 +454,54 @@ async def test_comparison_shows_markup_literally_and_aligns_wide_characters():
         await finish(app, pilot)
 
 
-async def test_what_the_command_line_chose_is_shown_when_the_screen_opens():
+async def test_what_the_command_line_chose_is_shown_where_it_covers_no_panel():
     chose = "chose 1 x 128 units, batch 8 x seq-len 48, lr 0.01: a short text"
     app = make_app(tiny(), notes=[chose])
-    notes = record_notices(app)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:  # notices shown, as in a terminal
+        await wait_for(pilot, lambda: app.trainer.step_count >= 2, "training")
+        await pilot.pause()
+        panel = app.query_one("#next").region
+        for toast in app.screen.query("Toast"):  # no notice covers the next-character panel
+            assert not toast.region.overlaps(panel), str(toast.render())
+        shown = " ".join(str(app.query_one("#gen-output").render()).split())
+        assert chose in shown  # the settings are under the seed, where the generated text will go
+        await pilot.press("ctrl+g")  # the first generation takes the place of the note
+        await wait_for(pilot, lambda: app.generated, "generated text")
+        assert chose not in " ".join(str(app.query_one("#gen-output").render()).split())
+        await finish(app, pilot)
+
+
+async def test_when_the_budget_runs_out_the_screen_shows_the_final_weights_score():
+    # evaluations by characters trained (the default): on a short run only the one before step 1
+    trainer = tiny_trainer(steps=20, text=TEXT, eval_every=None)
+    app = make_app(trainer)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: ("settings", chose) in notes, "the settings notice")
+        view, stats = app.query_one(ComparisonView), app.query_one(StatsPanel)
+        await wait_for(pilot, lambda: app.state == "done", "the step budget")
+        await pilot.pause()
+        final = evaluate(trainer.snapshot, trainer.eval_ids, trainer.corpus.vocab)
+        assert view.step == 20 and view.evaluation.accuracy == pytest.approx(final.accuracy)
+        assert "step 20" in str(view.parent.border_title)
+        assert stats.evaluation.step == 20 and stats.evaluation.val_loss == pytest.approx(final.loss)
+        assert [s for s, _ in trainer.val_history] == [0, 20]  # recorded, as `lstm-tui train` records it
+        await finish(app, pilot)
+
+
+async def test_the_header_fits_80_columns_dropping_the_least_useful_parts_first():
+    long_text = corpus.from_text(TEXT * 40, name="tinyshakespeare-and-more.txt")
+    trainer = Trainer(long_text, TrainConfig(hidden=16, layers=2, batch=4, seq_len=16, eval_every=0))
+    app = make_app(trainer)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.state == "running", "training")
+        for state in ("stopping", "running", "diverged"):
+            app.state = state
+            await pilot.pause()
+            header = str(app.query_one("#status").render())
+            assert cell_len(header) <= 80 and not header.endswith("…"), header
+            for kept in ("tinyshakespeare-and-more.txt", "LSTM 2×16"):
+                assert kept in header, header
+        assert " chars" not in header  # the least useful part went first
+        await pilot.resize_terminal(160, 24)
+        header = str(app.query_one("#status").render())
+        assert "lstm-tui" in header and "params" in header and f"{long_text.size:,} chars" in header
         await finish(app, pilot)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import assert_usage_error, record_notices, run_cli, wait_for
+from helpers import LSTM_TUI, TIMEOUT, assert_usage_error, record_notices, run_cli, wait_for
+from rich.cells import cell_len
 
 from core import TrainConfig, Trainer, checkpoint, corpus, generate
 from tui.apps.watch import WatchApp
@@ -18,6 +19,7 @@ from tui.plain import follow as watch
 from tui.widgets.comparison import ComparisonView
 from tui.widgets.generate_panel import GeneratePanel
 from tui.widgets.loss_chart import LossChart
+from tui.widgets.next_chars import NextCharView
 from tui.widgets.stats import StatsPanel
 from tui.widgets.status_line import StatusLine
 
@@ -32,10 +34,10 @@ TEXT = (
 class Run:
     """A training run in this process, saving to `run/model.npz` the way `train --save-every` does."""
 
-    def __init__(self, tmp_path: Path, cell: str = "lstm") -> None:
+    def __init__(self, tmp_path: Path, cell: str = "lstm", text: str = TEXT) -> None:
         self.folder = tmp_path / "run"
         self.folder.mkdir()
-        (self.folder / "tiny.txt").write_text(TEXT, encoding="utf-8")
+        (self.folder / "tiny.txt").write_text(text, encoding="utf-8")
         self.path = self.folder / "model.npz"
         text = corpus.load(self.folder / "tiny.txt", val_fraction=0.3)
         config = TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5, cell=cell)
@@ -107,7 +109,7 @@ async def test_follows_replacements_never_writes_and_generates_from_the_newest_w
         stats = app.query_one(StatsPanel)
         await wait_for(pilot, lambda: stats.step is not None and stats.step.step == 10, "step 10 in the stats")
         assert "WATCHING, not training" in header(app) and "step 10" in header(app)
-        assert "last save" in header(app)
+        assert "saved" in header(app)
         compare = app.query_one(ComparisonView)
         await wait_for(pilot, lambda: compare.evaluation is not None, "the comparison of the first model")
         assert compare.on_validation  # the text was found beside the checkpoint, split as the run split it
@@ -144,6 +146,40 @@ async def test_follows_replacements_never_writes_and_generates_from_the_newest_w
     assert sorted(before) == ["model.npz", "tiny.txt"]  # the run's files only
 
 
+async def test_every_panel_shows_the_save_on_screen_and_the_runs_own_scores(tmp_path):
+    run = Run(tmp_path)
+    run.train_and_save(10)  # evaluated at 5 and 10
+    app = watcher(run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        stats, compare = app.query_one(StatsPanel), app.query_one(ComparisonView)
+        await wait_for(pilot, lambda: compare.step == 10, "the predictions of the first save")
+        run.train_and_save(3)  # step 13: its last evaluation is still the one at step 10
+        await wait_for(pilot, lambda: app.loaded.step == 13 and compare.step == 13, "the second save everywhere")
+        view = app.query_one(NextCharView)
+        await wait_for(pilot, lambda: view.source is app.loaded.model, "the next characters of the second save")
+        assert "step 13" in header(app) and stats.step.step == 13
+        run_step, run_val = run.trainer.val_history[-1]
+        assert (stats.evaluation.step, stats.evaluation.val_loss) == (run_step, run_val) == (10, pytest.approx(run_val))
+        line = [row for row in str(stats.render()).split("\n") if row.startswith("val")][0]
+        assert line.endswith("@10")  # the score says which step it is of
+        await pilot.press("ctrl+q")
+
+
+async def test_the_numbers_fit_their_panel_at_100_columns_with_a_long_validation_text(tmp_path):
+    run = Run(tmp_path, text=TEXT * 60)  # a validation part longer than the screen reads itself
+    run.train_and_save(10)
+    app = watcher(run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        stats = app.query_one(StatsPanel)
+        await wait_for(pilot, lambda: app.query_one(ComparisonView).step == 10, "the predictions")
+        await pilot.pause()
+        rows = str(stats.render()).split("\n")
+        assert any(row.startswith("val") for row in rows)
+        for row in rows:
+            assert cell_len(row) <= stats.content_size.width, row
+        await pilot.press("ctrl+q")
+
+
 async def test_watches_a_gru_run_its_inside_view_and_generation(tmp_path):
     from tui.widgets.inside_screen import InsideScreen
 
@@ -160,7 +196,8 @@ async def test_watches_a_gru_run_its_inside_view_and_generation(tmp_path):
         await wait_for(pilot, lambda: isinstance(app.screen, InsideScreen), "the inside view")
         screen = app.screen
         await wait_for(pilot, lambda: screen.acts is not None, "activations")
-        assert screen.quantity == "hidden" and set(screen.acts.values) == {"reset", "update", "candidate", "hidden"}
+        assert screen.choice.quantity == "hidden"
+        assert set(screen.acts.values) == {"reset", "update", "candidate", "hidden"}
         await pilot.press("escape")
         await pilot.press("ctrl+q")
         await wait_for(pilot, lambda: app.return_code is not None, "ctrl+q to quit")
@@ -222,18 +259,19 @@ async def test_the_log_beside_the_checkpoint_extends_the_curve_past_the_last_sav
     app = watcher(run)
     async with app.run_test(size=(100, 30)) as pilot:
         stats, chart = app.query_one(StatsPanel), app.query_one(LossChart)
-        await wait_for(pilot, lambda: stats.step is not None and stats.step.step == 15, "the log's step 15")
-        assert stats.step.chars_per_s == 1234.0
         await wait_for(pilot, lambda: chart.drawn is not None and chart.drawn.total_steps == 15, "the curve to 15")
         assert 15.0 in chart.drawn.val_steps
+        # The numbers are the save's (step 10), with the run's own evaluation at it, from the log.
+        assert stats.step.step == 10 and stats.evaluation.step == 10
+        assert stats.evaluation.val_loss == pytest.approx(3.0) and stats.evaluation.accuracy == 0.2
         with log.open("a", encoding="utf-8") as f:  # the run appends, a line at a time
             f.write(json.dumps(records[3])[:20])
             f.flush()
             await polls(app, pilot, 3)
-            assert stats.step.step == 15  # half a line is not a record yet
+            assert chart.drawn.total_steps == 15  # half a line is not a record yet
             f.write(json.dumps(records[3])[20:] + "\n")
         await wait_for(pilot, lambda: chart.drawn.total_steps == 20, "the curve to 20")
-        assert stats.step.step == 20 and app.loaded.step == 10  # the weights on screen are still the saved ones
+        assert stats.step.step == 10 and app.loaded.step == 10  # the weights on screen are still the saved ones
         await pilot.press("ctrl+q")
     assert log.read_text(encoding="utf-8").count("\n") == 4  # read, never written
 
@@ -319,3 +357,73 @@ def test_the_text_is_found_and_split_as_the_run_split_it(tmp_path, lowercase):
     found, where = watch.find_corpus(loaded, tmp_path / "ck" / "m.npz")  # not beside it: where the run read it
     assert found is not None and where == str((tmp_path / "book.txt").resolve())
     assert found.n_train == text.n_train and found.split and np.array_equal(found.val_ids, text.val_ids)
+
+
+# ------------------------------------------------------------ waiting for the first save
+def test_wait_for_reads_the_checkpoint_once_it_appears(tmp_path):
+    import threading
+
+    run = Run(tmp_path)
+    waiting = threading.Event()
+
+    def sleep(seconds: float) -> None:
+        waiting.set()  # looked, found nothing, waits
+        threading.Event().wait(seconds)
+
+    found: list = []
+    thread = threading.Thread(target=lambda: found.append(watch.wait_for(run.path, 0.01, sleep)))
+    thread.start()
+    assert waiting.wait(TIMEOUT) and not found
+    run.train_and_save(5)
+    thread.join(TIMEOUT)
+    assert found and found[0].step == 5
+
+
+def test_wait_for_rejects_a_file_that_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(watch.CheckpointError, match="not an lstm-tui checkpoint"):
+        watch.wait_for(path, 0.01, lambda _s: pytest.fail("waited for a file that exists"))
+
+
+def test_the_command_waits_for_a_run_that_has_not_saved_yet_then_shows_it(tmp_path):
+    """The documented recipe: start a run, then watch it before its first save. In a terminal
+    (a pty here), watch says it is waiting, and shows the run once the file appears."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import subprocess
+    import termios
+
+    run = Run(tmp_path)
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color"}
+    proc = subprocess.Popen(
+        [*LSTM_TUI, "watch", str(run.path)], cwd=tmp_path, stdin=slave, stdout=slave, stderr=slave, env=env
+    )
+    os.close(slave)
+    seen = b""
+
+    def read_until(needle: bytes) -> None:
+        nonlocal seen
+        while needle not in seen:
+            ready, _, _ = select.select([master], [], [], TIMEOUT)
+            assert ready, f"no {needle!r} in {seen[-500:]!r}"
+            try:
+                seen += os.read(master, 65536)
+            except OSError:  # the process closed the terminal
+                raise AssertionError(f"no {needle!r} in {seen[-500:]!r}") from None
+
+    try:
+        read_until(b"waiting for")
+        assert proc.poll() is None  # still there, waiting
+        run.train_and_save(5)
+        read_until(b"WATCHING")
+        os.write(master, b"\x11")  # ctrl+q
+        assert proc.wait(TIMEOUT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)

@@ -1,4 +1,4 @@
-"""Issue 6's remaining promises: awkward seeds and texts, on the command line and in the app."""
+"""Awkward seeds and texts, on the command line and in the app: warnings, not crashes or garbage."""
 
 from __future__ import annotations
 

@@ -287,7 +287,7 @@ BAD_INPUTS = [
     (["train", "--checkpoint", "folder"], "directory"),
     (["train", "--resume", "missing.npz"], "missing.npz"),
     (["train", "--resume", "truncated.npz"], "corrupt"),
-    (["train", "other.txt", "--resume", "good.npz"], "vocabulary"),
+    (["train", "other.txt", "--resume", "good.npz"], "characters the model never saw"),
     (["train", "--resume", "good.npz", "--hidden", "64"], "hidden"),
     # sample
     (["sample"], "CHECKPOINT"),

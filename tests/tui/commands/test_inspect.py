@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 from pathlib import Path
 
 import pytest
 from helpers import assert_usage_error, run_cli
+
+from core import TrainConfig, Trainer, corpus
+from tui.plain.render import UNREAD
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -39,13 +43,53 @@ def test_shades_when_not_a_terminal_and_ranking(model):
     assert "tracks 'vowel'" in res.stdout and res.stdout.count("r = ") == 5
 
 
-def test_unknown_characters_are_skipped_with_a_warning(model, tmp_path):
+def test_unknown_characters_are_shown_in_place_not_read_with_a_warning(model, tmp_path):
     text = tmp_path / "t.txt"
     text.write_text("To Be")  # capitals are not in the lowercased soliloquy
     res = run(model, "--text", str(text), "--plain")
     assert res.returncode == 0
-    assert "skipped 2 character(s)" in res.stderr
-    assert len(res.stdout.splitlines()) == 3  # "o", " ", "e"
+    assert "the model never saw 2 of the text's characters ('TB'); they are shown uncoloured" in res.stderr
+    lines = [line.split("\t") for line in res.stdout.splitlines()]
+    assert [ch for _, ch, _ in lines] == ["'T'", "'o'", "' '", "'B'", "'e'"]  # the text as written
+    assert [v == "not read" for _, _, v in lines] == [True, False, False, True, False]
+
+
+def test_a_character_the_model_never_saw_keeps_its_place_in_the_shaded_text(tmp_path):
+    """A model of a text without the em dash, reading the soliloquy: 'die—to sleep', not 'dieto sleep'."""
+    (tmp_path / "plain.txt").write_text(corpus.bundled_path().read_text("utf-8").replace("—", "-"))
+    trainer = Trainer(corpus.load(tmp_path / "plain.txt"), TrainConfig(hidden=8, steps=3, eval_every=0))
+    for _ in trainer.run():
+        pass
+    path = trainer.save(tmp_path / "plain.npz")
+    soliloquy = tmp_path / "soliloquy.txt"
+    soliloquy.write_text(corpus.bundled_path().read_text("utf-8"))
+    res = run(str(path), "--text", str(soliloquy), "--chars", "400", "--width", "400")
+    assert res.returncode == 0, res.stderr
+    rows = res.stdout.splitlines()[1:]
+    text_row = next(i for i, row in enumerate(rows) if "die—to sleep" in row)
+    assert "dieto" not in res.stdout
+    under = rows[text_row + 1][rows[text_row].index("—")]
+    assert under == UNREAD and "('—')" in res.stderr
+
+
+def test_without_text_it_reads_the_models_own_training_text_and_says_so(tmp_path):
+    (tmp_path / "own.txt").write_text("abc abd abe " * 50)
+    trainer = Trainer(corpus.load(tmp_path / "own.txt"), TrainConfig(hidden=8, steps=3, eval_every=0))
+    for _ in trainer.run():
+        pass
+    trainer.save(tmp_path / "own.npz")
+    res = run_cli("inspect", "own.npz", "--chars", "40", "--plain", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    read = "".join(ast.literal_eval(line.split("\t")[1]) for line in res.stdout.splitlines())
+    assert read == ("abc abd abe " * 4)[:40]
+    assert (
+        "lstm-tui: reading the first 40 characters of" in res.stderr
+        and "own.txt, the text the model was trained on" in res.stderr
+    )
+    (tmp_path / "own.txt").rename(tmp_path / "gone.txt")
+    res = run_cli("inspect", "own.npz", "--chars", "40", "--plain", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "the bundled soliloquy (own.txt, its training text, was not found; --text FILE)" in res.stderr
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from core import checkpoint as ckpt_io
 
 @pytest.fixture(scope="module")
 def raced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
-    """The issue's command, on small models: 100 steps of each cell with --json."""
+    """A race of the three cells on small models: 100 steps of each with --json."""
     where = tmp_path_factory.mktemp("race")
     res = run(
         "race", "--cells", "lstm,gru,rnn", "--steps", "100", "--json", "--hidden", "32", "--eval-every", "50", cwd=where

@@ -1,22 +1,57 @@
-"""The thread count a run trains with: measured at the start unless --threads says, said in one
-line, kept in the checkpoint; the measurement leaves the run untouched. No test here asserts a
-time or which count wins (that depends on the machine): only what is chosen from what was measured."""
+"""The thread rule and the thread count (tui.plain.threads): one BLAS thread unless the user chose a
+count; the NumPy engine's threads measured at the start unless --threads says, the measurement
+leaving the run untouched. No test here asserts a time or which count wins (that depends on the
+machine): only what is chosen from what was measured."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
-from helpers import assert_usage_error, run_cli, tiny_config
+from helpers import tiny_config
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from core import Trainer, corpus
-from core import checkpoint as ckpt_io
 from core.engine import NumpyEngine, NumpyEngineFactory
 from tui.plain import threads
+from tui.plain.threads import BLAS_ENV, limit_threads
 
-SMALL = ["--hidden", "16", "--batch", "4", "--seq-len", "16", "--seed", "3"]
+
+def blas_threads() -> set[int]:
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+class Engine:
+    """An engine with a pool of its own: records the limits it is given."""
+
+    def __init__(self) -> None:
+        self.limits: list[int] = []
+
+    def limit_threads(self, n: int) -> None:
+        self.limits.append(n)
+
+
+def test_one_blas_thread_and_the_engines_pools_until_restored(monkeypatch):
+    for name in BLAS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    if not blas_threads():
+        pytest.skip("NumPy reports no BLAS thread pool here")
+    engine = Engine()
+    with threadpool_limits(limits=2, user_api="blas"):  # start from two, so that one is a change
+        before = blas_threads()
+        with limit_threads([engine]):
+            assert blas_threads() == {1}
+            assert engine.limits == [1]
+        assert blas_threads() == before
+
+
+def test_a_count_the_user_chose_is_left_alone(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    engine = Engine()
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        with limit_threads([engine]):
+            assert blas_threads() == before
+        assert engine.limits == []
 
 
 def soliloquy() -> corpus.Corpus:
@@ -131,83 +166,15 @@ def test_applying_a_choice_sets_the_engine_and_the_factory_for_a_restart():
         assert isinstance(trainer.engine, NumpyEngine) and trainer.engine.threads == 2 and trainer.engine.wavefront
         again = trainer.restart().engine  # a reset in the interface keeps the arrangement
         assert isinstance(again, NumpyEngine) and again.threads == 2 and again.wavefront
-        from threadpoolctl import threadpool_info
-
         assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
     finally:
-        handle.restore_original_limits()
+        handle.restore()
 
 
-# ------------------------------------------------------------------- the command line
-def test_train_says_the_threads_it_was_given_and_the_checkpoint_keeps_them(tmp_path: Path):
-    res = run_cli("train", "--steps", "3", "--threads", "2", *SMALL, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    assert "lstm-tui: threads: 2 (--threads 2)" in res.stderr
-    assert ckpt_io.load(tmp_path / "hamlet.lstm.npz").meta["threads"] == 2
-
-
-def test_train_measures_when_not_told(tmp_path: Path):
-    res = run_cli("train", "--steps", "3", *SMALL, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    (line,) = [ln for ln in res.stderr.splitlines() if ln.startswith("lstm-tui: threads: ")]
-    chosen = int(line.split()[2])
-    assert "one thread on this model" in line or "one on this model" in line or "core" in line, line
-    assert ckpt_io.load(tmp_path / "hamlet.lstm.npz").meta["threads"] == chosen
-
-
-def test_a_resume_on_another_count_says_how_to_repeat_it_exactly(tmp_path: Path):
-    assert run_cli("train", "--steps", "2", "--threads", "2", *SMALL, cwd=tmp_path).returncode == 0
-    res = run_cli("train", "--resume", "hamlet.lstm.npz", "--steps", "2", "--threads", "1", cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    assert "threads: 1 (--threads 1); the checkpoint trained on 2: --threads 2 would continue it" in res.stderr
-
-
-def test_wavefront_on_the_command_line(tmp_path: Path):
-    res = run_cli("train", "--steps", "2", "--threads", "2", "--wavefront", "--layers", "2", *SMALL, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    assert "threads: 2, the layers as a wavefront (--threads 2 --wavefront" in res.stderr
-    meta = ckpt_io.load(tmp_path / "hamlet.lstm.npz").meta
-    assert (meta["threads"], meta["wavefront"]) == (2, True)
-    res = run_cli("train", "--resume", "hamlet.lstm.npz", "--steps", "1", "--threads", "2", cwd=tmp_path)
-    assert "the checkpoint trained on 2 as a wavefront: --threads 2 --wavefront would continue it" in res.stderr
-    one = run_cli("train", "--steps", "1", "--threads", "2", "--wavefront", *SMALL, cwd=tmp_path)
-    assert "threads: 2 (--threads 2; no wavefront: it needs two layers or more" in one.stderr
-
-
-def test_race_measures_each_cell(tmp_path: Path):
-    res = run_cli("race", "--headless", "--steps", "2", "--threads", "2", "--cells", "lstm,rnn", *SMALL, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    assert "lstm-tui: lstm threads: 2 (--threads 2)" in res.stderr
-    assert "lstm-tui: rnn threads: 2 (--threads 2)" in res.stderr
-
-
-@pytest.mark.parametrize("bad", ["0", "-1", "two"])
-def test_bad_threads_exit_2(bad: str, tmp_path: Path):
-    assert_usage_error(run_cli("train", "--steps", "1", "--threads", bad, *SMALL, cwd=tmp_path), "--threads")
-
-
-def test_eval_splits_a_long_text_over_threads_with_the_same_scores(tmp_path: Path):
-    """`eval --threads 2` reads a text of several streams on two threads: the scores of one thread."""
-    text = "".join(f"{i} green bottles hanging on the wall, and if one should fall...\n" for i in range(400))
-    (tmp_path / "bottles.txt").write_text(text)
-    c = corpus.load(tmp_path / "bottles.txt", val_fraction=0.0)
-    Trainer(c, tiny_config(steps=5), checkpoint=tmp_path / "b.npz").save()
-    out = {}
-    for n in ("1", "2"):
-        res = run_cli("eval", "b.npz", "bottles.txt", "--json", "--threads", n, cwd=tmp_path)
-        assert res.returncode == 0, res.stderr
-        out[n] = json.loads(res.stdout)
-    assert out["1"]["chars"] == out["2"]["chars"] == len(text) - 1
-    assert out["2"]["loss"] == pytest.approx(out["1"]["loss"], rel=1e-5)
-    assert out["2"]["accuracy"] == pytest.approx(out["1"]["accuracy"], abs=2 / len(text))
-
-
-def test_evaluate_on_threads_equals_one_thread():
-    from core.evaluate import evaluate, stream_count
-
-    text = corpus.from_text("to be, or not to be, that is the question. " * 500, val_fraction=0.0)
-    trainer = Trainer(text, tiny_config(layers=2))
-    assert stream_count(len(text.ids) - 1) >= 4
-    one = evaluate(trainer.model, text.ids, text.vocab)
-    three = evaluate(trainer.model, text.ids, text.vocab, threads=3)
-    assert three.loss == pytest.approx(one.loss, rel=1e-5) and three.n == one.n
+def test_the_rule_leaves_the_numpy_engines_own_threads_alone(monkeypatch):
+    """One BLAS thread, but the NumPy engine keeps the threads its run chose (they never spin)."""
+    for name in BLAS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    trainer = Trainer(soliloquy(), tiny_config(), engine=NumpyEngineFactory(2))
+    with limit_threads([trainer.engine]):
+        assert isinstance(trainer.engine, NumpyEngine) and trainer.engine.threads == 2
