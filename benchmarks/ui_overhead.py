@@ -11,7 +11,9 @@ time over a window of the run (after a warm-up), so evaluations, snapshots and w
 thread costs the trainer all count. "UI thread CPU" is the CPU time the UI thread (the main
 thread, running Textual's event loop) used per second of that window.
 
-Key-to-screen latency: while the interface trains, a character is typed into the seed box every
+The interface is first left alone (the throughput column), then typed into (the key columns, and
+the throughput meanwhile: each key changes the seed and the next-character table is computed
+again from it). Key-to-screen latency: a character is typed into the seed box every
 KEY_EVERY_S; each latency is the time from posting the key until the first screen update that
 shows the new text has been composed and encoded as a terminal would be sent it (the test driver
 skips writing; this script encodes every update anyway, so the cost of a real terminal's output
@@ -108,10 +110,14 @@ class KeyClock:
             self.expected = None
 
 
-async def with_ui(text: corpus_io.Corpus, cfg: TrainConfig, threads: int, seconds: float) -> tuple[float, float, list]:
-    """The app, which trains in its own worker thread and repaints as progress arrives, with keys
-    typed into the seed box as it trains. Returns the throughput, the UI thread's CPU
-    milliseconds per second, and the key latencies (seconds)."""
+async def with_ui(
+    text: corpus_io.Corpus, cfg: TrainConfig, threads: int, seconds: float
+) -> tuple[float, float, float, list]:
+    """The app, which trains in its own worker thread and repaints as progress arrives: first left
+    alone for `seconds` (the throughput and the UI thread's CPU milliseconds per second), then
+    for `seconds` more with keys typed into the seed box (their latencies, in seconds, and the
+    throughput meanwhile: every key changes the seed, and the next-character table is computed
+    again from it, on the same cores)."""
     from textual.widgets import Input
 
     trainer = Trainer(text, cfg, engine=numpy_engine_threads(threads))
@@ -121,6 +127,10 @@ async def with_ui(text: corpus_io.Corpus, cfg: TrainConfig, threads: int, second
         clock = KeyClock(app, box)
         await asyncio.sleep(WARMUP_S)
         t0, s0, cpu0 = time.perf_counter(), trainer.step_count, time.thread_time()
+        await asyncio.sleep(seconds)
+        ui_ms = (time.thread_time() - cpu0) * 1000 / (time.perf_counter() - t0)
+        r = rate(trainer, t0, s0)
+        t0, s0 = time.perf_counter(), trainer.step_count
         n = 0
         while time.perf_counter() - t0 < seconds:
             await clock.type(app, "abcdefghij"[n % 10])
@@ -128,12 +138,11 @@ async def with_ui(text: corpus_io.Corpus, cfg: TrainConfig, threads: int, second
             if n % 20 == 0:
                 box.value = box.value[:-20]  # keep the seed short
             await asyncio.sleep(max(0.0, KEY_EVERY_S - (time.perf_counter() - clock.pressed)))
-        ui_ms = (time.thread_time() - cpu0) * 1000 / (time.perf_counter() - t0)
-        r = rate(trainer, t0, s0)
+        typing = rate(trainer, t0, s0)
         trainer.controls.stop()
         while any(w.is_running for w in app.workers):
             await pilot.pause(0.05)
-    return r, ui_ms, clock.latencies
+    return r, ui_ms, typing, clock.latencies
 
 
 def main() -> None:
@@ -165,21 +174,24 @@ def main() -> None:
                 if mode == "headless":
                     r = headless(text, cfg, n, args.seconds)
                 else:
-                    r, ms, lat = asyncio.run(with_ui(text, cfg, n, args.seconds))
+                    r, ms, typed, lat = asyncio.run(with_ui(text, cfg, n, args.seconds))
                     ui_cpu.setdefault(n, []).append(ms)
                     keys.setdefault(n, []).extend(lat)
+                    res.setdefault(("typing", n), []).append(typed)
                 res.setdefault((mode, n), []).append(r)
     print(
         "| engine threads | headless chars/s | with the UI chars/s | UI / headless | UI thread CPU ms/s "
-        "| keys | key-to-screen p50 ms | max ms |"
+        "| typing: chars/s (/ headless) | keys | key-to-screen p50 ms | max ms |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in args.threads:
         h, u = statistics.median(res[("headless", n)]), statistics.median(res[("ui", n)])
+        typed = statistics.median(res[("typing", n)])
         lat = keys[n]
         print(
             f"| {n} | {h:,.0f} | {u:,.0f} | {u / h:.0%} | {statistics.median(ui_cpu[n]):.0f} "
-            f"| {len(lat)} | {statistics.median(lat) * 1e3:.1f} | {max(lat) * 1e3:.1f} |"
+            f"| {typed:,.0f} ({typed / h:.0%}) | {len(lat)} | {statistics.median(lat) * 1e3:.1f} "
+            f"| {max(lat) * 1e3:.1f} |"
         )
     if len(args.threads) > 1:
         base = statistics.median(res[("headless", args.threads[0])])

@@ -43,14 +43,14 @@ from typing import Any, Protocol
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from core.batches import Batches
+from core.batches import Batches, Window
 from core.engine import NumpyEngine, NumpyEngineFactory
 
 THREADS = 1  # BLAS threads per call, unless the environment says otherwise
 
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # the user's own choice
 CALIBRATE_S = 1.0  # about how long the measurement at the start takes
-MIN_ROUNDS, MAX_ROUNDS = 3, 9  # timed rounds of every count (each count once per round, alternating)
+MIN_ROUNDS, MAX_ROUNDS = 4, 15  # timed rounds of every arrangement (each once per round, alternating)
 MARGIN = 0.05  # more threads must be this much faster to be chosen
 MIN_WINDOW = 8  # the measured window is cut to fit the time, but never below this many steps
 
@@ -171,30 +171,34 @@ def describe(a: Arrangement) -> str:
 
 def measure(trainer: Any, ways: list[Arrangement], budget_s: float = CALIBRATE_S) -> dict[Arrangement, float]:
     """Characters per second of the run's forward and backward pass on each arrangement, measured
-    alternately on the run's next window (cut shorter for a large model) without changing the run:
-    the engines are throwaways on the same weights, the window is read from a copy of the stream
-    positions, the dropout masks come from a generator of their own."""
+    alternately on the run's next window (cut shorter to fit `budget_s`, all told) without
+    changing the run: the engines are throwaways on the same weights, the window is read from a
+    copy of the stream positions, the dropout masks come from a generator of their own."""
+    start = time.perf_counter()
     probe = _Probe(trainer)
     b = trainer.batches
-    window = Batches(b.ids, b.batch, b.seq_len, b.positions).next()
-    masks = trainer.model.dropout_masks(trainer.seq_len, trainer.batch, np.random.default_rng(0))
-    engines = {a: NumpyEngine(probe, *a) for a in ways}
+    full = Batches(b.ids, b.batch, b.seq_len, b.positions).next()
+    # What one step of the window costs on one thread, from a short piece of it (twice: the first
+    # pass also fills the buffers).
+    short = min(b.seq_len, 2 * MIN_WINDOW)
+    piece = _cut(full, short)
+    masks = trainer.model.dropout_masks(short, b.batch, np.random.default_rng(0))
+    one = NumpyEngine(probe)
+    one.learn(piece, masks)
     t0 = time.perf_counter()
-    NumpyEngine(probe).learn(window, masks)  # one thread; the first pass also fills the buffers
-    one = time.perf_counter() - t0
-    # Cut the window so that MIN_ROUNDS rounds of every arrangement fit the budget (a pass on n
-    # threads takes at least 1/n of one thread's).
-    per_round = one * sum(1 / n for n, _ in ways)
-    T = b.seq_len
-    keep = max(MIN_WINDOW, int(T * budget_s / (MIN_ROUNDS + 1) / max(per_round, 1e-9)))
-    if keep < T:
-        window = _cut(window, keep)
-        masks = trainer.model.dropout_masks(keep, b.batch, np.random.default_rng(0))
-        T = keep
+    one.learn(piece, masks)
+    per_step = (time.perf_counter() - t0) / short
+    # Cut the window so that a warm-up and MIN_ROUNDS rounds of every arrangement fit what is
+    # left of the budget (a pass on n threads takes at least 1/n of one thread's).
+    per_round = per_step * sum(1 / n for n, _ in ways)
+    left = budget_s - (time.perf_counter() - start)
+    T = max(MIN_WINDOW, min(b.seq_len, int(left / (MIN_ROUNDS + 1) / max(per_round, 1e-9))))
+    window = _cut(full, T)
+    masks = trainer.model.dropout_masks(T, b.batch, np.random.default_rng(0))
+    engines = {a: NumpyEngine(probe, *a) for a in ways}
     times: dict[Arrangement, list[float]] = {a: [] for a in ways}
     for engine in engines.values():
         engine.learn(window, masks)  # warm-up: buffers, helper threads
-    start = time.perf_counter()
     for rnd in range(MAX_ROUNDS):
         for a in ways if rnd % 2 == 0 else reversed(ways):
             t0 = time.perf_counter()
@@ -210,8 +214,8 @@ def measure(trainer: Any, ways: list[Arrangement], budget_s: float = CALIBRATE_S
 
 def _cut(window: Any, steps: int) -> Any:
     """The first `steps` steps of a window."""
-    from core.batches import Window
-
+    if steps >= window.x.shape[0]:
+        return window
     resets = {t: s for t, s in window.resets.items() if t < steps}
     return Window(x=window.x[:steps], y=window.y[:steps], resets=resets)
 
