@@ -11,6 +11,11 @@ from numpy.typing import NDArray
 from .errors import ConfigError
 from .models import CharModel, StepperLike
 
+# The temperature `lstm-tui sample` and the interface start at: 1 draws from the model's own
+# distribution, the one its loss is measured on, so the text and the next-character table show
+# what the model learned; lower is safer, higher wilder, and the user chooses.
+TEMPERATURE = 1.0
+
 
 def check_settings(temperature: float, top_k: int | None = None, top_p: float | None = None) -> None:
     """Raise ConfigError for a temperature that is negative or not finite, or a bad top-k/top-p."""
@@ -23,7 +28,7 @@ def check_settings(temperature: float, top_k: int | None = None, top_p: float | 
 
 
 def probabilities(
-    logits: NDArray, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+    logits: NDArray, temperature: float = TEMPERATURE, top_k: int | None = None, top_p: float | None = None
 ) -> NDArray[np.float64]:
     """The distribution (V,) that sampling draws from. Temperature 0 puts all mass on the argmax."""
     check_settings(temperature, top_k, top_p)
@@ -59,7 +64,7 @@ def probabilities(
 def sample(
     logits: NDArray,
     rng: np.random.Generator,
-    temperature: float = 1.0,
+    temperature: float = TEMPERATURE,
     top_k: int | None = None,
     top_p: float | None = None,
 ) -> int:
@@ -88,7 +93,7 @@ def generate(
     prime_ids: NDArray,
     length: int,
     rng: np.random.Generator,
-    temperature: float = 1.0,
+    temperature: float = TEMPERATURE,
     top_k: int | None = None,
     top_p: float | None = None,
 ) -> Iterator[int]:

@@ -20,3 +20,9 @@ def test_the_readme_library_example_runs(tmp_path):
     assert float(loss_line.split()[1]) < 0.1  # 300 steps learn the soliloquy
     assert text_line.startswith("to be, or ") and len(text_line) == len("to be, or ") + 80
     assert (tmp_path / "hamlet.npz").is_file()
+
+
+def test_the_readme_stays_short():
+    """The README is the front page: 250 lines at most; the long explanations live in docs/."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 250, f"README.md has {len(lines)} lines; move detail to docs/"

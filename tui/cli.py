@@ -1,7 +1,8 @@
 """The `lstm-tui` command line: finds the command, runs it, and turns errors into exit codes.
 
     lstm-tui [CORPUS] [options]           open the interface and train (the default command)
-    lstm-tui COMMAND ... [options]        train, sample, bench, inspect, ... (tui.commands.COMMANDS)
+    lstm-tui CHECKPOINT [options]         a saved model (by its first bytes): the same as `play`
+    lstm-tui COMMAND ... [options]        train, sample, play, inspect, ... (tui.commands.COMMANDS)
 
 Each command lives in its own module under tui/commands/, imported only when it runs; adding one
 is a module plus a line in tui.commands.COMMANDS. Bad usage or bad input ends with exit code 2
@@ -19,7 +20,7 @@ import sys
 from collections.abc import Sequence
 
 import core
-from tui.commands import COMMANDS, DEFAULT, available
+from tui.commands import COMMANDS, DEFAULT, available, opens_a_model
 from tui.commands.common import EXIT_INTERRUPTED, EXIT_USAGE
 from tui.commands.options import PROG, UsageError
 
@@ -49,9 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `lstm-tui` script; returns the process exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     name = args_list[0] if args_list and args_list[0] in COMMANDS else None
+    rest = args_list[1:] if name else args_list
+    if name is None and rest and not rest[0].startswith("-") and opens_a_model(rest[0]):
+        name = "play"  # `lstm-tui MODEL.npz`: a saved model, not a text to train on
     _quiet_encoding_errors()
     try:
-        return run_command(name, args_list[1:] if name else args_list)
+        return run_command(name, rest)
     except UsageError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,12 +1,12 @@
 """Talking to a model on screen: generation from a seed and the next-character table, for every app.
 
-The training app, the watcher and the race all let the reader type a seed and a temperature and
-see the model continue it; the training app and the watcher also show the likeliest next
-characters. `PlayApp` holds that behaviour once, and `compose_model_screen` the layout of the
-one-model screen, which the watcher shares with the training app. Each app says only which
-weights to use, through two hooks: `play_models()` (the weights generation starts from now, by
-name) and `play_vocab()`; an app with a next-character view also supplies `play_model()`, its one
-model.
+The training app, the watcher, the race and the player all let the reader type a seed, choose how
+each character is drawn (temperature, top-k, top-p) and see the model continue it; all but the
+race also show the likeliest next characters. `PlayApp` holds that behaviour once, and
+`compose_model_screen` the layout of the one-model screen, which the watcher shares with the
+training app. Each app says only which weights to use, through two hooks: `play_models()` (the
+weights generation starts from now, by name) and `play_vocab()`; an app with a next-character
+view also supplies `play_model()`, its one model.
 
 Why a common App base class and not a plain mixin: Textual collects `@on` handlers per class, in
 its message pump's metaclass (`_MessagePumpMeta` puts them in each class's own
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -39,24 +40,54 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from core import CharModel, Vocab
+from core.baselines import baselines
+from core.corpus import Corpus
+from core.errors import ConfigError
+from core.sampling import check_settings
 
 from ..plain.threads import Limit, Limited, limit_threads
 from ..widgets.comparison import ComparisonView
-from ..widgets.generate_panel import GeneratePanel
+from ..widgets.generate_panel import T_MAX, GeneratePanel
 from ..widgets.help_screen import HelpScreen
 from ..widgets.loss_chart import LossChart
 from ..widgets.next_chars import NextCharView
+from ..widgets.prompt_screen import PromptScreen
 from ..widgets.stats import StatsPanel
 from ..widgets.status_line import Part, StatusLine
 from . import workers
 from .keys import Key, bindings, keys_help
-from .messages import Generated, GenerationDone, NextChars
-from .palette import AppCommands
+from .messages import BaselinesReady, Generated, GenerationDone, NextChars, Sampling
+from .palette import AppCommands, PaletteCommand
 
 GENERATE_CHARS = 600  # characters per generation run (per model)
 NEXT_CHARS = 12  # candidates computed for the next-character view
 
 ONE = ""  # the name of the model in an app that has one (names label the race's models)
+
+# The help screens' lines on the loss graph's levels (tui.widgets.loss_chart), after each graph's
+# own line: the training app's, the race's and the watcher's.
+LEVELS_HELP = """\
+              The levels to get below: ╌ ln V, a uniform guess among the
+              V characters; · unigram, each character guessed from how
+              often it occurs in the training text; ─ bigram, guessed from
+              the character before it (both scored on the validation
+              text). Levels that fall in one row take turns: ╌·╌·.
+"""
+# The help screens' lines on drawing characters, after each app's "generate" line, and on the
+# next-character view: written once, as the controls are the same in every app.
+SAMPLING_HELP = """\
+              Each character is drawn from the model's probabilities: its
+              scores divided by T, the temperature (0: greedy, the
+              likeliest character every time; 1, where it starts: the
+              model as it is, as lstm-tui sample draws; 2: wild), then cut
+              to the k likeliest characters (top-k), then to the likeliest
+              that hold p of the probability (top-p). "all", 1.00: no cut.
+"""
+NEXT_CHAR_HELP = """\
+  next char   the likeliest next characters after the seed, with the
+              probability each is drawn with at these settings; those
+              top-k or top-p cut come last, marked "cut".
+"""
 
 
 def until_exit(handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -84,7 +115,13 @@ def default_seed(text: str) -> str:
 
 
 def compose_model_screen(
-    corpus: list[Part], model: list[Part], vocab_size: int, steps: int, tokens_per_step: int, seed: str
+    corpus: list[Part],
+    model: list[Part],
+    vocab_size: int,
+    steps: int,
+    tokens_per_step: int,
+    seed: str,
+    sampling: Sampling | None = None,
 ) -> ComposeResult:
     """The one-model screen's panels: the training app's, and the watcher's, which shows the same
     screen fed from a checkpoint. One place, because train.tcss lays both out by these ids."""
@@ -95,7 +132,7 @@ def compose_model_screen(
     with Vertical(id="compare-panel"):
         yield ComparisonView(id="compare")
     with Horizontal(id="bottom"):
-        yield GeneratePanel(seed=seed, id="generate")
+        yield GeneratePanel(seed, vocab_size, sampling, id="generate")
         yield NextCharView(id="next")
     yield Static("a small terminal: 80×24 or more shows every panel", id="small-note", markup=False)
     yield Footer(compact=True)
@@ -105,8 +142,8 @@ class PlayApp(App[None]):
     """An app with a GeneratePanel (and perhaps a NextCharView): generation and next characters.
 
     Subclasses implement `play_models()` and `play_vocab()`, and `play_model()` when
-    `SHOWS_NEXT_CHARS`. What a run wrote is kept in `generated` (and the temperatures it was
-    sampled at in `generation_temperatures`); the race keeps a text per model by overriding
+    `SHOWS_NEXT_CHARS`. What a run wrote is kept in `generated` (and the settings it was drawn
+    with in `generation_settings`); the race keeps a text per model by overriding
     `_generation_started` and `_keep_generated`.
     """
 
@@ -116,6 +153,7 @@ class PlayApp(App[None]):
 
     COMMANDS = App.COMMANDS | {AppCommands}  # the palette lists the app's palette_commands(), if any
     SHOWS_NEXT_CHARS: ClassVar[bool] = True  # the screen has a NextCharView that follows the seed
+    NEXT_CHARS: ClassVar[int] = NEXT_CHARS  # candidates computed for it (it shows as many as fit)
     KEYS: ClassVar[tuple[Key, ...]] = ()  # the app's keys (tui.apps.keys): its BINDINGS and the help's KEYS
     HELP: ClassVar[str] = ""  # the help screen's text before its KEYS section
 
@@ -125,26 +163,32 @@ class PlayApp(App[None]):
             cls.BINDINGS = bindings(cls.KEYS)
         super().__init_subclass__(**kwargs)
 
-    def __init__(self, generate_chars: int = GENERATE_CHARS, notes: list[str] | None = None) -> None:
+    def __init__(
+        self, generate_chars: int = GENERATE_CHARS, notes: list[str] | None = None, sampling: Sampling | None = None
+    ) -> None:
         super().__init__()
         self.notes = list(notes or [])  # what the command line chose, shown under the seed until a generation
-        self.sampling_temperature = 0.8  # read by the generation threads before every character
+        # How characters are drawn: the generate panel's settings, read by the generation threads
+        # before every character (a frozen value, replaced whole, so a thread never sees half a change).
+        self.sampling = sampling or Sampling()
         self.generate_chars = generate_chars  # length of a generation run, per model
         self.generation_rng: np.random.Generator | None = None  # None: a fresh unseeded one per run
         self.generated: str | dict[str, str] = ""  # what the latest run wrote (the race: a text per model)
-        self.generation_temperatures: list[float] = []  # temperatures the sampler used, latest run
+        self.generation_settings: list[Sampling] = []  # the settings the sampler used, latest run
         self._run_id = 0  # the latest generation run (one per model)
         self._gen_runs: dict[int, str] = {}  # the latest runs: run id -> model name
         self._steppers: dict[str, workers.StepperCache] = {}  # per model name
-        self._next_key: tuple[object, str, float] | None = None  # what the shown table came from
+        self._next_key: tuple[object, str, Sampling] | None = None  # what the shown table came from
         self._next_chars: NextChars | None = None  # a table from newer weights, not on screen yet
         self._thread_limit: Limit | None = None
+        self._levels_of: Corpus | None = None  # the text whose levels the loss graph shows or awaits
 
     # -------------------------------------------------------------- lifecycle
     def on_mount(self) -> None:
         """The screen is up: the seed box takes the keys, the arithmetic gets its threads, then the
         app starts (`start`)."""
         self.query_one("#seed", Input).focus()
+        self.sampling = self.query_one(GeneratePanel).sampling  # as the panel can show it (k below V, ...)
         self._thread_limit = limit_threads(self.thread_engines())
         if self.notes:
             self.query_one(GeneratePanel).show_notes(self.notes)
@@ -209,17 +253,60 @@ class PlayApp(App[None]):
     def _generation_started(self) -> None:
         """A run is starting: forget what the last one wrote."""
         self.generated = ""
-        self.generation_temperatures = []
+        self.generation_settings = []
 
     def _keep_generated(self, name: str, message: Generated) -> None:
         """Keep what model `name` wrote."""
         self.generated += message.text
-        self.generation_temperatures.append(message.temperature)
+        self.generation_settings.append(message.sampling)
+
+    @property
+    def sampling_temperature(self) -> float:
+        """The temperature the samplers use now."""
+        return self.sampling.temperature
+
+    @property
+    def generation_temperatures(self) -> list[float]:
+        """The temperatures the latest run's characters were drawn at."""
+        return [s.temperature for s in self.generation_settings]
 
     def _newer_next_chars(self, message: NextChars) -> None:
         """A table for the seed and temperature on screen, from newer weights: shown at once here;
         the training app paints it at its next tick, together with the other panels."""
         self._show_next_chars(message)
+
+    # ------------------------------------------------------- the graph's levels
+    def show_baselines(self, text: Corpus | None) -> None:
+        """Draw the unigram and bigram levels of `text` on the loss graph, computed in a thread
+        (they count every character of the training part); None: take them off (no text)."""
+        self._levels_of = text
+        if text is None:
+            self.query_one(LossChart).set_baselines(None)
+            return
+        self.run_worker(
+            functools.partial(self._compute_baselines, text),
+            thread=True,
+            exclusive=True,
+            group="baselines",
+            name="unigram and bigram levels",
+            exit_on_error=False,
+        )
+
+    def _compute_baselines(self, text: Corpus) -> None:
+        """The levels' thread: count on the training part, score on the validation part."""
+        try:
+            levels = baselines(text)
+        except ValueError:  # too little text to score: the graph keeps only ln V
+            return
+        if not get_current_worker().is_cancelled:
+            self.post_message(BaselinesReady(text, levels))
+
+    @on(BaselinesReady)
+    @until_exit
+    def _on_baselines_ready(self, message: BaselinesReady) -> None:
+        """The levels are ready: drawn, if the graph still shows that text."""
+        if message.text is self._levels_of:
+            self.query_one(LossChart).set_baselines(message.levels)
 
     # -------------------------------------------------------------- seed keys
     def action_focus_seed(self) -> None:
@@ -232,6 +319,62 @@ class PlayApp(App[None]):
         """Temperature one 0.05 step down or up."""
         self.query_one(GeneratePanel).nudge(direction)
 
+    def action_top_k(self) -> None:
+        """Top-k keeps fewer characters (20, 10, 5, 3, 2, 1), then all of them again."""
+        self.query_one(GeneratePanel).tighten_top_k()
+
+    def action_top_p(self) -> None:
+        """Top-p keeps less of the probability (0.95, 0.9, 0.8, 0.5), then all of it again."""
+        self.query_one(GeneratePanel).tighten_top_p()
+
+    def sampling_commands(self) -> list[PaletteCommand]:
+        """The palette's entries for how characters are drawn (every app that generates lists them)."""
+        return [
+            ("Set temperature…", self._ask_temperature, "f7 / f8: 0 greedy, 1 the model as it is, 2 wild"),
+            ("Set top-k…", self._ask_top_k, "f5: draw only among the k likeliest characters"),
+            ("Set top-p…", self._ask_top_p, "f9: only the likeliest characters holding p of the probability"),
+            ("Draw from every character", self._no_cuts, "top-k and top-p off; the temperature stays"),
+        ]
+
+    def _ask(self, question: str, value: str, placeholder: str, apply: Callable[[str], Sampling]) -> None:
+        """Ask for one sampling setting; a value that is not one gets a notice and changes nothing."""
+
+        def answered(text: str | None) -> None:
+            if text is None:
+                return
+            try:
+                sampling = apply(text)
+                check_settings(sampling.temperature, sampling.top_k, sampling.top_p)
+            except (ValueError, ConfigError) as e:
+                self.notify(f"{text!r}: {e}", title=f"not a {question.lower()}", severity="error", markup=False)
+                return
+            self.query_one(GeneratePanel).set_sampling(sampling)
+
+        self.push_screen(PromptScreen(question, value, placeholder), answered)
+
+    def _ask_temperature(self) -> None:
+        s = self.sampling
+
+        def apply(text: str) -> Sampling:
+            if not 0 <= float(text) <= T_MAX:
+                raise ConfigError(f"the temperature goes from 0 to {T_MAX:g} here")
+            return replace(s, temperature=float(text))
+
+        self._ask("Temperature", f"{s.temperature:.2f}", f"0 to {T_MAX:g}", apply)
+
+    def _ask_top_k(self) -> None:
+        s = self.sampling
+        value = "" if s.top_k is None else str(s.top_k)
+        self._ask("Top-k", value, "empty: every character", lambda k: replace(s, top_k=int(k) if k else None))
+
+    def _ask_top_p(self) -> None:
+        s = self.sampling
+        value = "" if s.top_p is None else f"{s.top_p:.2f}"
+        self._ask("Top-p", value, "empty: no cut", lambda p: replace(s, top_p=float(p) if p else None))
+
+    def _no_cuts(self) -> None:
+        self.query_one(GeneratePanel).set_sampling(replace(self.sampling, top_k=None, top_p=None))
+
     @on(GeneratePanel.GenerateRequested)
     def _on_generate_requested(self) -> None:
         """Enter in the seed or temperature box."""
@@ -239,9 +382,9 @@ class PlayApp(App[None]):
 
     @on(GeneratePanel.Changed)
     def _on_generate_changed(self) -> None:
-        """Seed or temperature changed: the samplers (which read it before every character) and
-        the next-character view follow."""
-        self.sampling_temperature = self.query_one(GeneratePanel).temperature
+        """Seed or sampling changed: the samplers (which read it before every character) and the
+        next-character view follow."""
+        self.sampling = self.query_one(GeneratePanel).sampling
         if self.SHOWS_NEXT_CHARS:
             self._refresh_next_chars(force=True)
 
@@ -293,7 +436,7 @@ class PlayApp(App[None]):
             ids,
             self.generate_chars,
             rng,
-            lambda: self.sampling_temperature,
+            lambda: self.sampling,
             self.post_message,
             lambda: worker.is_cancelled,
         )
@@ -326,15 +469,15 @@ class PlayApp(App[None]):
     # ------------------------------------------------------------ next chars
     @until_exit
     def _refresh_next_chars(self, force: bool = False) -> None:
-        """Recompute the next-character table if the weights, seed or temperature changed."""
+        """Recompute the next-character table if the weights, seed or sampling changed."""
         panel = self.query_one(GeneratePanel)
         model = self.play_model()
-        key = (model, panel.seed, panel.temperature)
+        key = (model, panel.seed, panel.sampling)
         if not force and key == self._next_key:
             return
         self._next_key = key
         self.run_worker(
-            functools.partial(self._compute_next_chars, model, self.play_vocab(), panel.seed, panel.temperature),
+            functools.partial(self._compute_next_chars, model, self.play_vocab(), panel.seed, panel.sampling),
             thread=True,
             exclusive=True,
             group="next-chars",
@@ -342,21 +485,21 @@ class PlayApp(App[None]):
             exit_on_error=False,
         )
 
-    def _compute_next_chars(self, model: CharModel, vocab: Vocab, seed: str, temperature: float) -> None:
+    def _compute_next_chars(self, model: CharModel, vocab: Vocab, seed: str, sampling: Sampling) -> None:
         """The next-character thread: prime on the seed, post the top candidates."""
         if get_current_worker().is_cancelled:
             return
         stepper = self._stepper_cache(ONE).get(model)
-        candidates, skipped = workers.next_chars(stepper, vocab, seed, temperature, NEXT_CHARS)
-        self.post_message(NextChars(model, seed, temperature, candidates, skipped))
+        candidates, skipped = workers.next_chars(stepper, vocab, seed, sampling, self.NEXT_CHARS)
+        self.post_message(NextChars(model, seed, sampling, candidates, skipped))
 
     @on(NextChars)
     @until_exit
     def _on_next_chars(self, message: NextChars) -> None:
-        """A fresh table of next characters: at once for a new seed or temperature (the user is
+        """A fresh table of next characters: at once for a new seed or sampling (the user is
         typing); for newer weights, when `_newer_next_chars` says."""
         view = self.query_one(NextCharView)
-        if message.seed != view.seed or message.temperature != view.temperature:
+        if message.seed != view.seed or message.sampling != view.sampling:
             self._next_chars = None  # older than this one
             self._show_next_chars(message)
         else:
@@ -365,4 +508,4 @@ class PlayApp(App[None]):
     def _show_next_chars(self, message: NextChars) -> None:
         view = self.query_one(NextCharView)
         view.source = message.source
-        view.show(message.seed, message.temperature, message.candidates, message.skipped)
+        view.show(message.seed, message.sampling, message.candidates, message.skipped)

@@ -1,4 +1,4 @@
-"""Every key of the three screens, written once: its binding, its footer label, its line of help.
+"""Every key of the four screens, written once: its binding, its footer label, its line of help.
 
 Each app's `BINDINGS` are `bindings(KEYS)` and its help screen's KEYS section is `keys_help(KEYS)`,
 so the footer, the bindings and the help cannot disagree. The README's "Keys" table lists the same
@@ -74,7 +74,11 @@ GENERATE = (
     Key("escape", "stop_generation", "stop generating", "Stop gen", show=False),
     Key("f7", "temperature(-1)", "temperature down by 0.05; or type it in its box, where up / down step it", "T−"),
     Key("f8", "temperature(1)", "temperature up by 0.05", "T+"),
-)
+    Key("f5", "top_k", "top-k: draw only among the k likeliest characters; each press keeps fewer (20, 10, 5, "
+        "3, 2, 1, then all again); or type k in its box, where up / down step it", "top-k", show=False),
+    Key("f9", "top_p", "top-p: draw only among the likeliest characters that hold p of the probability; each "
+        "press keeps less (0.95, 0.9, 0.8, 0.5, then all again); or type p in its box", "top-p", show=False),
+)  # fmt: skip
 SEED = Key("f3", "focus_seed", "back to the seed box, its text selected: typing replaces it", "Seed", show=False)
 INSIDE = Key(
     "f4",
@@ -83,7 +87,7 @@ INSIDE = Key(
     "layer, q the quantity, f a text feature to rank units by, r the best unit (kept when you come back)",
     "Inside",
 )
-TAB = Key("tab", None, "next field: seed, temperature, generated text")
+TAB = Key("tab", None, "next field: seed, temperature, top-k, top-p, generated text")
 
 # ------------------------------------------------------------------ the apps
 TRAIN = (
@@ -119,4 +123,14 @@ WATCH = (
     INSIDE,
     TAB,
     Key("ctrl+p", None, "command palette: read the checkpoint again, ..."),
+)
+
+PLAY = (
+    *_quit("close; nothing is saved (the model file is only read)"),
+    HELP,
+    *GENERATE,
+    SEED,
+    INSIDE,
+    Key("tab", None, "next field: seed, temperature, top-k, top-p, generated text"),
+    Key("ctrl+p", None, "command palette: set the temperature, top-k or top-p, ..."),
 )

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from textual.message import Message
 
 from core import DivergedReport, DoneReport, EvalReport, Evaluation, SaveReport, StepReport
+from core.baselines import Baselines
+from core.sampling import TEMPERATURE
 
 from ..plain.curve import CurveFrame
 
@@ -83,14 +85,35 @@ class Finished(Message):
         self.report = report
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """How the next character is drawn (core.sampling): the logits divided by the temperature, then
+    only the `top_k` likeliest characters kept, then only the likeliest holding `top_p` of the
+    probability. None: no such cut."""
+
+    temperature: float = TEMPERATURE
+    top_k: int | None = None
+    top_p: float | None = None
+
+    def cuts(self, sep: str = " · ") -> str:
+        """The cuts in a few characters ("k 5 · p 0.90"; "" when every character may be drawn)."""
+        parts = [f"k {self.top_k}"] if self.top_k is not None else []
+        parts += [f"p {self.top_p:.2f}"] if self.top_p is not None else []
+        return sep.join(parts)
+
+
 class Generated(Message):
     """A few more generated characters for run `run_id`."""
 
-    def __init__(self, run_id: int, text: str, temperature: float) -> None:
+    def __init__(self, run_id: int, text: str, sampling: Sampling) -> None:
         super().__init__()
         self.run_id = run_id
         self.text = text
-        self.temperature = temperature  # the temperature these characters were sampled at
+        self.sampling = sampling  # the settings these characters were drawn with
+
+    @property
+    def temperature(self) -> float:
+        return self.sampling.temperature
 
 
 class GenerationDone(Message):
@@ -104,22 +127,23 @@ class GenerationDone(Message):
 
 @dataclass(frozen=True)
 class Candidate:
-    """One possible next character and its probability."""
+    """One possible next character and its probability (0 when top-k or top-p cut it: `cut`)."""
 
     char: str
     p: float
+    cut: bool = False
 
 
 class NextChars(Message):
-    """The model's most likely next characters after `seed` at `temperature`."""
+    """The model's most likely next characters after `seed`, drawn as `sampling` says."""
 
     def __init__(
-        self, source: object, seed: str, temperature: float, candidates: list[Candidate], skipped: list[str]
+        self, source: object, seed: str, sampling: Sampling, candidates: list[Candidate], skipped: list[str]
     ) -> None:
         super().__init__()
         self.source = source  # the snapshot of the weights the table was computed from
         self.seed = seed
-        self.temperature = temperature
+        self.sampling = sampling
         self.candidates = candidates
         self.skipped = skipped  # seed characters outside the vocabulary (ignored)
 
@@ -137,3 +161,12 @@ class Compared(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, Compared)
+
+
+class BaselinesReady(Message):
+    """The unigram and bigram levels of `text` (core.baselines), for the loss graph."""
+
+    def __init__(self, text: object, levels: Baselines) -> None:
+        super().__init__()
+        self.text = text  # the corpus they were computed on (the graph takes them if it is still the one)
+        self.levels = levels

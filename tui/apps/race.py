@@ -25,13 +25,15 @@ from ..widgets.race_comparison import RaceComparison
 from ..widgets.race_stats import RaceStats
 from ..widgets.status_line import SEED, Part, StatusLine, describe_corpus
 from . import keys
-from .base import default_seed
+from .base import LEVELS_HELP, SAMPLING_HELP, default_seed
 from .lifecycle import TrainingApp
 from .messages import Generated, Progress
+from .palette import PaletteCommand
 
 GENERATE_CHARS = 300  # characters per model per generation run
 
-HELP = """\
+HELP = (
+    """\
 lstm-tui race trains one model per recurrent cell on the same text, with the
 same size, settings and seed, and shows them learning side by side.
 
@@ -43,8 +45,10 @@ compare them by step, and by time (the "time" column).
 PANELS
   loss graph  each model's smoothed training loss per step, nats/char, in
               its colour (without colour: its marker, see the title); its
-              validation losses as diamonds (without colour: its capital);
-              the dashed line is ln V, a uniform guess.
+              validation losses as diamonds (without colour: its capital).
+"""
+    + LEVELS_HELP
+    + """\
   models      a line each: step, smoothed loss, validation loss and the
               step it was made at (@step), bits/char, chars/s and the time
               it has had; ▶ marks the leader on validation loss.
@@ -53,8 +57,10 @@ PANELS
               Each line ends in the model's accuracy @ the step it was
               scored at. At the budget, the final weights are scored.
   generate    type a seed, press enter or ctrl+g: every model continues it
-              at the same temperature, from a snapshot of its weights.
+              from a snapshot of its weights, drawn the same way.
 """
+)
+HELP += SAMPLING_HELP
 
 
 class RaceApp(TrainingApp):
@@ -91,7 +97,8 @@ class RaceApp(TrainingApp):
         yield RaceStats(self.names, self.series_styles, id="race-stats")
         yield RaceComparison(self.names, id="race-compare")
         seed = default_seed(self.corpus.text(0, 200))
-        yield RaceGeneratePanel(self.names, self.series_styles, seed=seed, id="generate")
+        vocab_size, sampling = self.corpus.vocab.size, self.sampling
+        yield RaceGeneratePanel(self.names, self.series_styles, seed, vocab_size, sampling, id="generate")
         yield Static("80×24 or more shows the graph", id="small-note", markup=False)
         yield Footer(compact=True)
 
@@ -108,6 +115,7 @@ class RaceApp(TrainingApp):
 
     def prepare(self) -> None:
         self.query_one("#race-stats").border_title = " models "
+        self.show_baselines(self.corpus)
 
     def paint_progress(self, progress: dict[str, Progress], evaluated: dict[str, EvalReport]) -> None:
         """The scoreboard, and the graph of every model's latest curve."""
@@ -129,6 +137,17 @@ class RaceApp(TrainingApp):
         self.notify(f"{name} left the race: {report.message}", title="diverged", severity="error", timeout=30)
 
     # ----------------------------------------------------------------- actions
+    def palette_commands(self) -> list[PaletteCommand]:
+        """The command palette's entries for the race (see tui.apps.palette)."""
+        return [
+            ("Save every model now", self.action_save, "ctrl+s: each to its own checkpoint"),
+            ("Pause / resume the race", self.action_toggle_pause, "f2"),
+            ("Generate", self.action_generate, "ctrl+g: every model continues the seed text"),
+            *self.sampling_commands(),
+            ("Plot against steps or seconds", self.action_x_axis, "f6: the seconds each model has had"),
+            ("Help", self.action_help, "f1: panels and keys"),
+        ]
+
     def _chart_frames(self) -> dict[str, CurveFrame]:
         """The curves against the chosen x: steps, or the seconds each model has had."""
         return {
@@ -155,8 +174,8 @@ class RaceApp(TrainingApp):
     def _generation_started(self) -> None:
         """A text per model."""
         self.generated = dict.fromkeys(self.names, "")
-        self.generation_temperatures = []
+        self.generation_settings = []
 
     def _keep_generated(self, name: str, message: Generated) -> None:
         self.generated[name] += message.text
-        self.generation_temperatures.append(message.temperature)
+        self.generation_settings.append(message.sampling)

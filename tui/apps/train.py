@@ -28,21 +28,23 @@ from ..widgets.prompt_screen import PromptScreen
 from ..widgets.stats import StatsPanel
 from ..widgets.status_line import describe_corpus, describe_model
 from . import keys
-from .base import ONE, compose_model_screen, default_seed, until_exit
+from .base import LEVELS_HELP, NEXT_CHAR_HELP, ONE, SAMPLING_HELP, compose_model_screen, default_seed, until_exit
 from .lifecycle import TrainingApp
 from .messages import Compared, NextChars, Progress
 from .palette import PaletteCommand
 
 NEXT_EVERY_TICKS = 4  # the next-character view follows the training weights once a second
 
-HELP = """\
+HELP = (
+    """\
 lstm-tui trains a character-level LSTM on your text and shows it learning.
 
 PANELS
   loss graph  training loss per step in nats per character: raw (thin
-              braille) and smoothed (blocks); validation loss (diamonds);
-              the dashed line is ln V, the loss of a uniform guess among
-              the V characters. Below it, the model has learned something.
+              braille) and smoothed (blocks); validation loss (diamonds).
+"""
+    + LEVELS_HELP
+    + """\
   stats       loss in nats, bits/char and perplexity; validation loss and
               accuracy, @ the step they were scored at (val*: only the
               start of the text, --eval-chars); speed; learning rate;
@@ -53,12 +55,10 @@ PANELS
               right, red and underlined is wrong; the brighter, the more
               probability the model gave the true character.
   generate    type a seed, press enter or ctrl+g: the model continues it,
-              sampling from a snapshot of the weights while training goes
-              on. Temperature 0 is greedy (the likeliest character every
-              time), 1 samples the model as it is, 2 is wild.
-  next char   the likeliest next characters after the seed, with their
-              probabilities at the current temperature.
+              from a snapshot of the weights while training goes on.
 """
+)
+HELP += SAMPLING_HELP + NEXT_CHAR_HELP
 
 
 class LstmApp(TrainingApp):
@@ -103,6 +103,7 @@ class LstmApp(TrainingApp):
             t.config.steps,
             t.batch * t.seq_len,
             seed,
+            self.sampling,
         )
 
     # --------------------------------------------------------- lifecycle hooks
@@ -122,6 +123,7 @@ class LstmApp(TrainingApp):
         curve = self.curves[ONE]
         self.query_one(LossChart).reset(curve.frame() if self.trainer.step_count else None)
         self.query_one(StatsPanel).reset(self.trainer.step_count, self._last_val)
+        self.show_baselines(self.trainer.corpus)
         self._refresh_next_chars(force=True)
 
     def paint_progress(self, progress: dict[str, Progress], evaluated: dict[str, EvalReport]) -> None:
@@ -170,6 +172,7 @@ class LstmApp(TrainingApp):
             ("Toggle comparison text", self.action_toggle_comparison, "validation or training text"),
             ("Pause / resume training", self.action_toggle_pause, "f2"),
             ("Generate", self.action_generate, "ctrl+g: continue the seed text"),
+            *self.sampling_commands(),
             ("Reset the model", self.action_reset_model, "start again from fresh random weights"),
             ("Look inside the model", self.action_inside, "f4: colour the text by a unit's gates, cell or state"),
             ("Help", self.action_help, "f1: panels and keys"),

@@ -39,7 +39,7 @@ from ..widgets.loss_chart import LossChart
 from ..widgets.stats import StatsPanel
 from ..widgets.status_line import AGE, Part, StatusLine, describe_corpus, describe_model
 from . import keys
-from .base import PlayApp, compose_model_screen, default_seed, until_exit
+from .base import LEVELS_HELP, NEXT_CHAR_HELP, SAMPLING_HELP, PlayApp, compose_model_screen, default_seed, until_exit
 from .palette import PaletteCommand
 
 POLL_S = 0.5  # how often the checkpoint's version (and the log) is checked
@@ -47,7 +47,8 @@ HEADER_EVERY_S = 1.0  # the header's "saved N s ago" follows the clock this ofte
 READ_GAP = 10.0  # a changed checkpoint is read at most once per READ_GAP times the last read took
 COMPARE_CHARS = 1_000  # the comparison's text: the start of the validation text (the panel shows less)
 
-HELP = """\
+HELP = (
+    """\
 lstm-tui watch shows a run that another process trains (a headless
 `lstm-tui train --save-every N`, another session, another machine
 sharing the folder). It reads the checkpoint each time it is saved, and
@@ -64,7 +65,11 @@ HEADER
 PANELS
   loss graph  training loss per step from the checkpoint's history, then
               each evaluation the log recorded since the last save;
-              validation loss (diamonds); the dashed line is ln V.
+              validation loss (diamonds).
+"""
+    + LEVELS_HELP
+    + """\
+              The unigram and bigram levels need the training text.
   stats       the save's step, loss, speed (between the last two saves),
               learning rate and training time; "val" is the run's own
               latest evaluation up to that save, with its step (its
@@ -74,9 +79,10 @@ PANELS
               start), when the text is found beside the checkpoint, here,
               or given with --corpus.
   generate    type a seed, press enter or ctrl+g: the saved weights
-              continue it. Temperature 0 is greedy.
-  next char   the likeliest next characters after the seed.
+              continue it.
 """
+)
+HELP += SAMPLING_HELP + NEXT_CHAR_HELP
 
 
 class Polled(Message):
@@ -154,13 +160,15 @@ class WatchApp(PlayApp):
         tokens = int(first.meta.get("batch_used") or cfg.batch) * int(first.meta.get("seq_len_used") or cfg.seq_len)
         seed = default_seed(self.corpus.text(0, 200))  # (the model's own words without the text)
         model = describe_model(first.model.config)
-        yield from compose_model_screen(corpus, model, first.vocab.size, cfg.steps, tokens, seed)
+        yield from compose_model_screen(corpus, model, first.vocab.size, cfg.steps, tokens, seed, self.sampling)
 
     def start(self) -> None:
         """Show the first read, then follow the files and the clock."""
         self.query_one(StatusLine).state = "watching"
         if not self.has_text:
             self.query_one(ComparisonView).waiting = f"no ground truth to compare with: {self.corpus_note}"
+        else:
+            self.show_baselines(self.corpus)
         self._show_model()
         self.set_interval(self.poll_s, self._poll)
         self.set_interval(HEADER_EVERY_S, self._tick)
@@ -230,6 +238,7 @@ class WatchApp(PlayApp):
         if loaded.vocab != self.corpus.vocab:  # the file now holds a model of another text
             self.has_text = False
             self.corpus = follow.generated_corpus(loaded)
+            self.show_baselines(None)
             view = self.query_one(ComparisonView)
             view.evaluation, view.waiting = None, "the checkpoint now holds a model of another text"
             view.refresh()
@@ -291,6 +300,7 @@ class WatchApp(PlayApp):
         return [
             ("Read the checkpoint again", self.action_reload, "even if the file did not change"),
             ("Generate", self.action_generate, "ctrl+g: continue the seed text with the newest weights"),
+            *self.sampling_commands(),
             ("Look inside the model", self.action_inside, "f4: colour the text by a unit's gates, cell or state"),
             ("Help", self.action_help, "f1: panels and keys"),
         ]

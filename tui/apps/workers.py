@@ -38,6 +38,7 @@ from .messages import (
     Generated,
     GenerationDone,
     Progress,
+    Sampling,
     Saved,
 )
 
@@ -147,53 +148,62 @@ def generate(
     prime_ids: np.ndarray,
     length: int,
     rng: np.random.Generator,
-    temperature: Callable[[], float],
+    settings: Callable[[], Sampling],
     post: Post,
     cancelled: Callable[[], bool],
 ) -> None:
     """Stream `length` characters continuing `prime_ids`, at most ~30 messages a second.
 
-    `temperature()` is read before every character, so a change applies to the rest of the stream.
+    `settings()` (temperature, top-k, top-p) is read before every character, so a change applies
+    to the rest of the stream; a message is posted whenever they change, so that each carries the
+    settings all of its characters were drawn with.
     """
     logits, state = stepper.prime(prime_ids)
     stream = stepper.stream(state)
     pending: list[int] = []
     last_post = time.monotonic()
-    t = temperature()
+    s = settings()
     stopped = False
     for i in range(length):
         if cancelled():
             stopped = True
             break
-        t = temperature()
+        now_settings = settings()
+        if now_settings != s and pending:
+            post(Generated(run_id, vocab.decode(pending), s))
+            pending = []
+        s = now_settings
         if logits is None:  # no seed: the first character is drawn uniformly
             nxt = int(rng.integers(stepper.config.vocab_size))
         else:
-            nxt = sample(logits, rng, t)
+            nxt = sample(logits, rng, s.temperature, s.top_k, s.top_p)
         pending.append(nxt)
         now = time.monotonic()
         if now - last_post >= GENERATED_EVERY_S:
-            post(Generated(run_id, vocab.decode(pending), t))
+            post(Generated(run_id, vocab.decode(pending), s))
             pending, last_post = [], now
         if i + 1 < length:
             logits = stream.feed(nxt)
     if pending:
-        post(Generated(run_id, vocab.decode(pending), t))
+        post(Generated(run_id, vocab.decode(pending), s))
     post(GenerationDone(run_id, stopped))
 
 
 def next_chars(
-    stepper: StepperLike, vocab: Vocab, seed: str, temperature: float, k: int
+    stepper: StepperLike, vocab: Vocab, seed: str, sampling: Sampling, k: int
 ) -> tuple[list[Candidate], list[str]]:
-    """The `k` most likely characters after `seed` at `temperature`, and the seed characters skipped."""
+    """The `k` likeliest characters after `seed` at the sampling temperature, each with the
+    probability it is drawn with once top-k and top-p have cut (0 and `cut` for those they
+    removed), and the seed characters skipped."""
     ids, skipped = vocab.encode_known(seed)
     logits, _ = stepper.prime(ids)
-    if logits is None:
-        p = np.full(vocab.size, 1.0 / vocab.size)  # nothing read yet: every character equally likely
+    if logits is None:  # nothing read yet: the first character is drawn uniformly (as generate does)
+        p = kept = np.full(vocab.size, 1.0 / vocab.size)
     else:
-        p = probabilities(logits, temperature)
-    order = np.argsort(-p, kind="stable")[:k]
-    return [Candidate(vocab.chars[int(i)], float(p[i])) for i in order], skipped
+        p = probabilities(logits, sampling.temperature)  # (V,) the ranking, before any cut
+        kept = probabilities(logits, sampling.temperature, sampling.top_k, sampling.top_p)  # (V,)
+    order = np.lexsort((-p, -kept))[:k]  # what may be drawn first, likeliest first; then what was cut
+    return [Candidate(vocab.chars[int(i)], float(kept[i]), bool(kept[i] == 0 < p[i])) for i in order], skipped
 
 
 class StepperCache:

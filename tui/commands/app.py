@@ -28,7 +28,8 @@ def _commands_epilog() -> str:
         "  lstm-tui                            learn the bundled soliloquy in the interface\n"
         "  lstm-tui mybook.txt --hidden 256    learn your own text; saved to ./mybook.lstm.npz\n"
         "  lstm-tui train --steps 500          headless; prints ground truth vs. predictions\n"
-        "  lstm-tui sample hamlet.lstm.npz --prime 'to be' --temperature 0.5\n\n"
+        "  lstm-tui sample hamlet.lstm.npz --prime 'to be' --temperature 0.5\n"
+        "  lstm-tui hamlet.lstm.npz            a saved model (told by its first bytes): 'play', no training\n\n"
         "exit codes: 0 ok, 1 training diverged or saving failed, 2 bad usage or input, 130 interrupted"
     )
 

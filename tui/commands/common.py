@@ -29,7 +29,7 @@ from core.config import TrainConfig
 from core.engine import EngineFactory, NumpyEngineFactory
 
 from ..plain import threads
-from . import COMMANDS
+from . import COMMANDS, opens_a_model
 from .options import PROG
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -65,6 +65,11 @@ def load_corpus(args: argparse.Namespace) -> tuple[corpus_io.Corpus, str]:
             guess = difflib.get_close_matches(args.corpus, COMMANDS, n=1, cutoff=0.75)
             hint = f" (did you mean '{PROG} {guess[0]}'?)" if guess else ""
             raise core.CorpusError(f"no such file: {path}{hint}")
+        if opens_a_model(args.corpus):
+            raise core.CorpusError(
+                f"{path} is a saved model, not a text: '{PROG} play {path}' opens it, "
+                f"'--resume {path}' trains it further"
+            )
     text = corpus_io.load(path, encoding=args.encoding, lowercase=args.lowercase, val_fraction=args.val_fraction)
     return text, label
 

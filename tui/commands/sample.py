@@ -10,7 +10,7 @@ import numpy as np
 
 import core
 from core.checkpoint import load as load_checkpoint
-from core.sampling import check_settings
+from core.sampling import TEMPERATURE, check_settings
 
 from .common import EXIT_OK
 from .options import PROG, Parser, add_version, new_parser, nonneg_float, nonneg_int, positive_int, probability
@@ -42,9 +42,10 @@ def build_parser() -> Parser:
     p.add_argument(
         "--temperature",
         type=nonneg_float,
-        default=1.0,
+        default=TEMPERATURE,
         metavar="T",
-        help="below 1 safer, above 1 wilder; 0 always takes the most likely character (default: 1.0)",
+        help="below 1 safer, above 1 wilder; 0 always takes the most likely character (default: 1.0, "
+        "the model as it is; the screens start there too)",
     )
     p.add_argument("--top-k", type=positive_int, metavar="K", help="draw only among the K most likely characters")
     p.add_argument(

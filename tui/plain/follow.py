@@ -405,7 +405,7 @@ def _as_trained(text: corpus_io.Corpus, loaded: Loaded | Checkpoint) -> corpus_i
     return text
 
 
-def generated_corpus(loaded: Loaded, length: int = GENERATED_CHARS) -> corpus_io.Corpus:
+def generated_corpus(loaded: Loaded | Checkpoint, length: int = GENERATED_CHARS) -> corpus_io.Corpus:
     """Text the model writes itself (temperature 0.8, a fixed seed), for the inside view to read
     when the training text is not at hand. Not evaluated against: it has no ground truth."""
     rng = np.random.default_rng(0)

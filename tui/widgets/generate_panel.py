@@ -1,4 +1,5 @@
-"""Talk to the model: a seed, a temperature, and the text it writes streaming in."""
+"""Talk to the model: a seed, how to draw each character (temperature, top-k, top-p), and the text
+it writes streaming in."""
 
 from __future__ import annotations
 
@@ -11,9 +12,16 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, Label, Static
 
+from core.sampling import TEMPERATURE
+
+from ..apps.messages import Sampling
 from ..plain.format import bar
 
 T_MIN, T_MAX, T_STEP = 0.0, 2.0, 0.05
+P_STEP = 0.05  # top-p's step (up / down in its box), from P_STEP up to 1 (no cut)
+K_PRESETS = (20, 10, 5, 3, 2, 1)  # top-k's key: each press keeps fewer characters, then all again
+P_PRESETS = (0.95, 0.9, 0.8, 0.5)  # top-p's key: each press keeps less probability, then all again
+BAR_ROOM = 64  # the temperature bar shows when the panel is at least this wide (the numbers always)
 SHOWN_CHARS = 4000  # generated characters kept on screen
 HINT = "ctrl+g or enter generates from the seed; esc stops."
 
@@ -24,52 +32,102 @@ def snap_temperature(t: float) -> float:
     return round(round(t / T_STEP) * T_STEP, 2)
 
 
-class TemperatureInput(Input):
-    """The temperature as a typed number; up/down nudge it by 0.05."""
+def top_k_setting(k: int | None, vocab_size: int) -> int | None:
+    """k as the sampler takes it: None (no cut) for k at or above the vocabulary's size."""
+    return None if k is None or k >= vocab_size else max(1, k)
+
+
+def top_p_setting(p: float | None) -> float | None:
+    """p as the sampler takes it: None (no cut) at 1 or above; else at least P_STEP, to 2 decimals."""
+    return None if p is None or p >= 1.0 else max(P_STEP, round(p, 2))
+
+
+def tighter_k(k: int | None, vocab_size: int) -> int | None:
+    """The top-k key: the next preset below k (fewer characters); after the last, no cut again."""
+    below = [c for c in K_PRESETS if c < (vocab_size if k is None else k)]
+    return below[0] if below else None
+
+
+def tighter_p(p: float | None) -> float | None:
+    """The top-p key: the next preset below p (less probability kept); after the last, no cut again."""
+    below = [c for c in P_PRESETS if c < (1.0 if p is None else p) - 1e-9]
+    return below[0] if below else None
+
+
+class SteppedInput(Input):
+    """A number typed in a box, where up/down step it (the temperature, top-k, top-p)."""
 
     BINDINGS = [
-        Binding("up", "nudge(1)", "T +0.05", show=False),
-        Binding("down", "nudge(-1)", "T −0.05", show=False),
+        Binding("up", "nudge(1)", "up one step", show=False),
+        Binding("down", "nudge(-1)", "down one step", show=False),
     ]
 
     class Nudged(Message):
-        """Up or down was pressed in the temperature box."""
+        """Up or down was pressed in the box."""
 
-        def __init__(self, direction: int) -> None:
+        def __init__(self, box: SteppedInput, direction: int) -> None:
             super().__init__()
+            self.box = box
             self.direction = direction
 
     def action_nudge(self, direction: int) -> None:
-        """Ask the panel to move the temperature one step."""
-        self.post_message(self.Nudged(direction))
+        """Ask the panel to move the number one step."""
+        self.post_message(self.Nudged(self, direction))
 
 
 class GeneratePanel(Vertical):
-    """Seed input, temperature control, and the streamed output."""
+    """Seed input, the sampling controls (temperature, top-k, top-p), and the streamed output."""
 
-    temperature: reactive[float] = reactive(0.8)
+    DEFAULT_CSS = """
+    GeneratePanel #gen-controls { height: 1; }
+    GeneratePanel .gen-label { width: auto; padding: 0 0 0 1; color: $text-muted; }
+    GeneratePanel #seed-label { padding: 0 1; }
+    GeneratePanel #seed, GeneratePanel #temperature, GeneratePanel #top-k, GeneratePanel #top-p {
+        height: 1; border: none; padding: 0 1;
+    }
+    GeneratePanel #seed { width: 1fr; }
+    GeneratePanel #temperature { width: 6; }
+    GeneratePanel #top-k { width: 5; }
+    GeneratePanel #top-p { width: 6; }
+    GeneratePanel #temperature-bar { width: 14; height: 1; padding: 0 0 0 1; }
+    GeneratePanel #gen-scroll { height: 1fr; padding: 0 1; scrollbar-size-vertical: 1; }
+    GeneratePanel #gen-scroll:focus { background: $boost; }
+    """
+
+    temperature: reactive[float] = reactive(TEMPERATURE)
+    top_k: reactive[int | None] = reactive(None)  # None: every character may be drawn
+    top_p: reactive[float | None] = reactive(None)  # None: no cut (the same as 1)
 
     class Changed(Message):
-        """The seed or the temperature changed (the next-character view follows)."""
+        """The seed or a sampling setting changed (the next-character view follows)."""
 
     class GenerateRequested(Message):
-        """Enter was pressed in the seed box."""
+        """Enter was pressed in the seed box (or a sampling box)."""
 
-    def __init__(self, seed: str = "", **kwargs) -> None:
+    def __init__(self, seed: str = "", vocab_size: int = 0, sampling: Sampling | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.initial_seed = seed
+        self.vocab_size = vocab_size  # top-k at or above it cuts nothing (0: unknown)
         self.output_text = ""  # what was generated in the current run
         self.run_seed = ""  # the seed of the current run
         self.running = False
+        if sampling is not None:
+            self.set_reactive(GeneratePanel.temperature, snap_temperature(sampling.temperature))
+            self.set_reactive(GeneratePanel.top_k, self._k(sampling.top_k))
+            self.set_reactive(GeneratePanel.top_p, top_p_setting(sampling.top_p))
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="gen-controls"):
-            yield Label("seed", classes="gen-label")
+            yield Label("seed", classes="gen-label", id="seed-label")
             yield Input(self.initial_seed, placeholder="text to continue", id="seed", select_on_focus=False)
             yield Label("T", classes="gen-label")
-            yield TemperatureInput(
+            yield SteppedInput(
                 f"{self.temperature:.2f}", id="temperature", restrict=r"[0-9.]*", max_length=5, select_on_focus=True
             )
+            yield Label("k", classes="gen-label")
+            yield SteppedInput(self._k_text(), placeholder="all", id="top-k", restrict=r"[0-9]*", max_length=5)
+            yield Label("p", classes="gen-label")
+            yield SteppedInput(self._p_text(), placeholder="1.00", id="top-p", restrict=r"[0-9.]*", max_length=4)
             yield Static("", id="temperature-bar", markup=False)
         with VerticalScroll(id="gen-scroll"):
             yield Static(Text(HINT, style="dim"), id="gen-output")
@@ -80,9 +138,28 @@ class GeneratePanel(Vertical):
         self.query_one("#gen-scroll").can_focus = True
         self._show_temperature()
 
+    def on_resize(self) -> None:
+        """The temperature bar shows only where it leaves the seed box room."""
+        self.query_one("#temperature-bar").display = self.size.width >= BAR_ROOM
+
     @property
     def seed(self) -> str:
         return self.query_one("#seed", Input).value
+
+    @property
+    def sampling(self) -> Sampling:
+        """The settings the next character is drawn with."""
+        return Sampling(self.temperature, self.top_k, self.top_p)
+
+    def set_sampling(self, sampling: Sampling) -> None:
+        """Take these settings (the palette's prompts), each snapped to what its box can show."""
+        self.temperature = snap_temperature(sampling.temperature)
+        self.top_k = self._k(sampling.top_k)
+        self.top_p = top_p_setting(sampling.top_p)
+        self._tidy_boxes(force=True)
+
+    def _k(self, k: int | None) -> int | None:
+        return top_k_setting(k, self.vocab_size) if self.vocab_size else k
 
     def watch_temperature(self) -> None:
         """Show the new temperature and tell the app."""
@@ -91,32 +168,82 @@ class GeneratePanel(Vertical):
         self._show_temperature()
         self.post_message(self.Changed())
 
+    def watch_top_k(self) -> None:
+        """Show the new top-k and tell the app."""
+        if self.is_mounted:
+            self._tidy_boxes()
+            self.post_message(self.Changed())
+
+    def watch_top_p(self) -> None:
+        """Show the new top-p and tell the app."""
+        if self.is_mounted:
+            self._tidy_boxes()
+            self.post_message(self.Changed())
+
     def _show_temperature(self) -> None:
-        box = self.query_one("#temperature", TemperatureInput)
-        if not box.has_focus:  # never rewrite what is being typed
-            self._tidy_box()
+        self._tidy_boxes()
         mode = "greedy" if self.temperature == 0 else ""
         self.query_one("#temperature-bar", Static).update(
             Text(bar(self.temperature / T_MAX, 8)) + Text(f" {mode}", style="dim")
         )
 
-    def _tidy_box(self) -> None:
-        box = self.query_one("#temperature", TemperatureInput)
-        text = f"{self.temperature:.2f}"
-        if box.value != text:
-            with box.prevent(Input.Changed):
-                box.value = text
+    def _k_text(self) -> str:
+        return "" if self.top_k is None else str(self.top_k)
+
+    def _p_text(self) -> str:
+        return "" if self.top_p is None else f"{self.top_p:.2f}"
+
+    def _tidy_boxes(self, force: bool = False) -> None:
+        """Each box shows the value in use, unless it is being typed in (`force`: even then)."""
+        shown = {"#temperature": f"{self.temperature:.2f}", "#top-k": self._k_text(), "#top-p": self._p_text()}
+        for selector, text in shown.items():
+            box = self.query_one(selector, SteppedInput)
+            if box.value != text and (force or not box.has_focus):  # never rewrite what is being typed
+                with box.prevent(Input.Changed):
+                    box.value = text
 
     def nudge(self, direction: int) -> None:
         """Move the temperature one 0.05 step (and show it, even while the box has focus)."""
         self.temperature = snap_temperature(self.temperature + direction * T_STEP)
-        self._tidy_box()
+        self._tidy_boxes(force=True)
 
-    @on(TemperatureInput.Nudged)
-    def _on_nudged(self, event: TemperatureInput.Nudged) -> None:
-        """Up/down in the temperature box."""
+    def nudge_top_k(self, direction: int) -> None:
+        """One character more (up) or fewer (down) for top-k; up to the vocabulary is no cut."""
+        V = self.vocab_size or 1_000_000
+        k = self.top_k
+        if k is None:
+            k = None if direction > 0 else V - 1
+        else:
+            k = k + direction
+        self.top_k = top_k_setting(k, V) if k is None or k >= 1 else 1
+        self._tidy_boxes(force=True)
+
+    def nudge_top_p(self, direction: int) -> None:
+        """top-p one 0.05 step up or down; up to 1 is no cut."""
+        p = self.top_p
+        if p is None:
+            p = None if direction > 0 else 1.0 - P_STEP
+        else:
+            p = round(p + direction * P_STEP, 2)
+        self.top_p = top_p_setting(p)
+        self._tidy_boxes(force=True)
+
+    def tighten_top_k(self) -> None:
+        """The top-k key: keep fewer characters (K_PRESETS), then all of them again."""
+        self.top_k = tighter_k(self.top_k, self.vocab_size or 1_000_000)
+        self._tidy_boxes(force=True)
+
+    def tighten_top_p(self) -> None:
+        """The top-p key: keep less probability (P_PRESETS), then all of it again."""
+        self.top_p = tighter_p(self.top_p)
+        self._tidy_boxes(force=True)
+
+    @on(SteppedInput.Nudged)
+    def _on_nudged(self, event: SteppedInput.Nudged) -> None:
+        """Up/down in a sampling box."""
         event.stop()
-        self.nudge(event.direction)
+        step = {"temperature": self.nudge, "top-k": self.nudge_top_k, "top-p": self.nudge_top_p}
+        step[event.box.id or "temperature"](event.direction)
 
     @on(Input.Changed, "#temperature")
     def _on_temperature_typed(self, event: Input.Changed) -> None:
@@ -126,18 +253,35 @@ class GeneratePanel(Vertical):
         if t is not None:
             self.temperature = snap_temperature(t)
 
-    @on(Input.Submitted, "#temperature")
-    def _on_temperature_submitted(self, event: Input.Submitted) -> None:
-        """Enter in the temperature box: tidy the value and generate."""
+    @on(Input.Changed, "#top-k")
+    def _on_top_k_typed(self, event: Input.Changed) -> None:
+        """A typed top-k applies as soon as it is a whole number of at least 1 (empty: no cut)."""
         event.stop()
-        self._tidy_box()
+        if not event.value:
+            self.top_k = None
+        elif event.value.isdigit() and int(event.value) >= 1:
+            self.top_k = self._k(int(event.value))
+
+    @on(Input.Changed, "#top-p")
+    def _on_top_p_typed(self, event: Input.Changed) -> None:
+        """A typed top-p applies as soon as it is a number above 0 (empty, or 1 and above: no cut)."""
+        event.stop()
+        p = _parse(event.value) if event.value else 1.0
+        if p is not None and p > 0:
+            self.top_p = top_p_setting(p)
+
+    @on(Input.Submitted, "#temperature, #top-k, #top-p")
+    def _on_setting_submitted(self, event: Input.Submitted) -> None:
+        """Enter in a sampling box: tidy the value and generate."""
+        event.stop()
+        self._tidy_boxes(force=True)
         self.post_message(self.GenerateRequested())
 
-    @on(Input.Blurred, "#temperature")
-    def _on_temperature_blurred(self, event: Input.Blurred) -> None:
-        """Leaving the temperature box shows the value in use."""
+    @on(Input.Blurred, "#temperature, #top-k, #top-p")
+    def _on_setting_blurred(self, event: Input.Blurred) -> None:
+        """Leaving a sampling box shows the value in use."""
         event.stop()
-        self._tidy_box()
+        self._tidy_boxes(force=True)
 
     @on(Input.Changed, "#seed")
     def _on_seed_changed(self, event: Input.Changed) -> None:
@@ -210,8 +354,16 @@ def _parse(value: str) -> float | None:
 class RaceGeneratePanel(GeneratePanel):
     """The same seed and temperature, and a block of generated text per model (a race)."""
 
-    def __init__(self, names: list[str], styles: list[str], seed: str = "", **kwargs) -> None:
-        super().__init__(seed=seed, **kwargs)
+    def __init__(
+        self,
+        names: list[str],
+        styles: list[str],
+        seed: str = "",
+        vocab_size: int = 0,
+        sampling: Sampling | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(seed, vocab_size, sampling, **kwargs)
         self.names = names
         self.series_styles = dict(zip(names, styles, strict=False))
         self.outputs: dict[str, str] = dict.fromkeys(names, "")

@@ -1,7 +1,14 @@
-"""The loss graph: training loss (raw and smoothed) and validation loss against step, with ln V.
+"""The loss graph: training loss (raw and smoothed) and validation loss against step, with the levels
+a model must get below to know anything: ln V, and the text's unigram and bigram levels.
 
 Given `names`, it overlays named series instead (a race of cells): each series' smoothed loss and
 validation points in its own colour and, so that they read without colour, its own marker.
+
+The levels are horizontal lines, each its own glyph so that they read without colour (NO_COLOR):
+ln V dashed (╌), the unigram level dotted (·), the bigram level solid (─). The unigram and
+bigram levels (core.baselines) are the loss of predicting each character from its frequency in the
+training part, or from the character before it, scored on the validation part; the app hands
+them over (`set_baselines`) once computed. The title names every mark, shortened to fit.
 """
 
 from __future__ import annotations
@@ -12,13 +19,16 @@ from contextlib import ExitStack, contextmanager
 
 import numpy as np
 from rich.style import Style
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.geometry import Region
 from textual.strip import Strip
 from textual_hires_canvas import Canvas
 from textual_plot import HiResMode, PlotWidget
-from textual_plot.plot_widget import Legend
+from textual_plot.plot_widget import Legend, map_coordinate_to_pixel
+
+from core.baselines import Baselines
 
 from ..plain.curve import CurveFrame
 
@@ -28,6 +38,12 @@ RAW_STYLE = "rgb(90,110,150)"
 SMOOTH_STYLE = "bold rgb(120,190,255)"
 VAL_STYLE = "bold rgb(255,170,60)"
 BASE_STYLE = "rgb(150,80,80)"
+UNIGRAM_STYLE = "rgb(150,130,90)"
+BIGRAM_STYLE = "rgb(110,150,110)"
+# The levels' glyphs, one line each: (marker, style, the level's name in the title, a shorter one).
+LN_V = ("╌", BASE_STYLE, "ln V", "ln V")
+UNIGRAM = ("·", UNIGRAM_STYLE, "unigram", "uni")
+BIGRAM = ("─", BIGRAM_STYLE, "bigram", "bi")
 # Named series (a race): a colour each, and a marker each for when there is no colour (NO_COLOR):
 # the curve is then drawn with the marker and the validation points with the name's capital.
 SERIES_STYLES = ("bold rgb(120,190,255)", "bold rgb(255,170,60)", "bold rgb(140,220,120)", "bold rgb(230,120,230)")
@@ -128,6 +144,7 @@ class LossChart(Vertical):
         self.budget = budget  # step budget (0 = none): the x axis then spans the whole run
         self.names = list(names)  # named series: `show` then takes {name: CurveFrame}
         self.x_label = ""  # what the x axis counts, when not steps (named in the title)
+        self.levels: Baselines | None = None  # the unigram and bigram levels, once computed
         self.frame: Frames | None = None  # the latest curve (or curves) received
         self.drawn: Frames | None = None  # the curve on screen
         self.redraws = 0
@@ -143,24 +160,47 @@ class LossChart(Vertical):
         plot.margin_top = 0
         plot.margin_bottom = 1
         plot.margin_left = 5
-        self.border_title = self._legend() if self.names else " nats/char  ⠒ raw ▀ smooth ◆ val ╌ ln V "
+        self.border_title = self._legend()
         self._draw(self.frame)
 
+    def on_resize(self) -> None:
+        """The title is shortened to the width, and the graph drawn again at its new size (the
+        first drawing may come before the graph is laid out)."""
+        self.border_title = self._legend()
+        self._draw(self.drawn)
+
     def _legend(self) -> str:
-        """The named series' legend: a colour (or, without colour, a marker) per name."""
+        """The title: every mark and what it is, the longest wording that fits the width."""
+        room = self.outer_size.width - 2 if self.outer_size.width else 1_000  # (a border's corner each side)
         x = f"· x: {self.x_label} " if self.x_label else ""
-        if self.app.no_color:
-            keys = "  ".join(f"{SERIES_MARKERS[i % 4]} {n}" for i, n in enumerate(self.names))
-            vals = "".join(n[:1].upper() for n in self.names)
-            return f" nats/char  {keys}  {vals} val ╌ ln V {x}"
-        keys = "  ".join(f"[{SERIES_STYLES[i % 4]}]▀ {n}[/]" for i, n in enumerate(self.names))
-        return f" nats/char  {keys}  ◆ val ╌ ln V {x}"
+        if self.names:
+            if self.app.no_color:
+                keys = "  ".join(f"{SERIES_MARKERS[i % 4]} {n}" for i, n in enumerate(self.names))
+                curves = [f"{keys}  {''.join(n[:1].upper() for n in self.names)} val"]
+            else:
+                keys = "  ".join(f"[{SERIES_STYLES[i % 4]}]▀ {n}[/]" for i, n in enumerate(self.names))
+                curves = [f"{keys}  ◆ val"]
+        else:
+            curves = ["⠒ raw ▀ smooth ◆ val", "⠒▀ train ◆ val"]
+        levels = [LN_V] if self.levels is None else [LN_V, UNIGRAM, BIGRAM]
+        wordings = [
+            " ".join(f"{mark} {long if full else short}" for mark, _, long, short in levels) for full in (True, False)
+        ]
+        titles = [f" nats/char  {c} {w} {x}" for c in curves for w in wordings]
+        fits = [t for t in titles if Text.from_markup(t).cell_len <= room]
+        return fits[0] if fits else titles[-1]
+
+    def set_baselines(self, levels: Baselines | None) -> None:
+        """Draw the unigram and bigram levels (None: no longer: the text is not at hand)."""
+        self.levels = levels
+        if self.is_mounted:
+            self.border_title = self._legend()
+            self._draw(self.drawn)
 
     def set_x_axis(self, label: str, budget: int, frame: Frames | None) -> None:
         """Plot against another x (`label`, "" for steps; `budget` its extent, 0 = the data's)."""
         self.x_label, self.budget = label, budget
-        if self.names:
-            self.border_title = self._legend()
+        self.border_title = self._legend()
         self.reset(frame)
 
     def show(self, frame: Frames) -> None:
@@ -196,7 +236,7 @@ class LossChart(Vertical):
         plot.set_ylimits(0.0, y_top)
         plot.set_yticks(_ticks(y_top, max(2, self.size.height // 3)))
         cells = max(2, self.size.width - plot.margin_left - 2)
-        plot.scatter(np.linspace(0.0, x_max, cells), np.full(cells, self.baseline), marker="╌", marker_style=BASE_STYLE)
+        self._plot_levels(plot, x_max, y_top, cells)
         if frame is None:
             return
         if isinstance(frame, Mapping):
@@ -211,6 +251,25 @@ class LossChart(Vertical):
             plot.plot(steps, np.minimum(smooth, y_top), line_style=SMOOTH_STYLE, hires_mode=HiResMode.HALFBLOCK)
         if len(frame.val_steps):
             plot.scatter(frame.val_steps, np.minimum(frame.val, y_top), marker="◆", marker_style=VAL_STYLE)
+
+    def _plot_levels(self, plot: PlotWidget, x_max: float, y_top: float, cells: int) -> None:
+        """ln V and the unigram and bigram levels, a line each across the graph. Levels that fall in
+        the same row of cells share it, taking turns cell by cell ("╌·╌·"), so that none hides
+        another on a short graph. (A level above the graph's top is left out.)"""
+        levels = [(self.baseline, LN_V)]
+        if self.levels is not None:
+            levels += [(self.levels.unigram, UNIGRAM), (self.levels.bigram, BIGRAM)]
+        levels = [(y, glyph) for y, glyph in levels if y <= y_top]
+        # The row each falls in, by the plot's own mapping onto the area it draws in at this size:
+        # its canvas, less the margins, less a cell of frame all round (textual_plot's render).
+        height = self.size.height - plot.margin_top - plot.margin_bottom
+        area = Region(1, 1, 1, max(0, height - 2))
+        rows = [map_coordinate_to_pixel(0.0, y, 0.0, x_max, 0.0, y_top, area)[1] for y, _ in levels]
+        xs = np.linspace(0.0, x_max, cells)
+        for j, (y, (marker, style, _, _)) in enumerate(levels):
+            sharing = [k for k, row in enumerate(rows) if row == rows[j]]
+            turn = xs[sharing.index(j) :: len(sharing)]
+            plot.scatter(turn, np.full(len(turn), y), marker=marker, marker_style=style)
 
     def _plot_series(self, plot: PlotWidget, frames: Mapping[str, CurveFrame], y_top: float, cells: int) -> None:
         """Each named series: its smoothed loss as a line of its colour (or a trail of its marker,

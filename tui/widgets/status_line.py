@@ -44,6 +44,8 @@ STATES = {
     # lstm-tui watch: another process trains; this screen only reads its checkpoint
     "watching": ("◉ WATCHING", ", not training", "bold reverse cyan"),
     "watch-failed": ("◉ WATCHING", ", not training", "bold reverse red"),
+    # lstm-tui play: a saved model, read once; nothing trains
+    "saved": ("◇ SAVED MODEL", ", not training", "bold reverse blue"),
 }
 BRAND_TEXT = " lstm-tui "
 SEPARATOR = " │ "

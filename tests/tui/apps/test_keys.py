@@ -8,12 +8,13 @@ from helpers import ROOT, tiny_trainer, wait_for
 from textual.widgets import Static
 
 from tui.apps.keys import keys_help
+from tui.apps.play import SavedModelApp
 from tui.apps.race import RaceApp
 from tui.apps.train import LstmApp, make_app
 from tui.apps.watch import WatchApp
 from tui.widgets.help_screen import HelpScreen
 
-APPS = (LstmApp, RaceApp, WatchApp)
+APPS = (LstmApp, RaceApp, WatchApp, SavedModelApp)
 # Keys the README lists that no app binds: Textual's own (tab, the command palette's ctrl+p) and
 # enter, which the seed box's Input reports as a submission.
 NOT_BOUND = {"enter", "tab", "ctrl+p"}

@@ -1,4 +1,4 @@
-"""tui.play: the generation and next-character code the three apps share, proven to fire in each.
+"""tui.apps.base: the generation and next-character code the four apps share, proven to fire in each.
 
 PlayApp relies on how Textual dispatches: `@on` handlers are collected per class by the message
 pump's metaclass, and every class in the MRO that has one runs it. These tests pin that down (so a
@@ -17,10 +17,12 @@ from textual import on
 from textual.app import App
 from textual.message import Message
 
-from core import TrainConfig, Trainer, corpus
+from core import TrainConfig, Trainer, checkpoint, corpus
 from tui.apps.base import ONE, PlayApp
 from tui.apps.lifecycle import TrainingApp
-from tui.apps.messages import Generated
+from tui.apps.messages import Generated, Sampling
+from tui.apps.play import SavedModelApp
+from tui.apps.play import make_app as play
 from tui.apps.race import RaceApp
 from tui.apps.train import LstmApp, make_app
 from tui.apps.watch import WatchApp
@@ -33,7 +35,7 @@ TEXT = (
     "the slings and arrows of outrageous fortune, or to take arms against a sea of troubles.\n"
 ) * 4
 
-APPS = (LstmApp, WatchApp, RaceApp)
+APPS = (LstmApp, WatchApp, RaceApp, SavedModelApp)
 
 
 LIFECYCLE = {"on_mount", "on_unmount", "on_worker_state_changed"}  # PlayApp's, by Textual's naming
@@ -78,11 +80,11 @@ def test_every_app_plays_through_the_shared_handlers_and_defines_none_again(app_
         assert {"_on_progress", "_on_evaluated", "_on_saved", "_on_diverged", "_on_finished"} <= names
     again = names & set(app_class.__dict__)
     assert not again, f"{app_class.__name__} defines {again} again: Textual would run both"
-    for key in ("ctrl+g", "escape", "f7", "f8"):  # the shared keys are in every app's bindings
+    for key in ("ctrl+g", "escape", "f7", "f8", "f5", "f9"):  # the shared keys are in every app's bindings
         assert any(b.key == key for b in app_class.BINDINGS), key
 
 
-# ------------------------------------------------------------------ the three apps, driven
+# ------------------------------------------------------------------- the four apps, driven
 def training_app(tmp_path: Path) -> tuple[PlayApp, list[str]]:
     trainer = Trainer(
         corpus.from_text(TEXT, name="tiny.txt"), TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=5, steps=30)
@@ -108,6 +110,16 @@ def race_app(tmp_path: Path) -> tuple[PlayApp, list[str]]:
     return RaceApp(race), list(race.names)
 
 
+def play_app(tmp_path: Path) -> tuple[PlayApp, list[str]]:
+    (tmp_path / "tiny.txt").write_text(TEXT, encoding="utf-8")
+    path = tmp_path / "model.npz"
+    text = corpus.load(tmp_path / "tiny.txt", val_fraction=0.3)
+    Trainer(text, TrainConfig(hidden=16, batch=4, seq_len=16, eval_every=0), checkpoint=path).save()
+    ck = checkpoint.load(path)
+    found, note = watch.find_corpus(ck, path)
+    return play(path, ck, found, note), [ONE]
+
+
 def written(app: PlayApp, name: str) -> str:
     return app.generated[name] if isinstance(app.generated, dict) else app.generated
 
@@ -121,7 +133,7 @@ async def finish(app: PlayApp, pilot) -> None:
     await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "the workers to end")
 
 
-@pytest.mark.parametrize("build", [training_app, watch_app, race_app], ids=["train", "watch", "race"])
+@pytest.mark.parametrize("build", [training_app, watch_app, race_app, play_app], ids=["train", "watch", "race", "play"])
 async def test_the_shared_handlers_fire_once_in_each_app(build, tmp_path):
     app, names = build(tmp_path)
     app.generate_chars = 40
@@ -143,7 +155,7 @@ async def test_the_shared_handlers_fire_once_in_each_app(build, tmp_path):
         # one Generated message is handled exactly once (a handler defined twice would run twice)
         name = names[-1]
         app._gen_runs = {10**6: name}
-        app.post_message(Generated(10**6, "§", 0.5))
+        app.post_message(Generated(10**6, "§", Sampling(0.5)))
         await wait_for(pilot, lambda: "§" in written(app, name), "the posted characters")
         await pilot.pause()
         assert written(app, name).count("§") == 1
@@ -166,7 +178,7 @@ async def test_the_shared_handlers_fire_once_in_each_app(build, tmp_path):
         await finish(app, pilot)
 
 
-@pytest.mark.parametrize("build", [training_app, watch_app, race_app], ids=["train", "watch", "race"])
+@pytest.mark.parametrize("build", [training_app, watch_app, race_app, play_app], ids=["train", "watch", "race", "play"])
 async def test_each_app_computes_on_one_blas_thread_and_gives_the_limit_back(build, tmp_path, monkeypatch):
     from threadpoolctl import threadpool_info, threadpool_limits
 

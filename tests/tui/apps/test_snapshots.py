@@ -17,19 +17,22 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from helpers import CELLS, TEXT, tiny_trainer, wait_for
 from textual.widgets import Input
 
 import core.race
 import core.trainer
-from core import TrainConfig, Trainer, corpus
+from core import TrainConfig, Trainer, checkpoint, corpus
 from core.race import Race
+from tui.apps.play import make_app as play
 from tui.apps.race import RaceApp
 from tui.apps.train import make_app
 from tui.apps.watch import WatchApp
 from tui.plain import follow
 from tui.widgets.comparison import ComparisonView
+from tui.widgets.generate_panel import GeneratePanel
 from tui.widgets.help_screen import HelpScreen
 from tui.widgets.next_chars import NextCharView
 from tui.widgets.race_comparison import RaceComparison
@@ -136,6 +139,27 @@ def test_watch(snap_compare, ticking_clock, tmp_path):
         view = app.query_one(NextCharView)
         await wait_for(pilot, lambda: app.query_one(ComparisonView).step == STEPS, "the save's predictions")
         await wait_for(pilot, lambda: view.source is app.loaded.model and view.candidates, "the next characters")
+        await steady(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_play(snap_compare, tmp_path):
+    """The play screen on the watched run's last save, with top-k at 5 (f5 three times) and a
+    generation drawn from a seeded generator."""
+    path = watched_run(tmp_path)
+    ck = checkpoint.load(path)
+    text, _ = follow.find_corpus(ck, path)
+    app = play(path, ck, text, "tiny.txt")  # (the note names the text without the test's folder)
+    app.generate_chars = 120
+
+    async def run_before(pilot) -> None:
+        view, panel = app.query_one(NextCharView), app.query_one(GeneratePanel)
+        await pilot.press("f5", "f5", "f5")
+        await wait_for(pilot, lambda: view.sampling.top_k == 5 and view.candidates, "the table at top-k 5")
+        app.generation_rng = np.random.default_rng(0)
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: app.generated and not panel.running, "the generation")
         await steady(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -11,6 +11,7 @@ from rich.cells import cell_len
 from textual.command import CommandList
 
 from core import CharLSTM, TrainConfig, Trainer, checkpoint, corpus, evaluate
+from core.sampling import TEMPERATURE
 from tui.apps.train import LstmApp, make_app
 from tui.plain.format import char_label, visible
 from tui.widgets.comparison import RIGHT, WRONG, ComparisonView
@@ -181,8 +182,9 @@ async def test_next_character_view_sums_to_at_most_one_and_follows_temperature()
             assert row.startswith(char_label(c.char)) and row.endswith(f"{c.p:.1%}")
             assert cell_len(row) <= view.content_size.width
         assert before == sorted(before, reverse=True)
-        await pilot.press("f8", "f8", "f8", "f8")  # 0.8 -> 1.0: a flatter distribution
-        await wait_for(pilot, lambda: view.temperature == pytest.approx(1.0), "the table at the new temperature")
+        assert view.temperature == TEMPERATURE  # where every screen starts, as `lstm-tui sample` does
+        await pilot.press("f8", "f8", "f8", "f8")  # 1.0 -> 1.2: a flatter distribution
+        await wait_for(pilot, lambda: view.temperature == pytest.approx(1.2), "the table at the new temperature")
         after = [c.p for c in view.candidates]
         assert 0 < sum(after) <= 1 + 1e-9
         assert after[0] < before[0]
