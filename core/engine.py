@@ -26,6 +26,11 @@ from .batches import Window
 from .config import TrainConfig
 from .models import CharModel, State
 from .optim import Optimizer, clip_by_global_norm
+from .parallel import SplitScorer, Workers, join_states, slice_resets, slice_state, split
+
+# A wavefront cuts the window into about this many spans of steps: more spans, a shorter fill and
+# drain (layers - 1 spans of it) but more hand-overs between the layers' threads.
+WAVEFRONT_SPANS = 10
 
 
 class RunArrays(Protocol):
@@ -89,32 +94,117 @@ EngineFactory = Callable[[RunArrays], Engine]
 
 
 class NumpyEngine:
-    """lstm-tui's own engine: the model's forward and backward in NumPy, on core's arrays."""
+    """lstm-tui's own engine: the model's forward and backward in NumPy, on core's arrays.
+
+    With `threads` n > 1, each step splits the window's streams over n threads (core/parallel.py),
+    and evaluation splits its streams likewise. With `wavefront` and L >= 2 layers, each slice of
+    streams runs as a wavefront on L threads, one per layer (core/models/recurrent.py: Wavefront),
+    in n // L slices. The BLAS must then run each call on one thread, which the caller sets (core
+    cannot: see core/parallel.py). A run is repeatable for a given arrangement.
+    """
 
     is_main = True
 
-    def __init__(self, trainer: RunArrays):
+    def __init__(self, trainer: RunArrays, threads: int = 1, wavefront: bool = False):
         self.trainer = trainer
+        self.threads = max(1, int(threads))
+        # With two layers or more: one thread per layer, a span of steps at a time (the model's
+        # `wavefront`), times threads // layers slices of the streams.
+        self.wavefront = wavefront
+        self._workers: Workers | None = None
+        self._replicas: list[CharModel] = []  # one per thread: the model with its own buffers
         self._learned: tuple[dict[str, np.ndarray], Any] | None = None  # what learn leaves for apply
         self._rollback: tuple[dict[str, np.ndarray], dict[str, np.ndarray], int] | None = None
 
     def describe(self) -> str | None:
-        return None
+        return None  # (the command line says how many threads it chose, and why)
 
     def limit_threads(self, n: int) -> None:
-        """NumPy's BLAS threads are set for the whole process (threadpoolctl), by the caller."""
+        """At most `n` threads from now on. (NumPy's BLAS threads are the caller's to set.)"""
+        self.threads = max(1, min(self.threads, n))
 
     def reload(self) -> None:
         """Nothing to do: this engine works on core's arrays themselves."""
 
+    def _pool(self, n: int) -> Workers:
+        """The threads (started once, grown if more are asked for)."""
+        if self._workers is None or self._workers.n < n:
+            if self._workers is not None:
+                self._workers.close()
+            self._workers = Workers(n)
+        return self._workers
+
+    def arrangement(self) -> tuple[int, int]:
+        """(stream slices, threads per slice) this engine computes a step with."""
+        t = self.trainer
+        layers = t.model.wavefront_layers() if self.wavefront else 1
+        if layers > 1 and self.threads >= layers:
+            return min(self.threads // layers, t.batch), layers
+        return min(self.threads, t.batch), 1
+
     def learn(self, window: Window, masks: Any) -> tuple[float, float]:
         t = self.trainer
+        slices, layers = self.arrangement()
         # Overflow is detected by the trainer and explained; NumPy's own warnings would only add noise.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            loss, grads, state = t.model.loss_and_grads(window.x, window.y, t.state, window.resets, masks)
+            if slices * layers == 1:
+                loss, grads, state = t.model.loss_and_grads(window.x, window.y, t.state, window.resets, masks)
+            else:
+                loss, grads, state = self._learn_split(window, masks, slices, layers)
             norm = clip_by_global_norm(grads, t.config.clip)
         self._learned = (grads, state)
         return loss, norm
+
+    def _learn_split(
+        self, window: Window, masks: Any, n: int, layers: int = 1
+    ) -> tuple[float, dict[str, np.ndarray], State]:
+        """Forward and backward with the streams split over n slices, each on one thread (or, as a
+        wavefront, on one thread per layer); the gradients added in slice order."""
+        t = self.trainer
+        B = t.batch
+        slices = split(B, n)
+        while len(self._replicas) < n:
+            self._replicas.append(t.model.replica())
+        replicas = self._replicas
+        for model in replicas:
+            model.params = t.model.params  # the weights trained (the same arrays)
+
+        def args(i: int) -> dict[str, Any]:
+            s = slices[i]
+            return {
+                "x": window.x[:, s],
+                "y": window.y[:, s],
+                "state": slice_state(t.state, s),
+                "resets": slice_resets(window.resets, s),
+                "masks": t.model.stream_masks(masks, s),
+                "weight": (s.stop - s.start) / B,  # each slice's mean loss, weighed by its share
+            }
+
+        if layers == 1:
+
+            def part(i: int) -> tuple[float, dict[str, np.ndarray], State]:
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # (each thread has its own)
+                    return replicas[i].loss_and_grads(**args(i))
+
+            parts = self._pool(n).run(part, n)
+        else:
+            span = max(1, -(-window.x.shape[0] // WAVEFRONT_SPANS))
+            waves = [replicas[i].wavefront(**args(i), span=span) for i in range(n)]
+
+            def layer_part(j: int) -> None:
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    waves[j // layers].run(j % layers)
+
+            self._pool(n * layers).run(layer_part, n * layers)
+            parts = [w.result() for w in waves]
+        loss = 0.0
+        for s, (part_loss, _, _) in zip(slices, parts, strict=True):
+            loss += part_loss * (s.stop - s.start) / B
+        grads = parts[0][1]
+        for _, more, _ in parts[1:]:
+            for k, g in grads.items():
+                g += more[k]
+        return loss, grads, join_states([p[2] for p in parts])
 
     def apply(self) -> None:
         assert self._learned is not None, "apply() needs a learn() first"
@@ -151,10 +241,30 @@ class NumpyEngine:
     def sync(self, everything: bool = False) -> None:
         """Nothing to do: core's arrays are the ones trained."""
 
-    def scorer(self, model: CharModel) -> CharModel:
-        return model
+    def scorer(self, model: CharModel) -> CharModel | SplitScorer:
+        if self.threads == 1:
+            return model
+        return SplitScorer(model, self._pool(self.threads))  # (evaluation splits its streams only)
 
 
 def numpy_engine(trainer: RunArrays) -> Engine:
-    """The default engine factory."""
+    """The default engine factory: one thread."""
     return NumpyEngine(trainer)
+
+
+class NumpyEngineFactory:
+    """Makes NumPy engines on `threads` threads (an EngineFactory), as a wavefront over the layers
+    or not. Both may be changed before the next engine is made: a run restarted with fresh weights
+    keeps what its run chose."""
+
+    def __init__(self, threads: int = 1, wavefront: bool = False):
+        self.threads = max(1, int(threads))
+        self.wavefront = wavefront
+
+    def __call__(self, trainer: RunArrays) -> NumpyEngine:
+        return NumpyEngine(trainer, self.threads, self.wavefront)
+
+
+def numpy_engine_threads(threads: int, wavefront: bool = False) -> NumpyEngineFactory:
+    """The factory of NumPy engines on `threads` threads (see NumpyEngine)."""
+    return NumpyEngineFactory(threads, wavefront)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .models import CharModel, log_softmax
+from .models import State, log_softmax
+from .parallel import SplitScorer, Workers
 from .vocab import Vocab
 
 LN2 = math.log(2.0)
@@ -76,6 +78,14 @@ def stream_count(n: int, warmup: int = WARMUP) -> int:
     return max(1, min(MAX_STREAMS, n // max(SEGMENT_MIN, 1)))
 
 
+class Scorer(Protocol):
+    """What evaluation reads: a model (CharModel), or one split over threads (core.parallel)."""
+
+    def initial_state(self, batch: int = 1) -> State: ...
+
+    def forward(self, x: NDArray, state: State) -> tuple[NDArray, State, Any]: ...
+
+
 class Evaluator:
     """Teacher-forced evaluation of `ids` (n+1,) done a piece at a time: `advance()` reads one
     chunk and returns True once the whole text is scored; `result()` is then the Evaluation.
@@ -94,7 +104,7 @@ class Evaluator:
 
     def __init__(
         self,
-        model: CharModel,
+        model: Scorer,
         ids: NDArray,
         vocab: Vocab,
         rng: np.random.Generator | None = None,
@@ -221,16 +231,28 @@ class Evaluator:
 
 
 def evaluate(
-    model: CharModel,
+    model: Scorer,
     ids: NDArray,
     vocab: Vocab,
     rng: np.random.Generator | None = None,
     chunk: int = 128,
     streams: int | None = None,
+    threads: int = 1,
 ) -> Evaluation:
     """Teacher-forced evaluation of `ids` (n+1,) from a fresh state, all at once (see Evaluator).
 
     Input ids[t] predicts ids[t+1]. With `rng`, one character is also sampled per position.
-    `streams=1` reads the text strictly as one sequence, however long.
+    `streams=1` reads the text strictly as one sequence, however long. `threads` > 1 splits the
+    streams over that many threads (core.parallel; run NumPy's BLAS on one thread per call then):
+    the same scores, to rounding.
     """
-    return Evaluator(model, ids, vocab, rng=rng, chunk=chunk, streams=streams).result()
+    scorer: Scorer = model
+    workers = None
+    if threads > 1 and hasattr(model, "replica"):
+        workers = Workers(threads)
+        scorer = SplitScorer(model, workers)  # type: ignore[arg-type]
+    try:
+        return Evaluator(scorer, ids, vocab, rng=rng, chunk=chunk, streams=streams).result()
+    finally:
+        if workers is not None:
+            workers.close()

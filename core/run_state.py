@@ -116,6 +116,10 @@ def checkpoint_of(trainer: Run) -> ckpt_io.Checkpoint:
         "best_val": t.best_val if math.isfinite(t.best_val) else None,
         "stale_evals": t._stale_evals,
         "rng": jsonable_rng(t.rng),
+        # the engine's thread count (results depend on it at the level of rounding: a resumed run
+        # repeats a straight one bit for bit on the same count)
+        "threads": getattr(getattr(t, "engine", None), "threads", None),
+        "wavefront": getattr(getattr(t, "engine", None), "wavefront", None),
     }
     if t._warmup is not None:
         meta["warmup"] = list(t._warmup)

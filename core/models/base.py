@@ -18,6 +18,7 @@ generation) and `activations` (every gate and state per character, for the insid
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -92,6 +93,11 @@ def log_softmax(logits: NDArray) -> NDArray:
     """log p for every row of `logits` (..., V), computed stably."""
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+class Abandoned(RuntimeError):
+    """A thread stopped because another thread working on the same window failed (the other's
+    error is the one to report)."""
 
 
 class Pool:
@@ -292,6 +298,13 @@ class CharModel:
         """An independent copy of the weights (a snapshot for another thread)."""
         return type(self)(self.config, {k: v.copy() for k, v in self.params.items()})
 
+    def replica(self: _M) -> _M:
+        """The same model on the same weight arrays (not copies), with its own spare buffers: what
+        one of several threads computes with, each on its own streams (core/parallel.py)."""
+        twin = copy.copy(self)
+        twin._pool = Pool()
+        return twin
+
     def initial_state(self, batch: int = 1) -> State:
         """The blank state for `batch` streams (by default none: a model that carries nothing)."""
         return ()
@@ -299,6 +312,15 @@ class CharModel:
     def dropout_masks(self, T: int, B: int, rng: np.random.Generator) -> Any:
         """The dropout masks of one training window (whatever `forward` takes), or None when off."""
         return None
+
+    def stream_masks(self, masks: Any, streams: slice) -> Any:
+        """The part of `dropout_masks(T, B, rng)` that streams `streams` (a slice of the B) use.
+        By default the masks are time-major per-stream arrays (T, B, ...), alone or in a list."""
+        if masks is None:
+            return None
+        if isinstance(masks, np.ndarray):
+            return masks[:, streams]
+        return [m[:, streams] for m in masks]
 
     def forward(
         self, x: NDArray, state: State, resets: Resets | None = None, masks: Any = None
@@ -317,14 +339,38 @@ class CharModel:
         state: State,
         resets: Resets | None = None,
         masks: Any = None,
+        weight: float = 1.0,
     ) -> tuple[float, Params, State]:
-        """Mean loss in nats per character of predicting `y` from `x` (both (T, B)), its gradients,
-        and the final state to carry into the next window."""
+        """Mean loss in nats per character of predicting `y` from `x` (both (T, B)), the gradients
+        of `weight` times it, and the final state to carry into the next window. (A thread that
+        reads b of a window's B streams weighs its mean by b / B: the threads' gradients then add
+        up to the whole window's.)"""
         logits, new_state, cache = self.forward(x, state, resets, masks)
         T, B, V = logits.shape
         loss, dlogits = softmax_cross_entropy(logits.reshape(T * B, V), y.reshape(-1))
+        if weight != 1.0:
+            dlogits *= weight
         grads, _ = self.backward(dlogits.reshape(T, B, V), cache)
         return loss, grads, new_state
+
+    def wavefront_layers(self) -> int:
+        """How many threads `wavefront` can keep busy: one per layer (1: the model has none)."""
+        return 1
+
+    def wavefront(
+        self,
+        x: NDArray,
+        y: NDArray,
+        state: State,
+        resets: Resets | None = None,
+        masks: Any = None,
+        weight: float = 1.0,
+        span: int = 10,
+    ) -> Any:
+        """`loss_and_grads` laid out as a wavefront over the layers: an object whose `run(layer)`
+        the caller runs on one thread per layer, all at once, and whose `result()` is then
+        (loss, grads, state) as `loss_and_grads` gives them (core/models/recurrent.py)."""
+        raise NotImplementedError
 
     def stepper(self) -> StepperLike:
         """One-step inference on a frozen copy of the current weights. By default the model's own

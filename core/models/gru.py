@@ -32,15 +32,12 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .base import Cache, ModelConfig, Params, Resets, State
+from .base import ModelConfig, Params, Resets, State
 from .recurrent import (
     CHUNK_FLOATS,
     RecurrentModel,
     StreamBuffers,
-    input_gradients,
-    project_inputs,
     repeat_state,
-    reset_prev,
     sigmoid,
 )
 
@@ -55,13 +52,22 @@ def gate_scale(hidden: int, dtype: np.dtype | str) -> NDArray:
     return s
 
 
-def _recurrence(A: NDArray, Hs: NDArray, HN: NDArray, Wh_s: NDArray, bhn: NDArray, resets: Resets | None) -> None:
+def _recurrence(
+    A: NDArray,
+    Hs: NDArray,
+    HN: NDArray,
+    Wh_s: NDArray,
+    bhn: NDArray,
+    resets: Resets | None,
+    t0: int = 0,
+    t1: int | None = None,
+) -> None:
     """The time loop of one layer, in place: the only part that must run step by step.
 
     A (T, B, 3H) holds x_t Wx + b (r, z columns halved) and becomes the activations r, z, n;
     Hs (T+1, B, H) holds the initial state at [0] and receives h_t at [t+1];
     HN (T, B, H) receives h_{t-1} Wh_n + bhn, which r multiplies (backward needs it).
-    Wh_s (H, 3H) is the gate-scaled recurrent weight.
+    Wh_s (H, 3H) is the gate-scaled recurrent weight. Steps t0 to t1 - 1 (default: all).
     """
     T, B, H = HN.shape
     u = np.empty((B, 3 * H), A.dtype)  # (B, 3H) h_{t-1} Wh_s
@@ -70,7 +76,7 @@ def _recurrence(A: NDArray, Hs: NDArray, HN: NDArray, Wh_s: NDArray, bhn: NDArra
     dot, add, sub, mul, tanh = np.dot, np.add, np.subtract, np.multiply, np.tanh
     RZ, R, Z, N = A[..., : 2 * H], A[..., :H], A[..., H : 2 * H], A[..., 2 * H :]  # gate views
     u_rz, u_n = u[:, : 2 * H], u[:, 2 * H :]  # (B, 2H), (B, H)
-    for t in range(T):
+    for t in range(t0, T if t1 is None else t1):
         h_prev = Hs[t]
         if resets and t in resets:  # these streams start afresh at step t
             h_prev = h_prev.copy()
@@ -116,11 +122,16 @@ def _local_derivatives(A: NDArray, Hprev: NDArray, HN: NDArray, M: NDArray, S: N
 
 
 class LayerCache:
-    """What one layer's backward pass needs from its forward pass."""
+    """One layer's window: what its backward pass needs from its forward pass, and what the
+    backward pass carries from one span of steps to the next."""
 
-    __slots__ = ("x", "A", "Hs", "Hprev", "HN", "mask", "Y")
+    __slots__ = (
+        "layer", "x", "A", "Hs", "Hprev", "HN", "mask", "Y", "Wx_s", "b_s", "Wh_s",
+        "WhT", "K", "M", "S", "dh", "dzh", "dh_next",
+    )  # fmt: skip
 
     def __init__(self) -> None:
+        self.layer: int
         self.x: NDArray  # (T, B) ids for layer 0, else (T, B, H) the layer below's output
         self.A: NDArray  # (T, B, 3H) activations r, z in (0, 1) and n in (-1, 1)
         self.Hs: NDArray  # (T+1, B, H) hidden states, Hs[0] the initial one
@@ -128,6 +139,17 @@ class LayerCache:
         self.HN: NDArray  # (T, B, H) h_{t-1} Wh_n + bhn
         self.mask: NDArray | None  # (T, B, H) scaled dropout mask on the output, or None
         self.Y: NDArray  # (T, B, H) the layer's output after dropout
+        self.Wx_s: NDArray  # (V or H, 3H) gate-scaled input weight (layer 0: the lookup table)
+        self.b_s: NDArray  # (3H,) gate-scaled bias
+        self.Wh_s: NDArray  # (H, 3H) gate-scaled recurrent weight
+        # backward
+        self.WhT: NDArray  # (3H, H)
+        self.K: int  # steps whose local derivatives are computed at once
+        self.M: NDArray  # (K, B, 3H) M_r, M_z, M_n (see _local_derivatives)
+        self.S: NDArray  # (K, B, H) scratch
+        self.dh: NDArray  # (B, H) d loss / d h_t
+        self.dzh: NDArray  # (B, H) dh z: straight through to h_{t-1}
+        self.dh_next: NDArray  # (B, H) d loss / d h_{t-1}, carried to the step before
 
 
 class CharGRU(RecurrentModel):
@@ -168,110 +190,93 @@ class CharGRU(RecurrentModel):
         H = b_hh.shape[0] // 3
         return {"bhn": np.ascontiguousarray(b_hh[2 * H :])}
 
-    # ------------------------------------------------------------------ forward
-    def forward(
-        self,
-        x: NDArray,
-        state: State,
-        resets: Resets | None = None,
-        masks: list[NDArray] | None = None,
-    ) -> tuple[NDArray, State, Cache]:
-        """Logits (T, B, V) for ids `x` (T, B) from `state`; the final state; the cache for backward."""
-        cfg, P, pool = self.config, self.params, self._pool
-        T, B = x.shape
-        H, dt = cfg.hidden, cfg.dtype
-        scale = gate_scale(H, dt)  # (3H,)
-        caches: list[LayerCache] = []
-        below: NDArray | None = None  # (T, B, H) output of the layer below
-        new_state = []
-        for layer in range(cfg.layers):
-            A = pool.take((T, B, 3 * H), dt)  # (T, B, 3H) pre-activations, then r, z, n
-            project_inputs(layer, x, below, P[f"Wx{layer}"] * scale, P[f"b{layer}"] * scale, A)
-            Hs = pool.take((T + 1, B, H), dt)  # (T+1, B, H) hidden states, Hs[0] the initial one
-            HN = pool.take((T, B, H), dt)  # (T, B, H) h_{t-1} Wh_n + bhn
-            (Hs[0],) = state[layer]
-            _recurrence(A, Hs, HN, P[f"Wh{layer}"] * scale, P[f"bhn{layer}"], resets)
-            lc = LayerCache()
-            lc.x = x if layer == 0 else below  # type: ignore[assignment]
-            lc.A, lc.Hs, lc.Hprev, lc.HN = A, Hs, reset_prev(Hs, resets), HN
-            lc.mask = masks[layer] if masks is not None else None
-            lc.Y = Hs[1:] * lc.mask if lc.mask is not None else Hs[1:]  # (T, B, H)
-            caches.append(lc)
-            new_state.append((Hs[T].copy(),))
-            below = lc.Y
-        assert below is not None
-        top = below.reshape(T * B, H)  # (T*B, H)
-        logits = top @ P["Wy"] + P["by"]  # (T*B, V)
-        return logits.reshape(T, B, -1), tuple(new_state), Cache(caches, resets, top)
+    # ----------------------------------------------- one layer's forward and backward
+    # (RecurrentModel.forward and .backward run these for every layer; Wavefront a span at a time)
+    def _input_scale(self) -> NDArray:
+        return gate_scale(self.config.hidden, self.config.dtype)  # (one tanh gives r and z)
 
-    # ----------------------------------------------------------------- backward
-    def backward(self, dlogits: NDArray, cache: Cache) -> tuple[Params, State]:
-        """Gradients of every parameter and of the initial state, given d loss / d logits (T, B, V).
+    def _open_layer(self, layer: int, T: int, B: int, state: tuple[NDArray, ...]) -> LayerCache:
+        pool, H, dt = self._pool, self.config.hidden, self.config.dtype
+        lc = LayerCache()
+        lc.A = pool.take((T, B, 3 * H), dt)  # (T, B, 3H) pre-activations, then r, z, n
+        lc.Hs = pool.take((T + 1, B, H), dt)  # (T+1, B, H) hidden states, Hs[0] the initial one
+        lc.HN = pool.take((T, B, H), dt)  # (T, B, H) h_{t-1} Wh_n + bhn
+        (lc.Hs[0],) = state
+        lc.Wh_s = self.params[f"Wh{layer}"] * gate_scale(H, dt)
+        return lc
 
-        Spends the cache: its arrays are overwritten (the gradients are written over the
-        activations) and recycled for the next forward pass, so each cache is backpropagated once.
+    def _run_steps(self, lc: LayerCache, t0: int, t1: int, resets: Resets | None) -> None:
+        _recurrence(lc.A, lc.Hs, lc.HN, lc.Wh_s, self.params[f"bhn{lc.layer}"], resets, t0, t1)
 
-        Per step, with dh = d loss / d h_t (from above and from step t+1):
+    def _final_state(self, lc: LayerCache) -> tuple[NDArray, ...]:
+        return (lc.Hs[lc.HN.shape[0]].copy(),)
+
+    def _open_backward(self, lc: LayerCache, B: int) -> None:
+        T, _, H = lc.HN.shape
+        dt = lc.A.dtype
+        # Local derivatives a chunk of K steps at a time, into small reused buffers that stay in
+        # cache between being written and being read by the loop (as for the LSTM).
+        lc.K = K = max(1, min(T, CHUNK_FLOATS // (B * 3 * H)))
+        lc.M = self._pool.take((K, B, 3 * H), dt)  # (K, B, 3H) M_r, M_z, M_n (see _local_derivatives)
+        lc.S = self._pool.take((K, B, H), dt)  # (K, B, H) scratch
+        lc.WhT = np.ascontiguousarray(self.params[f"Wh{lc.layer}"].T)  # (3H, H)
+        lc.dh = np.empty((B, H), dt)  # (B, H) d loss / d h_t
+        lc.dzh = np.empty((B, H), dt)  # (B, H) dh z: straight through to h_{t-1}
+        lc.dh_next = np.zeros((B, H), dt)  # (B, H) from step t+1
+
+    def _back_steps(
+        self, lc: LayerCache, dHout: NDArray, t0: int, t1: int, resets: Resets | None, grads: Params
+    ) -> None:
+        """Per step, with dh = d loss / d h_t (from above and from step t+1):
             dn  = dh (1 - z) (1 - n^2)          d loss / d pre-n (input side: a_n)
             dhn = dn r                          d loss / d (h_{t-1} Wh_n + bhn)
             dr  = dn hn r (1 - r)               d loss / d pre-r
             dz  = dh (h_{t-1} - n) z (1 - z)    d loss / d pre-z
             dh_{t-1} = dh z + [dr, dz, dhn] Wh^T
-        """
-        cache.spend()
-        cfg, P, pool = self.config, self.params, self._pool
-        T, B, V = dlogits.shape
-        H = cfg.hidden
-        dl = dlogits.reshape(T * B, V)  # (T*B, V)
-        grads: Params = {"Wy": cache.top.T @ dl, "by": dl.sum(axis=0)}
-        dY: NDArray | None = (dl @ P["Wy"].T).reshape(T, B, H)  # (T, B, H) d loss / d top output
-        dstate: list[tuple[NDArray]] = [None] * cfg.layers  # type: ignore[list-item]
-        resets = cache.resets
-        # Local derivatives a chunk of K steps at a time, into small reused buffers that stay in
-        # cache between being written and being read by the loop (as for the LSTM).
-        K = max(1, min(T, CHUNK_FLOATS // (B * 3 * H)))
-        M = pool.take((K, B, 3 * H), dlogits.dtype)  # (K, B, 3H) M_r, M_z, M_n (see _local_derivatives)
-        S = pool.take((K, B, H), dlogits.dtype)  # (K, B, H) scratch
-        for layer in reversed(range(cfg.layers)):
-            lc = cache.layers[layer]
-            assert dY is not None
-            dHout = dY
-            if lc.mask is not None:
-                dHout *= lc.mask  # (T, B, H) through the dropout on this layer's output
-            A, HN = lc.A, lc.HN
-            WhT = np.ascontiguousarray(P[f"Wh{layer}"].T)  # (3H, H)
-            dh = np.empty((B, H), A.dtype)  # (B, H) d loss / d h_t
-            dzh = np.empty((B, H), A.dtype)  # (B, H) dh z: straight through to h_{t-1}
-            dh_next = np.zeros((B, H), A.dtype)  # (B, H) from step t+1
-            dot, add, mul = np.dot, np.add, np.multiply  # locals: see _recurrence
-            R, Z, N = A[..., :H], A[..., H : 2 * H], A[..., 2 * H :]  # (T, B, H): r, z, n, then dr, dz, dhn
-            Mr, Mz, Mn = M[..., :H], M[..., H : 2 * H], M[..., 2 * H :]  # (K, B, H)
-            for t1 in range(T, 0, -K):
-                t0 = max(0, t1 - K)
-                k = t1 - t0
-                _local_derivatives(A[t0:t1], lc.Hprev[t0:t1], HN[t0:t1], M[:k], S[:k])
-                for t in range(t1 - 1, t0 - 1, -1):
-                    j = t - t0
-                    add(dHout[t], dh_next, out=dh)
-                    mul(dh, Z[t], out=dzh)  # (read z before its slot is reused)
-                    dn = HN[t]  # (B, H) d loss / d pre-n, written over hn (folded into M_r)
-                    mul(dh, Mn[j], out=dn)
-                    mul(dn, R[t], out=N[t])  # dhn = dn r (read r before its slot is reused)
-                    mul(dn, Mr[j], out=R[t])  # dr
-                    mul(dh, Mz[j], out=Z[t])  # dz
-                    dot(A[t], WhT, out=dh_next)  # [dr, dz, dhn] Wh^T
-                    add(dh_next, dzh, out=dh_next)
-                    if resets and t in resets:  # these streams did not see h_{t-1}
-                        dh_next[resets[t]] = 0.0
-            dstate[layer] = (dh_next,)
-            dU = A.reshape(T * B, 3 * H)  # (T*B, 3H) d loss / d (h_{t-1} Wh + [0, 0, bhn])
-            grads[f"Wh{layer}"] = lc.Hprev.reshape(T * B, H).T @ dU  # (H, 3H)
-            grads[f"bhn{layer}"] = dU[:, 2 * H :].sum(axis=0)  # (H,)
-            N[...] = HN  # the n block becomes dn: A is now d loss / d (x_t Wx + b)
-            dY = input_gradients(layer, lc.x, dU, P, pool, grads)
-            pool.give(A, lc.Hs, HN)  # this layer is done; lc.x (the layer below's Hs) is not yet
-        pool.give(M, S)
-        return grads, tuple(dstate)
+        [dr, dz, dhn] = d loss / d (h_{t-1} Wh + [0, 0, bhn]) is written over the activations; the
+        steps' share of Wh's and bhn's gradients is taken from it, then its n block becomes dn, so
+        that A[t0:t1] ends as d loss / d (x_t Wx + b)."""
+        A, HN, Hprev, K, H = lc.A, lc.HN, lc.Hprev, lc.K, lc.HN.shape[2]
+        B = A.shape[1]
+        M, WhT, dh, dzh, dh_next = lc.M, lc.WhT, lc.dh, lc.dzh, lc.dh_next
+        dot, add, mul = np.dot, np.add, np.multiply  # locals: see _recurrence
+        R, Z, N = A[..., :H], A[..., H : 2 * H], A[..., 2 * H :]  # (T, B, H): r, z, n, then dr, dz, dhn
+        Mr, Mz, Mn = M[..., :H], M[..., H : 2 * H], M[..., 2 * H :]  # (K, B, H)
+        for s1 in range(t1, t0, -K):
+            s0 = max(t0, s1 - K)
+            k = s1 - s0
+            _local_derivatives(A[s0:s1], Hprev[s0:s1], HN[s0:s1], M[:k], lc.S[:k])
+            for t in range(s1 - 1, s0 - 1, -1):
+                j = t - s0
+                add(dHout[t], dh_next, out=dh)
+                mul(dh, Z[t], out=dzh)  # (read z before its slot is reused)
+                dn = HN[t]  # (B, H) d loss / d pre-n, written over hn (folded into M_r)
+                mul(dh, Mn[j], out=dn)
+                mul(dn, R[t], out=N[t])  # dhn = dn r (read r before its slot is reused)
+                mul(dn, Mr[j], out=R[t])  # dr
+                mul(dh, Mz[j], out=Z[t])  # dz
+                dot(A[t], WhT, out=dh_next)  # [dr, dz, dhn] Wh^T
+                add(dh_next, dzh, out=dh_next)
+                if resets and t in resets:  # these streams did not see h_{t-1}
+                    dh_next[resets[t]] = 0.0
+        n = (t1 - t0) * B
+        dU = A[t0:t1].reshape(n, 3 * H)  # (n, 3H) d loss / d (h_{t-1} Wh + [0, 0, bhn]) for these steps
+        gWh = Hprev[t0:t1].reshape(n, H).T @ dU  # (H, 3H)
+        gbhn = dU[:, 2 * H :].sum(axis=0)  # (H,)
+        name = f"Wh{lc.layer}"
+        if name in grads:  # an earlier span of the same window (Wavefront)
+            grads[name] += gWh
+            grads[f"bhn{lc.layer}"] += gbhn
+        else:
+            grads[name], grads[f"bhn{lc.layer}"] = gWh, gbhn
+        N[t0:t1] = HN[t0:t1]  # the n block becomes dn: A is now d loss / d (x_t Wx + b)
+
+    def _close_backward(self, lc: LayerCache, grads: Params) -> tuple[NDArray, ...]:
+        self._pool.give(lc.M, lc.S)
+        return (lc.dh_next,)
+
+    def _release(self, lc: LayerCache) -> None:
+        self._pool.give(lc.A, lc.Hs, lc.HN)
 
     # ---------------------------------------------------------------- inference
     def stepper(self) -> Stepper:

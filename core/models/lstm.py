@@ -29,15 +29,12 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .base import Cache, ModelConfig, Params, Resets, State
+from .base import ModelConfig, Params, Resets, State
 from .recurrent import (
     CHUNK_FLOATS,
     RecurrentModel,
     StreamBuffers,
-    input_gradients,
-    project_inputs,
     repeat_state,
-    reset_prev,
     sigmoid,
 )
 
@@ -71,12 +68,22 @@ def _gate_derivatives(A: NDArray, Cprev: NDArray, TC: NDArray, M: NDArray, oD: N
     oD *= A[..., 2 * H : 3 * H]  # o (1 - tanh(c)^2)
 
 
-def _recurrence(A: NDArray, Hs: NDArray, C: NDArray, TC: NDArray, Wh_s: NDArray, resets: Resets | None) -> None:
+def _recurrence(
+    A: NDArray,
+    Hs: NDArray,
+    C: NDArray,
+    TC: NDArray,
+    Wh_s: NDArray,
+    resets: Resets | None,
+    t0: int = 0,
+    t1: int | None = None,
+) -> None:
     """The time loop of one layer, in place: the only part that must run step by step.
 
     A (T, B, 4H) holds x_t Wx + b (gate-scaled) and becomes the activations i, f, o, g;
     Hs, C (T+1, B, H) hold the initial state at [0] and receive h_t, c_t at [t+1];
     TC (T, B, H) receives tanh(c_t). Wh_s (H, 4H) is the gate-scaled recurrent weight.
+    Steps t0 to t1 - 1 (default: all), Hs[t0], C[t0] holding the state they start from.
     """
     T, B, H = TC.shape
     ig = np.empty((B, H), A.dtype)  # (B, H) scratch for i * g
@@ -86,7 +93,7 @@ def _recurrence(A: NDArray, Hs: NDArray, C: NDArray, TC: NDArray, Wh_s: NDArray,
     dot, add, mul, tanh = np.dot, np.add, np.multiply, np.tanh
     Gi, Gf, Go, Gg = A[..., :H], A[..., H : 2 * H], A[..., 2 * H : 3 * H], A[..., 3 * H :]  # (T, B, H) gate views
     S = A[..., : 3 * H]  # (T, B, 3H) the sigmoid gates
-    for t in range(T):
+    for t in range(t0, T if t1 is None else t1):
         h_prev = Hs[t]
         if resets and t in resets:  # these streams start afresh at step t
             h_prev = h_prev.copy()
@@ -109,11 +116,16 @@ def _recurrence(A: NDArray, Hs: NDArray, C: NDArray, TC: NDArray, Wh_s: NDArray,
 
 
 class LayerCache:
-    """What one layer's backward pass needs from its forward pass."""
+    """One layer's window: what its backward pass needs from its forward pass, and what the
+    backward pass carries from one span of steps to the next."""
 
-    __slots__ = ("x", "A", "Hs", "Hprev", "C", "TC", "mask", "Y")
+    __slots__ = (
+        "layer", "x", "A", "Hs", "Hprev", "C", "TC", "mask", "Y", "Wx_s", "b_s", "Wh_s",
+        "WhT", "K", "M", "oD", "dh", "dc", "dh_next", "dc_next",
+    )  # fmt: skip
 
     def __init__(self) -> None:
+        self.layer: int
         self.x: NDArray  # (T, B) ids for layer 0, else (T, B, H) the layer below's output
         self.A: NDArray  # (T, B, 4H) gate activations i, f, o in (0, 1) and g in (-1, 1)
         self.Hs: NDArray  # (T+1, B, H) hidden states, Hs[0] the initial one
@@ -122,6 +134,18 @@ class LayerCache:
         self.TC: NDArray  # (T, B, H) tanh(c_t)
         self.mask: NDArray | None  # (T, B, H) scaled dropout mask on the output, or None
         self.Y: NDArray  # (T, B, H) the layer's output after dropout
+        self.Wx_s: NDArray  # (V or H, 4H) gate-scaled input weight (layer 0: the lookup table)
+        self.b_s: NDArray  # (4H,) gate-scaled bias
+        self.Wh_s: NDArray  # (H, 4H) gate-scaled recurrent weight
+        # backward
+        self.WhT: NDArray  # (4H, H)
+        self.K: int  # steps whose gate derivatives are computed at once
+        self.M: NDArray  # (K, B, 4H) d z / d (dc or dh), per gate block
+        self.oD: NDArray  # (K, B, H) d h / d c = o (1 - tanh(c)^2)
+        self.dh: NDArray  # (B, H)
+        self.dc: NDArray  # (B, H)
+        self.dh_next: NDArray  # (B, H) d loss / d h_{t-1}, carried to the step before
+        self.dc_next: NDArray  # (B, H) d loss / d c_{t-1}
 
 
 class CharLSTM(RecurrentModel):
@@ -148,105 +172,85 @@ class CharLSTM(RecurrentModel):
             params[f"b{layer}"][H : 2 * H] = 1.0
         return params
 
-    # ------------------------------------------------------------------ forward
-    def forward(
-        self,
-        x: NDArray,
-        state: State,
-        resets: Resets | None = None,
-        masks: list[NDArray] | None = None,
-    ) -> tuple[NDArray, State, Cache]:
-        """Logits (T, B, V) for ids `x` (T, B) from `state`; the final state; the cache for backward."""
-        cfg, P, pool = self.config, self.params, self._pool
-        T, B = x.shape
-        H, dt = cfg.hidden, cfg.dtype
-        scale = gate_scale(H, dt)  # (4H,)
-        caches: list[LayerCache] = []
-        below: NDArray | None = None  # (T, B, H) output of the layer below
-        new_state = []
-        for layer in range(cfg.layers):
-            A = pool.take((T, B, 4 * H), dt)  # (T, B, 4H) preactivations, then activations
-            project_inputs(layer, x, below, P[f"Wx{layer}"] * scale, P[f"b{layer}"] * scale, A)
-            Hs = pool.take((T + 1, B, H), dt)  # (T+1, B, H) hidden states, Hs[0] the initial one
-            C = pool.take((T + 1, B, H), dt)  # (T+1, B, H) cell states
-            TC = pool.take((T, B, H), dt)  # (T, B, H) tanh(c_t)
-            Hs[0], C[0] = state[layer]
-            _recurrence(A, Hs, C, TC, P[f"Wh{layer}"] * scale, resets)  # (scaled Wh: one tanh gives all gates)
-            Hprev = reset_prev(Hs, resets)  # (T, B, H) h_{t-1} as each step saw it
-            lc = LayerCache()
-            lc.x = x if layer == 0 else below  # type: ignore[assignment]
-            lc.A, lc.Hs, lc.Hprev, lc.C, lc.TC = A, Hs, Hprev, C, TC
-            lc.mask = masks[layer] if masks is not None else None
-            lc.Y = Hs[1:] * lc.mask if lc.mask is not None else Hs[1:]  # (T, B, H)
-            caches.append(lc)
-            new_state.append((Hs[T].copy(), C[T].copy()))
-            below = lc.Y
-        assert below is not None
-        top = below.reshape(T * B, H)  # (T*B, H)
-        logits = top @ P["Wy"] + P["by"]  # (T*B, V)
-        return logits.reshape(T, B, -1), tuple(new_state), Cache(caches, resets, top)
+    # ----------------------------------------------- one layer's forward and backward
+    # (RecurrentModel.forward and .backward run these for every layer; Wavefront a span at a time)
+    def _input_scale(self) -> NDArray:
+        return gate_scale(self.config.hidden, self.config.dtype)  # (one tanh gives all four gates)
 
-    # ----------------------------------------------------------------- backward
-    def backward(self, dlogits: NDArray, cache: Cache) -> tuple[Params, State]:
-        """Gradients of every parameter and of the initial state, given d loss / d logits (T, B, V).
+    def _open_layer(self, layer: int, T: int, B: int, state: tuple[NDArray, ...]) -> LayerCache:
+        pool, H, dt = self._pool, self.config.hidden, self.config.dtype
+        lc = LayerCache()
+        lc.A = pool.take((T, B, 4 * H), dt)  # (T, B, 4H) preactivations, then activations
+        lc.Hs = pool.take((T + 1, B, H), dt)  # (T+1, B, H) hidden states, Hs[0] the initial one
+        lc.C = pool.take((T + 1, B, H), dt)  # (T+1, B, H) cell states
+        lc.TC = pool.take((T, B, H), dt)  # (T, B, H) tanh(c_t)
+        lc.Hs[0], lc.C[0] = state
+        lc.Wh_s = self.params[f"Wh{layer}"] * gate_scale(H, dt)  # (scaled Wh: one tanh gives all gates)
+        return lc
 
-        Spends the cache: its arrays are overwritten (d loss / d z is written over the gate
-        activations) and recycled for the next forward pass, so each cache is backpropagated once.
-        """
-        cache.spend()
-        cfg, P, pool = self.config, self.params, self._pool
-        T, B, V = dlogits.shape
-        H = cfg.hidden
-        dl = dlogits.reshape(T * B, V)  # (T*B, V)
-        grads: Params = {"Wy": cache.top.T @ dl, "by": dl.sum(axis=0)}
-        dY: NDArray | None = (dl @ P["Wy"].T).reshape(T, B, H)  # (T, B, H) d loss / d top output (ours to modify)
-        dstate: list[tuple[NDArray, NDArray]] = [None] * cfg.layers  # type: ignore[list-item]
-        resets = cache.resets
+    def _run_steps(self, lc: LayerCache, t0: int, t1: int, resets: Resets | None) -> None:
+        _recurrence(lc.A, lc.Hs, lc.C, lc.TC, lc.Wh_s, resets, t0, t1)
+
+    def _final_state(self, lc: LayerCache) -> tuple[NDArray, ...]:
+        T = lc.TC.shape[0]
+        return (lc.Hs[T].copy(), lc.C[T].copy())
+
+    def _open_backward(self, lc: LayerCache, B: int) -> None:
+        T, _, H = lc.TC.shape
+        dt = lc.A.dtype
         # The gate derivatives are computed a chunk of K steps at a time, just before the loop
         # uses them, into one small reused buffer that stays in cache (instead of a whole-window
         # (T, B, 4H) array that is written once and read back from memory).
-        K = max(1, min(T, CHUNK_FLOATS // (B * 4 * H)))
-        M = pool.take((K, B, 4 * H), dlogits.dtype)  # (K, B, 4H) d z / d (dc or dh), per gate block
-        oD = pool.take((K, B, H), dlogits.dtype)  # (K, B, H) d h / d c = o (1 - tanh(c)^2)
-        for layer in reversed(range(cfg.layers)):
-            lc = cache.layers[layer]
-            assert dY is not None
-            dHout = dY
-            if lc.mask is not None:
-                dHout *= lc.mask  # (T, B, H) through the dropout on this layer's output
-            A, C, TC = lc.A, lc.C, lc.TC
-            WhT = np.ascontiguousarray(P[f"Wh{layer}"].T)  # (4H, H)
-            dh = np.empty((B, H), A.dtype)  # (B, H)
-            dc = np.empty((B, H), A.dtype)  # (B, H)
-            dh_next = np.zeros((B, H), A.dtype)  # (B, H) from step t+1
-            dc_next = np.zeros((B, H), A.dtype)  # (B, H)
-            dot, add, mul = np.dot, np.add, np.multiply  # locals: see _recurrence
-            F, Dzo = A[..., H : 2 * H], A[..., 2 * H : 3 * H]  # (T, B, H) f_t, then dz_o
-            M4, Mo = M.reshape(K, B, 4, H), M[..., 2 * H : 3 * H]  # (K, B, 4, H), (K, B, H)
-            for t1 in range(T, 0, -K):
-                t0 = max(0, t1 - K)
-                k = t1 - t0
-                _gate_derivatives(A[t0:t1], C[t0:t1], TC[t0:t1], M[:k], oD[:k], H)
-                for t in range(t1 - 1, t0 - 1, -1):
-                    j = t - t0
-                    add(dHout[t], dh_next, out=dh)
-                    mul(dh, oD[j], out=dc)
-                    add(dc, dc_next, out=dc)  # d loss / d c_t
-                    mul(dc, F[t], out=dc_next)  # through f_t (read before A[t] is reused)
-                    dz = A[t]  # (B, 4H) d loss / d z_t, written over the activations it no longer needs
-                    mul(M4[j], dc[:, None, :], out=dz.reshape(B, 4, H))  # i, f, g blocks use dc
-                    mul(Mo[j], dh, out=Dzo[t])  # o uses dh
-                    dot(dz, WhT, out=dh_next)
-                    if resets and t in resets:  # these streams did not see h_{t-1}, c_{t-1}
-                        dh_next[resets[t]] = 0.0
-                        dc_next[resets[t]] = 0.0
-            dstate[layer] = (dh_next, dc_next)
-            dZ2 = A.reshape(T * B, 4 * H)  # (T*B, 4H) d loss / d z for the whole window
-            grads[f"Wh{layer}"] = lc.Hprev.reshape(T * B, H).T @ dZ2  # (H, 4H)
-            dY = input_gradients(layer, lc.x, dZ2, P, pool, grads)  # None after layer 0
-            pool.give(A, lc.Hs, C, TC)  # this layer is done; lc.x (the layer below's Hs) is not yet
-        pool.give(M, oD)
-        return grads, tuple(dstate)
+        lc.K = K = max(1, min(T, CHUNK_FLOATS // (B * 4 * H)))
+        lc.M = self._pool.take((K, B, 4 * H), dt)  # (K, B, 4H) d z / d (dc or dh), per gate block
+        lc.oD = self._pool.take((K, B, H), dt)  # (K, B, H) d h / d c = o (1 - tanh(c)^2)
+        lc.WhT = np.ascontiguousarray(self.params[f"Wh{lc.layer}"].T)  # (4H, H)
+        lc.dh = np.empty((B, H), dt)  # (B, H)
+        lc.dc = np.empty((B, H), dt)  # (B, H)
+        lc.dh_next = np.zeros((B, H), dt)  # (B, H) from step t+1
+        lc.dc_next = np.zeros((B, H), dt)  # (B, H)
+
+    def _back_steps(
+        self, lc: LayerCache, dHout: NDArray, t0: int, t1: int, resets: Resets | None, grads: Params
+    ) -> None:
+        """Per step, with dh = d loss / d h_t (from above and from step t+1):
+            dc = dh o (1 - tanh(c)^2) + dc_{t+1} f_{t+1}     d loss / d c_t
+            dz_i, dz_f, dz_g = dc M_i, dc M_f, dc M_g         dz_o = dh M_o   (M: _gate_derivatives)
+            dh_{t-1} = dz Wh^T,  dc_{t-1} = dc f_t
+        d loss / d z is written over the gate activations, which it no longer needs."""
+        A, C, TC, K, H = lc.A, lc.C, lc.TC, lc.K, lc.TC.shape[2]
+        B = A.shape[1]
+        M, oD, WhT, dh, dc, dh_next, dc_next = lc.M, lc.oD, lc.WhT, lc.dh, lc.dc, lc.dh_next, lc.dc_next
+        dot, add, mul = np.dot, np.add, np.multiply  # locals: see _recurrence
+        F, Dzo = A[..., H : 2 * H], A[..., 2 * H : 3 * H]  # (T, B, H) f_t, then dz_o
+        M4, Mo = M.reshape(K, B, 4, H), M[..., 2 * H : 3 * H]  # (K, B, 4, H), (K, B, H)
+        for s1 in range(t1, t0, -K):
+            s0 = max(t0, s1 - K)
+            k = s1 - s0
+            _gate_derivatives(A[s0:s1], C[s0:s1], TC[s0:s1], M[:k], oD[:k], H)
+            for t in range(s1 - 1, s0 - 1, -1):
+                j = t - s0
+                add(dHout[t], dh_next, out=dh)
+                mul(dh, oD[j], out=dc)
+                add(dc, dc_next, out=dc)  # d loss / d c_t
+                mul(dc, F[t], out=dc_next)  # through f_t (read before A[t] is reused)
+                dz = A[t]  # (B, 4H) d loss / d z_t, written over the activations it no longer needs
+                mul(M4[j], dc[:, None, :], out=dz.reshape(B, 4, H))  # i, f, g blocks use dc
+                mul(Mo[j], dh, out=Dzo[t])  # o uses dh
+                dot(dz, WhT, out=dh_next)
+                if resets and t in resets:  # these streams did not see h_{t-1}, c_{t-1}
+                    dh_next[resets[t]] = 0.0
+                    dc_next[resets[t]] = 0.0
+
+    def _close_backward(self, lc: LayerCache, grads: Params) -> tuple[NDArray, ...]:
+        T, B, H = lc.TC.shape
+        dZ = lc.A.reshape(T * B, 4 * H)  # (T*B, 4H) d loss / d z for the whole window
+        grads[f"Wh{lc.layer}"] = lc.Hprev.reshape(T * B, H).T @ dZ  # (H, 4H)
+        self._pool.give(lc.M, lc.oD)
+        return (lc.dh_next, lc.dc_next)
+
+    def _release(self, lc: LayerCache) -> None:
+        self._pool.give(lc.A, lc.Hs, lc.C, lc.TC)
 
     # ---------------------------------------------------------------- inference
     def stepper(self) -> Stepper:

@@ -22,13 +22,15 @@ weight gradients one large product after it (`project_inputs`, `input_gradients`
 
 from __future__ import annotations
 
+import math
+import threading
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ConfigError
-from .base import CharModel, ModelConfig, Params, Pool, Resets, State
+from .base import Abandoned, Cache, CharModel, ModelConfig, Params, Pool, Resets, State, softmax_cross_entropy
 
 # Gate derivatives are computed in chunks of about this many floats (256 KiB in float32), small
 # enough to stay in the L2 cache between being written and being read by the backward loop.
@@ -229,6 +231,272 @@ class RecurrentModel(CharModel):
             for _ in range(self.config.layers)
         ]
 
+    # ------------------------------------------------------ forward and backward
+    # Written once for every cell, layer by layer and a span of steps [t0, t1) at a time: the
+    # serial pass below runs each layer over the whole window; a wavefront (Wavefront, below) runs
+    # each layer on its own thread, a chunk of steps at a time. A cell writes only its layer's
+    # arithmetic: _open_layer, _run_steps, _final_state, _open_backward, _back_steps, _close_backward.
+
+    def _input_scale(self) -> NDArray | None:
+        """(G*H,) column scale applied to the input weights and bias (None: none)."""
+        return None
+
+    def _open_layer(self, layer: int, T: int, B: int, state: tuple[NDArray, ...]) -> Any:
+        """Take the layer's arrays for T steps x B streams from the pool (A (T, B, G*H) among them,
+        and Hs (T+1, B, H) holding `state`'s h at [0]), put the initial state in, scale weights."""
+        raise NotImplementedError
+
+    def _run_steps(self, lc: Any, t0: int, t1: int, resets: Resets | None) -> None:
+        """The recurrence over steps [t0, t1), A[t0:t1] holding x_t Wx + b (scaled); `resets`
+        numbered from t0."""
+        raise NotImplementedError
+
+    def _final_state(self, lc: Any) -> tuple[NDArray, ...]:
+        """The layer's state after the window (copies)."""
+        raise NotImplementedError
+
+    def _open_backward(self, lc: Any, B: int) -> None:
+        """Buffers and the carried d loss / d state (zero) for the backward steps."""
+        raise NotImplementedError
+
+    def _back_steps(self, lc: Any, dHout: NDArray, t0: int, t1: int, resets: Resets | None, grads: Params) -> None:
+        """Backward through steps t1-1 down to t0, given d loss / d h_t from above (dHout[t0:t1]):
+        leaves d loss / d (x_t Wx + b) in A[t0:t1] and carries d loss / d state to step t0-1."""
+        raise NotImplementedError
+
+    def _close_backward(self, lc: Any, grads: Params) -> tuple[NDArray, ...]:
+        """The recurrent weights' gradients (into `grads`), the buffers given back; d loss / d the
+        initial state."""
+        raise NotImplementedError
+
+    def _release(self, lc: Any) -> None:
+        """Give the layer's window arrays back to the pool (its input, the layer below's, stays)."""
+        raise NotImplementedError
+
+    def _scaled_inputs(self, layer: int) -> tuple[NDArray, NDArray]:
+        """The layer's gate-scaled input weight and bias; for layer 0 the (V, G*H) lookup table
+        Wx0 + b0 (scaled) and a zero bias."""
+        P, scale = self.params, self._input_scale()
+        Wx, b = P[f"Wx{layer}"], P[f"b{layer}"]
+        if scale is not None:
+            Wx, b = Wx * scale, b * scale
+        if layer == 0:
+            return Wx + b, np.zeros_like(b)
+        return Wx, b
+
+    def _project(self, lc: Any, t0: int, t1: int) -> None:
+        """A[t0:t1] = x_t Wx + b for the steps [t0, t1) (see project_inputs)."""
+        below = lc.x[t0:t1] if lc.layer > 0 else None
+        project_inputs(lc.layer, lc.x[t0:t1], below, lc.Wx_s, lc.b_s, lc.A[t0:t1], table=lc.layer == 0)
+
+    def _output(self, lc: Any, t0: int, t1: int) -> None:
+        """Y[t0:t1]: the layer's output for those steps, after dropout."""
+        if lc.mask is not None:
+            np.multiply(lc.Hs[t0 + 1 : t1 + 1], lc.mask[t0:t1], out=lc.Y[t0:t1])
+
+    def _start_layer(self, layer: int, x: NDArray, below: NDArray | None, state: State, masks: Any) -> Any:
+        """Open layer `layer` for the window: its arrays, inputs, scaled weights, mask and output."""
+        T, B = x.shape
+        lc = self._open_layer(layer, T, B, state[layer])
+        lc.layer = layer
+        lc.x = x if layer == 0 else below
+        lc.Wx_s, lc.b_s = self._scaled_inputs(layer)
+        lc.mask = masks[layer] if masks is not None else None
+        lc.Y = np.empty_like(lc.Hs[1:]) if lc.mask is not None else lc.Hs[1:]  # (T, B, H)
+        return lc
+
+    def forward(
+        self, x: NDArray, state: State, resets: Resets | None = None, masks: list[NDArray] | None = None
+    ) -> tuple[NDArray, State, Cache]:
+        """Logits (T, B, V) for ids `x` (T, B) from `state`; the final state; the cache for backward."""
+        P = self.params
+        T, B = x.shape
+        H = self.config.hidden
+        caches: list[Any] = []
+        below: NDArray | None = None  # (T, B, H) output of the layer below
+        new_state = []
+        for layer in range(self.config.layers):
+            lc = self._start_layer(layer, x, below, state, masks)
+            self._project(lc, 0, T)
+            self._run_steps(lc, 0, T, resets)
+            self._output(lc, 0, T)
+            lc.Hprev = reset_prev(lc.Hs, resets)  # (T, B, H) h_{t-1} as each step saw it
+            caches.append(lc)
+            new_state.append(self._final_state(lc))
+            below = lc.Y
+        assert below is not None
+        top = below.reshape(T * B, H)  # (T*B, H)
+        logits = top @ P["Wy"] + P["by"]  # (T*B, V)
+        return logits.reshape(T, B, -1), tuple(new_state), Cache(caches, resets, top)
+
+    def wavefront_layers(self) -> int:
+        return self.config.layers
+
+    def wavefront(
+        self,
+        x: NDArray,
+        y: NDArray,
+        state: State,
+        resets: Resets | None = None,
+        masks: list[NDArray] | None = None,
+        weight: float = 1.0,
+        span: int = 10,
+    ) -> Wavefront:
+        """A window's forward and backward laid out for one thread per layer (see Wavefront)."""
+        return Wavefront(self, x, y, state, resets, masks, weight, span)
+
+    def backward(self, dlogits: NDArray, cache: Cache) -> tuple[Params, State]:
+        """Gradients of every parameter and of the initial state, given d loss / d logits (T, B, V).
+
+        Spends the cache: its arrays are overwritten (gradients are written over the activations
+        they no longer need) and recycled for the next forward pass, so each cache is
+        backpropagated once.
+        """
+        cache.spend()
+        cfg, P, pool = self.config, self.params, self._pool
+        T, B, V = dlogits.shape
+        H = cfg.hidden
+        dl = dlogits.reshape(T * B, V)  # (T*B, V)
+        grads: Params = {"Wy": cache.top.T @ dl, "by": dl.sum(axis=0)}
+        dY: NDArray | None = (dl @ P["Wy"].T).reshape(T, B, H)  # (T, B, H) d loss / d top output (ours to modify)
+        dstate: list[tuple[NDArray, ...]] = [()] * cfg.layers
+        for layer in reversed(range(cfg.layers)):
+            lc = cache.layers[layer]
+            assert dY is not None
+            dHout = dY
+            if lc.mask is not None:
+                dHout *= lc.mask  # (T, B, H) through the dropout on this layer's output
+            self._open_backward(lc, B)
+            self._back_steps(lc, dHout, 0, T, cache.resets, grads)
+            dstate[layer] = self._close_backward(lc, grads)
+            dZ = lc.A.reshape(T * B, -1)  # (T*B, G*H) d loss / d (x_t Wx + b) for the whole window
+            dY = input_gradients(layer, lc.x, dZ, P, pool, grads)  # None after layer 0
+            self._release(lc)  # this layer is done; lc.x (the layer below's Hs) is not yet
+        return grads, tuple(dstate)
+
+
+class Wavefront:
+    """One window's loss and gradients with each layer on its own thread, a span of steps at a time
+    (W-Par's wavefront over layers and time, Sharma and Casas, ICS 2020).
+
+    Forward, layer l runs span k while layer l+1 runs span k-1 (each span of layer l+1 starts once
+    layer l has finished it); the top layer's thread then reads out, scores the window and starts
+    backward, where layer l+1 runs span k (and d loss / d its input for that span) while layer l
+    runs span k+1. Each layer's weight gradients come from its own thread. The arithmetic is the
+    model's own (RecurrentModel's layer methods), so the results equal the serial pass's but for
+    rounding (a GRU's recurrent gradients are summed span by span); they are the same for the
+    same spans every time.
+
+    Call `run(layer)` from L threads at once (one per layer), then `result()`. A failure in one
+    thread wakes the others, which stop with it.
+    """
+
+    def __init__(
+        self,
+        model: RecurrentModel,
+        x: NDArray,
+        y: NDArray,
+        state: State,
+        resets: Resets | None,
+        masks: list[NDArray] | None,
+        weight: float,
+        span: int,
+    ):
+        T, B = x.shape
+        L = model.config.layers
+        self.model, self.y, self.resets, self.weight = model, y, resets, weight
+        self.T, self.B = T, B
+        self.spans = [(t0, min(T, t0 + span)) for t0 in range(0, T, max(1, span))]
+        self.layers: list[Any] = []
+        below: NDArray | None = None
+        for layer in range(L):  # every layer's arrays, taken here (one thread)
+            lc = model._start_layer(layer, x, below, state, masks)
+            below = lc.Y
+            self.layers.append(lc)
+        H = model.config.hidden
+        # d loss / d each layer's output, filled span by span by the layer above (the top's by the loss)
+        self.dY: list[NDArray] = [np.empty((T, B, H), model.config.dtype) for _ in range(L - 1)]
+        self.forward_done = [[threading.Event() for _ in self.spans] for _ in range(L)]
+        self.backward_done = [[threading.Event() for _ in self.spans] for _ in range(L)]
+        self.grads: list[Params] = [{} for _ in range(L)]  # each layer's, from its own thread
+        self.dstate: list[tuple[NDArray, ...]] = [() for _ in range(L)]
+        self.new_state: list[tuple[NDArray, ...]] = [() for _ in range(L)]
+        self.loss = math.nan
+        self.top_grads: Params = {}
+        self.failed = False
+
+    def _wait(self, event: threading.Event) -> None:
+        event.wait()
+        if self.failed:
+            raise Abandoned("another layer's thread failed")
+
+    def run(self, layer: int) -> None:
+        """Layer `layer`'s whole part of the window (one thread per layer)."""
+        try:
+            self._run(layer)
+        except BaseException:
+            self.failed = True  # wake everyone waiting on anything
+            for events in self.forward_done + self.backward_done:
+                for e in events:
+                    e.set()
+            raise
+
+    def _run(self, layer: int) -> None:
+        m, lc, resets = self.model, self.layers[layer], self.resets
+        L, T, B = len(self.layers), self.T, self.B
+        for k, (t0, t1) in enumerate(self.spans):
+            if layer > 0:
+                self._wait(self.forward_done[layer - 1][k])
+            m._project(lc, t0, t1)
+            m._run_steps(lc, t0, t1, resets)
+            m._output(lc, t0, t1)
+            self.forward_done[layer][k].set()
+        lc.Hprev = reset_prev(lc.Hs, resets)
+        self.new_state[layer] = m._final_state(lc)
+        grads = self.grads[layer]
+        if layer == L - 1:
+            dHout = self._read_out(lc)
+        else:
+            dHout = self.dY[layer]
+        m._open_backward(lc, B)
+        for k in reversed(range(len(self.spans))):
+            t0, t1 = self.spans[k]
+            if layer < L - 1:
+                self._wait(self.backward_done[layer + 1][k])
+            if lc.mask is not None:
+                dHout[t0:t1] *= lc.mask[t0:t1]  # through the dropout on this layer's output
+            m._back_steps(lc, dHout, t0, t1, resets, grads)
+            if layer > 0:  # d loss / d this layer's input for these steps, for the layer below
+                n = (t1 - t0) * B
+                dZ = lc.A[t0:t1].reshape(n, -1)
+                np.matmul(dZ, m.params[f"Wx{layer}"].T, out=self.dY[layer - 1][t0:t1].reshape(n, -1))
+            self.backward_done[layer][k].set()
+        self.dstate[layer] = m._close_backward(lc, grads)
+        input_weight_gradients(layer, lc.x, lc.A.reshape(T * B, -1), m.params, m._pool, grads)
+
+    def _read_out(self, lc: Any) -> NDArray:
+        """The readout, the loss and its gradient, from the top layer's output: d loss / d it."""
+        P, T, B = self.model.params, self.T, self.B
+        H = lc.Y.shape[-1]
+        top = lc.Y.reshape(T * B, H)  # (T*B, H)
+        logits = top @ P["Wy"] + P["by"]  # (T*B, V)
+        self.loss, dl = softmax_cross_entropy(logits, self.y.reshape(-1))
+        if self.weight != 1.0:
+            dl *= self.weight
+        self.top_grads = {"Wy": top.T @ dl, "by": dl.sum(axis=0)}
+        return (dl @ P["Wy"].T).reshape(T, B, H)  # (T, B, H)
+
+    def result(self) -> tuple[float, Params, State]:
+        """The window's mean loss, the gradients (of `weight` times it; in the order the serial
+        backward pass makes them, top down, which the global norm adds them in) and the final
+        state; the layers' arrays go back to the pool."""
+        every: Params = dict(self.top_grads)
+        for g in reversed(self.grads):
+            every.update(g)
+        for lc in self.layers:
+            self.model._release(lc)
+        return self.loss, every, tuple(self.new_state)
+
 
 def zero_state(config: ModelConfig, arrays: int, batch: int) -> State:
     """The fresh (all-zero) state for `batch` streams: `arrays` (B, H) arrays per layer."""
@@ -272,20 +540,22 @@ def scatter_rows(ids: NDArray, dz: NDArray, rows: int, scratch: NDArray | None =
     return out
 
 
-def project_inputs(layer: int, x: NDArray, below: NDArray | None, Wx_s: NDArray, b_s: NDArray, A: NDArray) -> None:
+def project_inputs(
+    layer: int, x: NDArray, below: NDArray | None, Wx_s: NDArray, b_s: NDArray, A: NDArray, table: bool = False
+) -> None:
     """A (T, B, G*H) = x_t Wx + b for every step at once, from (gate-scaled) Wx_s, b_s.
 
     Layer 0 reads ids `x` (T, B): a one-hot x_t times Wx is a row of Wx, so this is one lookup in
-    the (V, G*H) table Wx + b (ids are checked first because mode="clip" would hide a bad one;
-    mode="raise" would buffer the whole output). Higher layers read `below` (T, B, H), the layer
-    below's output: one large product.
+    the (V, G*H) table Wx + b (`table`: Wx_s is that table already) (ids are checked first
+    because mode="clip" would hide a bad one; mode="raise" would buffer the whole output). Higher
+    layers read `below` (T, B, H), the layer below's output: one large product.
     """
     T, B, GH = A.shape
     if layer == 0:
         V = Wx_s.shape[0]
         if x.size and (int(x.min()) < 0 or int(x.max()) >= V):
             raise IndexError(f"character ids must be in [0, {V}), got {x.min()}..{x.max()}")
-        np.take(Wx_s + b_s, x, axis=0, out=A, mode="clip")
+        np.take(Wx_s if table else Wx_s + b_s, x, axis=0, out=A, mode="clip")
     else:
         assert below is not None
         np.matmul(below.reshape(T * B, -1), Wx_s, out=A.reshape(T * B, GH))
@@ -299,6 +569,15 @@ def input_gradients(layer: int, x: NDArray, dZ: NDArray, P: Params, pool: Pool, 
     The weight gradient is one product over the whole window (for layer 0 a scatter of dZ rows
     into the rows the ids looked up; see scatter_rows).
     """
+    input_weight_gradients(layer, x, dZ, P, pool, grads)
+    if layer == 0:
+        return None
+    T, B, H = x.shape
+    return (dZ @ P[f"Wx{layer}"].T).reshape(T, B, H)  # (T, B, H) into the layer below
+
+
+def input_weight_gradients(layer: int, x: NDArray, dZ: NDArray, P: Params, pool: Pool, grads: Params) -> None:
+    """Fill grads Wx{layer} and b{layer} from dZ (T*B, G*H) = d loss / d (x_t Wx + b)."""
     if layer == 0:
         V = P["Wx0"].shape[0]
         scratch = pool.take(dZ.shape, dZ.dtype) if V > ONEHOT_MAX_ROWS else None
@@ -308,12 +587,11 @@ def input_gradients(layer: int, x: NDArray, dZ: NDArray, P: Params, pool: Pool, 
         # every position reads exactly one row of Wx0, so the bias gradient (the sum of dz over
         # all T*B positions) is the sum of the V rows just accumulated: no pass over dZ
         grads["b0"] = grads["Wx0"].sum(axis=0)  # (G*H,)
-        return None
+        return
     H = x.shape[-1]
     T, B = x.shape[:2]
     grads[f"b{layer}"] = dZ.sum(axis=0)  # (G*H,)
     grads[f"Wx{layer}"] = x.reshape(T * B, H).T @ dZ  # (H, G*H)
-    return (dZ @ P[f"Wx{layer}"].T).reshape(T, B, H)  # (T, B, H) into the layer below
 
 
 def reset_prev(Hs: NDArray, resets: Resets | None) -> NDArray:

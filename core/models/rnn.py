@@ -25,24 +25,25 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ConfigError
-from .base import Cache, ModelConfig, Params, Resets, State
+from .base import ModelConfig, Params, Resets, State
 from .recurrent import (
     RecurrentModel,
     StreamBuffers,
-    input_gradients,
     project_inputs,
     repeat_state,
-    reset_prev,
 )
 
 
-def _recurrence(A: NDArray, Hs: NDArray, Wh: NDArray, resets: Resets | None) -> None:
+def _recurrence(
+    A: NDArray, Hs: NDArray, Wh: NDArray, resets: Resets | None, t0: int = 0, t1: int | None = None
+) -> None:
     """The time loop of one layer: A (T, B, H) holds x_t Wx + b and receives x_t Wx + b + h_{t-1} Wh;
-    Hs (T+1, B, H) holds the initial state at [0] and receives h_t at [t+1]."""
+    Hs (T+1, B, H) holds the initial state at [0] and receives h_t at [t+1]. Steps t0 to t1 - 1
+    (default: all)."""
     T, B, H = A.shape
     u = np.empty((B, H), A.dtype)  # (B, H) h_{t-1} Wh
     dot, add, tanh = np.dot, np.add, np.tanh  # locals: no attribute lookups in the loop
-    for t in range(T):
+    for t in range(t0, T if t1 is None else t1):
         h_prev = Hs[t]
         if resets and t in resets:  # these streams start afresh at step t
             h_prev = h_prev.copy()
@@ -60,17 +61,25 @@ def _tanh_derivative(Hout: NDArray, D: NDArray) -> None:
 
 
 class LayerCache:
-    """What one layer's backward pass needs from its forward pass."""
+    """One layer's window: what its backward pass needs from its forward pass, and what the
+    backward pass carries from one span of steps to the next."""
 
-    __slots__ = ("x", "A", "Hs", "Hprev", "mask", "Y")
+    __slots__ = ("layer", "x", "A", "Hs", "Hprev", "mask", "Y", "Wx_s", "b_s", "WhT", "dh", "dh_next")
 
     def __init__(self) -> None:
+        self.layer: int
         self.x: NDArray  # (T, B) ids for layer 0, else (T, B, H) the layer below's output
         self.A: NDArray  # (T, B, H) pre-activations (backward writes d loss / d them over it)
         self.Hs: NDArray  # (T+1, B, H) hidden states, Hs[0] the initial one
         self.Hprev: NDArray  # (T, B, H) h_{t-1} as the step saw it (resets zeroed)
         self.mask: NDArray | None  # (T, B, H) scaled dropout mask on the output, or None
         self.Y: NDArray  # (T, B, H) the layer's output after dropout
+        self.Wx_s: NDArray  # (V or H, H) input weight (layer 0: the lookup table Wx0 + b0)
+        self.b_s: NDArray  # (H,) bias
+        # backward
+        self.WhT: NDArray  # (H, H)
+        self.dh: NDArray  # (B, H) d loss / d h_t
+        self.dh_next: NDArray  # (B, H) d loss / d h_{t-1}, carried to the step before
 
 
 class CharRNN(RecurrentModel):
@@ -94,85 +103,54 @@ class CharRNN(RecurrentModel):
             raise ConfigError(f"an nn.RNN with nonlinearity {saved['nonlinearity']!r}; lstm-tui's RNN uses tanh")
         return super().torch_config(tensors, saved)
 
-    # ------------------------------------------------------------------ forward
-    def forward(
-        self,
-        x: NDArray,
-        state: State,
-        resets: Resets | None = None,
-        masks: list[NDArray] | None = None,
-    ) -> tuple[NDArray, State, Cache]:
-        """Logits (T, B, V) for ids `x` (T, B) from `state`; the final state; the cache for backward."""
-        cfg, P, pool = self.config, self.params, self._pool
-        T, B = x.shape
-        H, dt = cfg.hidden, cfg.dtype
-        caches: list[LayerCache] = []
-        below: NDArray | None = None  # (T, B, H) output of the layer below
-        new_state = []
-        for layer in range(cfg.layers):
-            A = pool.take((T, B, H), dt)  # (T, B, H) pre-activations
-            project_inputs(layer, x, below, P[f"Wx{layer}"], P[f"b{layer}"], A)
-            Hs = pool.take((T + 1, B, H), dt)  # (T+1, B, H) hidden states, Hs[0] the initial one
-            (Hs[0],) = state[layer]
-            _recurrence(A, Hs, P[f"Wh{layer}"], resets)
-            lc = LayerCache()
-            lc.x = x if layer == 0 else below  # type: ignore[assignment]
-            lc.A, lc.Hs, lc.Hprev = A, Hs, reset_prev(Hs, resets)
-            lc.mask = masks[layer] if masks is not None else None
-            lc.Y = Hs[1:] * lc.mask if lc.mask is not None else Hs[1:]  # (T, B, H)
-            caches.append(lc)
-            new_state.append((Hs[T].copy(),))
-            below = lc.Y
-        assert below is not None
-        top = below.reshape(T * B, H)  # (T*B, H)
-        logits = top @ P["Wy"] + P["by"]  # (T*B, V)
-        return logits.reshape(T, B, -1), tuple(new_state), Cache(caches, resets, top)
+    # ----------------------------------------------- one layer's forward and backward
+    # (RecurrentModel.forward and .backward run these for every layer; Wavefront a span at a time)
+    def _open_layer(self, layer: int, T: int, B: int, state: tuple[NDArray, ...]) -> LayerCache:
+        pool, H, dt = self._pool, self.config.hidden, self.config.dtype
+        lc = LayerCache()
+        lc.A = pool.take((T, B, H), dt)  # (T, B, H) pre-activations
+        lc.Hs = pool.take((T + 1, B, H), dt)  # (T+1, B, H) hidden states, Hs[0] the initial one
+        (lc.Hs[0],) = state
+        return lc
 
-    # ----------------------------------------------------------------- backward
-    def backward(self, dlogits: NDArray, cache: Cache) -> tuple[Params, State]:
-        """Gradients of every parameter and of the initial state, given d loss / d logits (T, B, V).
+    def _run_steps(self, lc: LayerCache, t0: int, t1: int, resets: Resets | None) -> None:
+        _recurrence(lc.A, lc.Hs, self.params[f"Wh{lc.layer}"], resets, t0, t1)
 
-        Per step, with dh = d loss / d h_t (from above and from step t+1):
+    def _final_state(self, lc: LayerCache) -> tuple[NDArray, ...]:
+        return (lc.Hs[lc.A.shape[0]].copy(),)
+
+    def _open_backward(self, lc: LayerCache, B: int) -> None:
+        H, dt = self.config.hidden, lc.A.dtype
+        lc.WhT = np.ascontiguousarray(self.params[f"Wh{lc.layer}"].T)  # (H, H)
+        lc.dh = np.empty((B, H), dt)  # (B, H) d loss / d h_t
+        lc.dh_next = np.zeros((B, H), dt)  # (B, H) from step t+1
+
+    def _back_steps(
+        self, lc: LayerCache, dHout: NDArray, t0: int, t1: int, resets: Resets | None, grads: Params
+    ) -> None:
+        """Per step, with dh = d loss / d h_t (from above and from step t+1):
             da = dh (1 - h_t^2)          d loss / d pre-activation
             dh_{t-1} = da Wh^T
+        d loss / d a is written over the pre-activations."""
+        A, WhT, dh, dh_next = lc.A, lc.WhT, lc.dh, lc.dh_next
+        _tanh_derivative(lc.Hs[t0 + 1 : t1 + 1], A[t0:t1])  # over the pre-activations, no longer needed
+        dot, add, mul = np.dot, np.add, np.multiply
+        for t in range(t1 - 1, t0 - 1, -1):
+            add(dHout[t], dh_next, out=dh)
+            da = A[t]  # (B, H) d loss / d a_t, written over tanh'
+            mul(dh, da, out=da)
+            dot(da, WhT, out=dh_next)
+            if resets and t in resets:  # these streams did not see h_{t-1}
+                dh_next[resets[t]] = 0.0
 
-        Spends the cache: d loss / d a is written over the pre-activations, and the arrays are
-        recycled for the next forward pass, so each cache is backpropagated once.
-        """
-        cache.spend()
-        cfg, P, pool = self.config, self.params, self._pool
-        T, B, V = dlogits.shape
-        H = cfg.hidden
-        dl = dlogits.reshape(T * B, V)  # (T*B, V)
-        grads: Params = {"Wy": cache.top.T @ dl, "by": dl.sum(axis=0)}
-        dY: NDArray | None = (dl @ P["Wy"].T).reshape(T, B, H)  # (T, B, H) d loss / d top output
-        dstate: list[tuple[NDArray]] = [None] * cfg.layers  # type: ignore[list-item]
-        resets = cache.resets
-        for layer in reversed(range(cfg.layers)):
-            lc = cache.layers[layer]
-            assert dY is not None
-            dHout = dY
-            if lc.mask is not None:
-                dHout *= lc.mask  # (T, B, H) through the dropout on this layer's output
-            A, Hs = lc.A, lc.Hs
-            _tanh_derivative(Hs[1:], A)  # over the pre-activations, no longer needed
-            WhT = np.ascontiguousarray(P[f"Wh{layer}"].T)  # (H, H)
-            dh = np.empty((B, H), A.dtype)  # (B, H) d loss / d h_t
-            dh_next = np.zeros((B, H), A.dtype)  # (B, H) from step t+1
-            dot, add, mul = np.dot, np.add, np.multiply
-            for t in range(T - 1, -1, -1):
-                add(dHout[t], dh_next, out=dh)
-                da = A[t]  # (B, H) d loss / d a_t, written over tanh'
-                mul(dh, da, out=da)
-                dot(da, WhT, out=dh_next)
-                if resets and t in resets:  # these streams did not see h_{t-1}
-                    dh_next[resets[t]] = 0.0
-            dstate[layer] = (dh_next,)
-            dA = A.reshape(T * B, H)  # (T*B, H) d loss / d a for the whole window
-            grads[f"Wh{layer}"] = lc.Hprev.reshape(T * B, H).T @ dA  # (H, H)
-            dY = input_gradients(layer, lc.x, dA, P, pool, grads)
-            pool.give(A, Hs)  # this layer is done; lc.x (the layer below's Hs) is not yet
-        return grads, tuple(dstate)
+    def _close_backward(self, lc: LayerCache, grads: Params) -> tuple[NDArray, ...]:
+        T, B, H = lc.A.shape
+        dA = lc.A.reshape(T * B, H)  # (T*B, H) d loss / d a for the whole window
+        grads[f"Wh{lc.layer}"] = lc.Hprev.reshape(T * B, H).T @ dA  # (H, H)
+        return (lc.dh_next,)
+
+    def _release(self, lc: LayerCache) -> None:
+        self._pool.give(lc.A, lc.Hs)
 
     # ---------------------------------------------------------------- inference
     def stepper(self) -> Stepper:

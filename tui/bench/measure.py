@@ -11,14 +11,21 @@ NumPy, our forward pass called the same way).
 Every figure is the median of several timed repetitions after a warm-up, measured in this one
 process. With `--compare torch` each configuration alternates ours and PyTorch repetition by
 repetition (the order flipping each time, with a short pause between runs so one library's
-spinning worker threads do not eat into the other's time), at the same B, T, H, L, in float32,
-with the same number of threads. The original notebook's algorithm (tui/bench/notebook.py) is the
-third column wherever its setting applies.
+spinning worker threads do not eat into the other's time), at the same B, T, H, L, in float32.
+The original notebook's algorithm (tui/bench/notebook.py) is a further column wherever its
+setting applies.
+
+Threads: by default ours trains on the thread count `lstm-tui train` would choose for each
+configuration (measured at the start: tui/plain/threads.py), against PyTorch on its own default
+count, and both again on one thread, all in the same alternation; the scaling table gives both
+at 1, 2, 4, ... threads up to the machine's cores. `--threads N` runs both on N threads only.
+Ours always runs NumPy's BLAS on one thread per call (its threads split the streams).
 
 Sections:
   training    characters/second of optimizer steps (forward + backward + clip + Adam), B x T each
   generation  characters/second of one stream sampled at temperature 1, and the latency of the
-              first character after a 50-character seed (weights copy + priming + first draw)
+              first character after a 50-character seed (weights copy + priming + first draw);
+              one stream cannot be split, so ours runs on one thread
   learn       steps and seconds until the whole soliloquy's teacher-forced loss, read from a fresh
               state, is under 0.1 nats/char: ours with the default TrainConfig, the notebook's SGD
   memory      peak resident set of a training run, measured in a fresh child process
@@ -50,11 +57,14 @@ import threadpoolctl
 
 from core import corpus as corpus_io
 from core.corpus import Corpus
+from core.engine import numpy_engine_threads
 from core.evaluate import evaluate
 from core.models import MODELS, ModelConfig, create_model
 from core.recipe import choose as choose_recipe
 from core.sampling import generate, sample
 from core.trainer import TrainConfig, Trainer
+
+from ..plain import threads as threads_policy
 
 SECTIONS = ("training", "generation", "learn", "memory")
 LEARN_TARGET = 0.1  # nats/char on the whole soliloquy, read from a fresh state
@@ -164,6 +174,68 @@ def blas_threads(n: int | None) -> Iterator[None]:
         yield
 
 
+class OthersCPU:
+    """How many cores other processes kept busy while this one measured, at normal priority and at
+    low priority (nice 10 or more: a background job that yields to everything else), read from
+    /proc (Linux; None elsewhere). A figure measured while others used a core or more at normal
+    priority is not what an idle machine gives."""
+
+    LOW_NICE = 10
+
+    def __init__(self) -> None:
+        self._start = self._read()
+
+    @classmethod
+    def _read(cls) -> tuple[float, dict[int, tuple[float, int]]] | None:
+        """(now, pid -> (CPU seconds so far, nice)) of every other process."""
+        me = os.getpid()
+        tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        out: dict[int, tuple[float, int]] = {}
+        try:
+            pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+        except OSError:
+            return None
+        for pid in pids:
+            if pid == me:
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            # after the command: state(0) ... utime(11) stime(12) ... nice(16)
+            out[pid] = ((float(fields[11]) + float(fields[12])) / tick, int(fields[16]))
+        return time.perf_counter(), out
+
+    def cores(self) -> tuple[float, float] | None:
+        """(normal priority, low priority) cores other processes used since this object was made."""
+        end = self._read()
+        if self._start is None or end is None or end[0] <= self._start[0]:
+            return None
+        before = self._start[1]
+        normal = low = 0.0
+        for pid, (cpu, nice) in end[1].items():
+            used = cpu - before.get(pid, (0.0, nice))[0]
+            if nice >= self.LOW_NICE:
+                low += used
+            else:
+                normal += used
+        span = end[0] - self._start[0]
+        return max(0.0, normal / span), max(0.0, low / span)
+
+
+def busy_text(busy: tuple[float, float] | None) -> str:
+    """'others: 0.05 cores, and 0.70 at low priority' (or a dash)."""
+    if busy is None:
+        return "—"
+    return f"{busy[0]:.2f} cores, {busy[1]:.2f} at low priority"
+
+
+def thread_counts(cores: int) -> list[int]:
+    """The scaling table's counts: 1, 2, 4, ... and the core count."""
+    return threads_policy.candidates(cores, cores)
+
+
 def load_torch() -> tuple[Any | None, str | None]:
     """The PyTorch reference module, or None and the reason it is unavailable."""
     try:
@@ -216,9 +288,10 @@ def time_it(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
-def case_trainer(case: Case, corpus: Corpus, cell: str = "lstm") -> Trainer:
-    """The trainer whose `train_step` the training section times for `case` (no evaluations): a
-    GPT with nanoGPT's optimizer settings, the others with Adam."""
+def case_trainer(case: Case, corpus: Corpus, cell: str = "lstm", threads: int = 1, wavefront: bool = False) -> Trainer:
+    """The trainer whose `train_step` the training section times for `case` (no evaluations), on
+    `threads` threads (as a wavefront over the layers, or not): a GPT with nanoGPT's optimizer
+    settings, the others with Adam."""
     settings: dict[str, Any] = {"lr": BENCH_LR, "clip": BENCH_CLIP}
     if cell == "gpt":
         settings = gpt_settings(case)
@@ -231,7 +304,7 @@ def case_trainer(case: Case, corpus: Corpus, cell: str = "lstm") -> Trainer:
         eval_every=0,
         **settings,
     )
-    return Trainer(corpus, cfg)
+    return Trainer(corpus, cfg, engine=numpy_engine_threads(threads, wavefront))
 
 
 def gpt_settings(case: Case) -> dict[str, Any]:
@@ -269,6 +342,15 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 # ------------------------------------------------------------------------------- sections
+@dataclass(frozen=True)
+class Threads:
+    """Which thread counts the training section measures."""
+
+    fixed: int | None  # --threads N: ours and PyTorch on N only
+    cores: int  # the cores this process may use (the scaling table goes up to them)
+    torch_default: int  # PyTorch's own default count
+
+
 def bench_training(
     profile: Profile,
     torch_mod: Any | None,
@@ -276,45 +358,81 @@ def bench_training(
     cases: list[str] | None,
     log: Callable[[str], None],
     cells: tuple[str, ...] = ("lstm",),
+    counts: Threads | None = None,
 ) -> list[dict[str, Any]]:
     """Characters per second of full optimizer steps, per configuration and cell."""
+    counts = counts or Threads(1, 1, 1)
     rows = []
     for case in profile.cases:  # each configuration in every recurrent cell, then the GPT's own
         for cell in cells:
             if cell != "gpt" and not (cases and case.name not in cases):
-                rows.append(_bench_case(profile, torch_mod, notebook and cell == "lstm", case, cell, log))
+                rows.append(_bench_case(profile, torch_mod, notebook and cell == "lstm", case, cell, log, counts))
     for case in profile.gpt_cases if "gpt" in cells else ():
         if not (cases and case.name not in cases):
-            rows.append(_bench_case(profile, torch_mod, False, case, "gpt", log))
+            rows.append(_bench_case(profile, torch_mod, False, case, "gpt", log, counts))
     return rows
 
 
 def _bench_case(
-    profile: Profile, torch_mod: Any | None, notebook: bool, case: Case, cell: str, log: Callable[[str], None]
+    profile: Profile,
+    torch_mod: Any | None,
+    notebook: bool,
+    case: Case,
+    cell: str,
+    log: Callable[[str], None],
+    counts: Threads,
 ) -> dict[str, Any]:
-    """One training row: ours against PyTorch's module for the same cell (and the notebook)."""
+    """One training row: ours against PyTorch's module for the same cell (and the notebook), on
+    the default thread counts, on one thread, and on each count of the scaling table."""
     heads = f" heads={case.heads}" if cell == "gpt" else ""
     log(f"training {case.name} {cell}: H={case.hidden} L={case.layers}{heads} B={case.batch} T={case.seq_len}")
     corpus = case_corpus(case)
-    trainer = case_trainer(case, corpus, cell)
-    B, T = trainer.batch, trainer.seq_len
+    probe = case_trainer(case, corpus, cell)
+    B, T = probe.batch, probe.seq_len
+    wave = False
+    if counts.fixed is not None:
+        ours_default, torch_default, why = counts.fixed, counts.fixed, f"--threads {counts.fixed}"
+        ours_counts, torch_counts = [counts.fixed], [counts.fixed]
+    else:
+        choice = threads_policy.choose(probe, None)
+        log(f"  ours: {choice.line()}")
+        ours_default, torch_default, why = choice.threads, counts.torch_default, choice.reason
+        wave = choice.wavefront
+        scale = thread_counts(counts.cores)
+        ours_counts = sorted({1, *(n for n in scale if n <= B)})  # (no more threads than streams)
+        if not wave:
+            ours_counts = sorted({ours_default, *ours_counts})
+        torch_counts = sorted({1, torch_default, *scale})
     runners: dict[str, tuple[Callable[[], Any], int]] = {}
-    runners["ours"] = (trainer.train_step, calibrate(trainer.train_step, profile.rep_seconds))
+    for n in ours_counts:
+        step = probe.train_step if n == 1 else case_trainer(case, corpus, cell, n).train_step
+        runners[f"ours@{n}"] = (step, calibrate(step, profile.rep_seconds))
+    default_key = f"ours@{ours_default}"
+    if wave:  # the wavefront chosen: measured beside the scaling table's split streams
+        default_key = f"ours@{ours_default}w"
+        step = case_trainer(case, corpus, cell, ours_default, True).train_step
+        runners[default_key] = (step, calibrate(step, profile.rep_seconds))
     if torch_mod is not None:
         from core.batches import Batches
 
-        if cell == "gpt":
-            V, g = corpus.vocab.size, gpt_settings(case)
-            tt = torch_mod.TorchGPTTrainer(V, case.hidden, case.layers, case.heads, case.seq_len, g["lr"], g["clip"])
-        else:
-            tt = torch_mod.TorchTrainer(corpus.vocab.size, case.hidden, case.layers, BENCH_LR, BENCH_CLIP, cell=cell)
-        windows = Batches(corpus.train_ids, B, T)
+        for n in torch_counts:
+            if cell == "gpt":
+                V, g = corpus.vocab.size, gpt_settings(case)
+                tt = torch_mod.TorchGPTTrainer(
+                    V, case.hidden, case.layers, case.heads, case.seq_len, g["lr"], g["clip"]
+                )
+            else:
+                tt = torch_mod.TorchTrainer(
+                    corpus.vocab.size, case.hidden, case.layers, BENCH_LR, BENCH_CLIP, cell=cell
+                )
+            windows = Batches(corpus.train_ids, B, T)
 
-        def torch_step(tt: Any = tt, windows: Batches = windows) -> float:
-            w = windows.next()
-            return tt.step(w.x, w.y)
+            def torch_step(tt: Any = tt, windows: Batches = windows, n: int = n) -> float:
+                torch_mod.set_threads(n)
+                w = windows.next()
+                return tt.step(w.x, w.y)
 
-        runners["torch"] = (torch_step, calibrate(torch_step, profile.rep_seconds))
+            runners[f"torch@{n}"] = (torch_step, calibrate(torch_step, profile.rep_seconds))
     if notebook and case.notebook:
         from .notebook import NotebookLSTM
 
@@ -325,27 +443,44 @@ def _bench_case(
             return nb.epoch(inputs, labels)
 
         runners["notebook"] = (notebook_epoch, calibrate(notebook_epoch, profile.rep_seconds, warmup=1))
+    others = OthersCPU()
     secs = alternate(runners, profile.repeats)
+    others_cores = others.cores()
     cps = {name: B * T / s for name, s in secs.items()}
+    ours, torch_ = cps[default_key], cps.get(f"torch@{torch_default}")
+    ours1, torch1 = cps.get("ours@1"), cps.get("torch@1")
     return {
         **asdict(case),
         "cell": cell,
         "batch": B,
         "seq_len": T,
         "vocab": corpus.vocab.size,
-        "ours_chars_per_s": cps["ours"],
-        "torch_chars_per_s": cps.get("torch"),
+        "ours_threads": ours_default,
+        "ours_wavefront": wave,
+        "ours_threads_why": why,
+        "torch_threads": torch_default if torch_mod is not None else None,
+        "ours_chars_per_s": ours,
+        "torch_chars_per_s": torch_,
         "notebook_chars_per_s": cps.get("notebook"),
-        "ours_over_torch": ratio(cps["ours"], cps.get("torch")),
-        "ours_over_notebook": ratio(cps["ours"], cps.get("notebook")),
+        "ours_over_torch": ratio(ours, torch_),
+        "ours_over_notebook": ratio(ours, cps.get("notebook")),
+        "one_thread": None
+        if counts.fixed is not None
+        else {"ours_chars_per_s": ours1, "torch_chars_per_s": torch1, "ours_over_torch": ratio(ours1, torch1)},
+        "scaling": {
+            "ours": {n: cps[f"ours@{n}"] for n in ours_counts},  # the streams split over n threads
+            "torch": {n: cps[f"torch@{n}"] for n in torch_counts if f"torch@{n}" in cps},
+        },
         "steps_per_repeat": {name: n for name, (_, n) in runners.items()},
+        "others_cores": others_cores,
     }
 
 
 def bench_generation(
-    profile: Profile, torch_mod: Any | None, log: Callable[[str], None], cell: str = "lstm"
+    profile: Profile, torch_mod: Any | None, log: Callable[[str], None], cell: str = "lstm", torch_threads: int = 1
 ) -> dict[str, Any]:
-    """One stream at temperature 1: characters per second, and the first character's latency."""
+    """One stream at temperature 1: characters per second, and the first character's latency.
+    Ours on one thread (one stream cannot be split); PyTorch on `torch_threads` and on one."""
     if cell == "gpt":
         return bench_gpt_generation(profile, torch_mod, log)
     H, L = profile.gen_hidden, profile.gen_layers
@@ -369,20 +504,26 @@ def bench_generation(
     first: dict[str, tuple[Callable[[], Any], int]] = {"ours": (ours_first, 1)}
     if torch_mod is not None:
         tg = torch_mod.TorchGenerator(V, H, L, cell=cell)
+        for name, k in (("torch", torch_threads), ("torch1", 1)):
+            if name == "torch1" and torch_threads == 1:
+                continue
 
-        def torch_stream() -> None:
-            tg.generate(seed_ids, n)
+            def torch_stream(k: int = k) -> None:
+                torch_mod.set_threads(k)
+                tg.generate(seed_ids, n)
 
-        def torch_first() -> None:
-            tg.generate(seed_ids, 1)
+            def torch_first(k: int = k) -> None:
+                torch_mod.set_threads(k)
+                tg.generate(seed_ids, 1)
 
-        runners["torch"] = (torch_stream, 1)
-        first["torch"] = (torch_first, 1)
+            runners[name] = (torch_stream, 1)
+            first[name] = (torch_first, 1)
     for fn, _ in list(runners.values()) + list(first.values()):
         fn()  # warm-up
     secs = alternate(runners, profile.repeats)
     # The stream times include priming the seed once; subtract nothing: at 2000 chars it is ~2%.
     cps = {name: n / s for name, s in secs.items()}
+    torch1 = cps.get("torch1", cps.get("torch") if torch_threads == 1 else None)
     lat = alternate(first, max(profile.repeats, 5))
     return {
         "cell": cell,
@@ -391,9 +532,12 @@ def bench_generation(
         "vocab": V,
         "chars": n,
         "seed_chars": SEED_CHARS,
+        "torch_threads": torch_threads if torch_mod is not None else None,
         "ours_chars_per_s": cps["ours"],
         "torch_chars_per_s": cps.get("torch"),
         "ours_over_torch": ratio(cps["ours"], cps.get("torch")),
+        "torch_1thread_chars_per_s": torch1,
+        "ours_over_torch_1thread": ratio(cps["ours"], torch1),
         "ours_first_char_ms": lat["ours"] * 1e3,
         "torch_first_char_ms": lat["torch"] * 1e3 if "torch" in lat else None,
     }
@@ -466,13 +610,18 @@ def learn_config(profile: Profile, cell: str) -> TrainConfig:
     return TrainConfig(**{**settings, "eval_every": 0})
 
 
-def bench_learn(profile: Profile, notebook: bool, log: Callable[[str], None], cell: str = "lstm") -> dict[str, Any]:
-    """Time (training only; the checks are not timed) until the whole-text loss is under 0.1."""
+def bench_learn(
+    profile: Profile, notebook: bool, log: Callable[[str], None], cell: str = "lstm", fixed: int | None = None
+) -> dict[str, Any]:
+    """Time (training only; the checks are not timed) until the whole-text loss is under 0.1, on
+    the thread count `train` would choose (or `fixed`)."""
     text = soliloquy()
     cfg = learn_config(profile, cell)
     notebook = notebook and cell == "lstm"  # the notebook's algorithm is an LSTM
     log(f"learn the soliloquy: ours ({cell}), H={cfg.hidden} B={cfg.batch} T={cfg.seq_len} {cfg.optimizer} lr={cfg.lr}")
     trainer = Trainer(text, cfg)
+    choice = threads_policy.choose(trainer, fixed)
+    threads_policy.apply(trainer, choice)
     loss = evaluate(trainer.model, text.ids, text.vocab).loss
     seconds = 0.0
     while loss >= LEARN_TARGET and trainer.step_count < profile.learn_max_steps:
@@ -486,6 +635,7 @@ def bench_learn(profile: Profile, notebook: bool, log: Callable[[str], None], ce
         "config": {k: getattr(cfg, k) for k in ("hidden", "layers", "seq_len", "batch", "optimizer", "lr", "clip")},
         "batch_used": trainer.batch,
         "seq_len_used": trainer.seq_len,
+        "threads": choice.threads,
     }
     result: dict[str, Any] = {
         "cell": cell,
@@ -589,31 +739,80 @@ def markdown(report: dict[str, Any]) -> str:
         else blas.get("note")
     )
     load = m.get("load_average_1min")
+    threads = f"--threads {m['threads']}" if m.get("threads") else "threads as `lstm-tui train` chooses them"
+    torch_threads = (report["torch"].get("default_threads") or m.get("threads")) if report["torch"]["version"] else None
     lines.append(
-        f"Machine: {m['cpus']} CPUs, Python {m['python']}, NumPy {m['numpy']} ({kernel}), "
-        f"{m['threads']} BLAS thread(s); PyTorch {report['torch']['version'] or 'not run'}"
+        f"Machine: {m['cpus']} CPUs, Python {m['python']}, NumPy {m['numpy']} ({kernel}, one BLAS thread per "
+        f"call), {threads}; PyTorch {report['torch']['version'] or 'not run'}"
+        + (f" ({torch_threads} threads by default)" if torch_threads else "")
         + (f"; load average {load:.1f} at the start." if load is not None else ".")
     )
     lines.append("Ratios above 1 mean ours is faster (for the first character: PyTorch's time / ours).")
     if not report["torch"]["available"] and report["torch"]["requested"]:
         lines.append(f"PyTorch comparison skipped: {report['torch']['reason']}")
     lines.append("")
-    if report.get("training"):
-        lines += [
-            "| training (chars/s, median) | ours | PyTorch | notebook | ours / PyTorch | ours / notebook |",
-            "|---|---:|---:|---:|---:|---:|",
-        ]
-        for r in report["training"]:
+    rows = report.get("training") or []
+    if rows:
+        one = any(r.get("one_thread") for r in rows)
+        head = "| training (chars/s, median) | ours | PyTorch | ours / PyTorch |"
+        rule = "|---|---:|---:|---:|"
+        if one:
+            head += " ours, 1 thread | PyTorch, 1 thread | ours / PyTorch |"
+            rule += "---:|---:|---:|"
+        lines += [head + " notebook | ours / notebook |", rule + "---:|---:|"]
+        for r in rows:
+            tt = f" ({r['torch_threads']})" if r.get("torch_threads") else ""
+            wave = " wavefront" if r.get("ours_wavefront") else ""
             shape = f"H={r['hidden']} L={r['layers']}"
             if r["cell"] == "gpt":
                 shape = f"C={r['hidden']} L={r['layers']} heads={r['heads']} block={r['seq_len']}"
-            lines.append(
+            line = (
                 f"| {r['cell']} {shape} B={r['batch']} T={r['seq_len']} "
-                f"| {_fmt(r['ours_chars_per_s'])} "
-                f"| {_fmt(r['torch_chars_per_s'])} | {_fmt(r['notebook_chars_per_s'])} "
-                f"| {_x(r['ours_over_torch'])} | {_x(r['ours_over_notebook'])} |"
+                f"| {_fmt(r['ours_chars_per_s'])} ({r['ours_threads']}{wave}) "
+                f"| {_fmt(r['torch_chars_per_s'])}{tt if r['torch_chars_per_s'] else ''} | {_x(r['ours_over_torch'])} |"
+            )
+            if one:
+                o = r.get("one_thread") or {}
+                line += (
+                    f" {_fmt(o.get('ours_chars_per_s'))} | {_fmt(o.get('torch_chars_per_s'))} "
+                    f"| {_x(o.get('ours_over_torch'))} |"
+                )
+            line += f" {_fmt(r['notebook_chars_per_s'])} | {_x(r['ours_over_notebook'])} |"
+            lines.append(line)
+        lines.append("(n): the threads each side trained on.")
+        busy = [(r["name"], r.get("others_cores")) for r in rows if r.get("others_cores") is not None]
+        if busy:
+            lines.append(
+                "Other processes kept busy while each row was measured: "
+                + "; ".join(f"{name} {busy_text(c)}" for name, c in busy)
+                + "."
             )
         lines.append("")
+        scaled = [r for r in rows if len(r.get("scaling", {}).get("ours", {})) > 1]
+        if scaled:
+            ns = sorted({int(n) for r in scaled for n in r["scaling"]["ours"]})
+            lines += [
+                "| scaling (chars/s; speed-up over 1 thread) | "
+                + " | ".join(f"ours, {n}" for n in ns)
+                + " | "
+                + " | ".join(f"PyTorch, {n}" for n in ns)
+                + " |",
+                "|---|" + "---:|" * (2 * len(ns)),
+            ]
+            for r in scaled:
+                cells = []
+                for side in ("ours", "torch"):
+                    got = {int(k): v for k, v in r["scaling"].get(side, {}).items()}
+                    base = got.get(1)
+                    for n in ns:
+                        v = got.get(n)
+                        cells.append("—" if v is None else f"{_fmt(v)} ({v / base:.2f}x)" if base else _fmt(v))
+                lines.append(
+                    f"| {r['cell']} H={r['hidden']} L={r['layers']} B={r['batch']} T={r['seq_len']} | "
+                    + " | ".join(cells)
+                    + " |"
+                )
+            lines.append("")
     for g in report.get("generation") or []:
         if g["cell"] == "gpt":
             lines += [
@@ -627,12 +826,21 @@ def markdown(report: dict[str, Any]) -> str:
                 "",
             ]
             continue
+        t1 = g.get("torch_1thread_chars_per_s")
+        tt = g.get("torch_threads")
         lines += [
             f"| generation, {g['cell']} H={g['hidden']} L={g['layers']}, one stream, temperature 1 "
-            "| ours | PyTorch | ours / PyTorch |",
+            f"| ours (1 thread) | PyTorch ({tt or '—'}) | ours / PyTorch |",
             "|---|---:|---:|---:|",
             f"| chars/s | {_fmt(g['ours_chars_per_s'])} | {_fmt(g['torch_chars_per_s'])} "
             f"| {_x(g['ours_over_torch'])} |",
+        ]
+        if t1 is not None and tt != 1:
+            lines.append(
+                f"| chars/s, PyTorch on 1 thread | {_fmt(g['ours_chars_per_s'])} | {_fmt(t1)} "
+                f"| {_x(g.get('ours_over_torch_1thread'))} |"
+            )
+        lines += [
             f"| first char after a {g['seed_chars']}-char seed (ms) | {_fmt(g['ours_first_char_ms'], 2)} "
             f"| {_fmt(g['torch_first_char_ms'], 2)} | "
             f"{_x(ratio(g['torch_first_char_ms'], g['ours_first_char_ms']))} |",
@@ -650,7 +858,8 @@ def markdown(report: dict[str, Any]) -> str:
             "| steps | seconds |",
             "|---|---:|---:|",
             f"| ours: {learn['cell']}, defaults (H={c['hidden']} B={o['batch_used']} T={o['seq_len_used']}, "
-            f"{c['optimizer']} lr {c['lr']:g}) | {reached(o, 'steps', o['steps'])} | {o['seconds']:.2f} |",
+            f"{c['optimizer']} lr {c['lr']:g}, {o.get('threads', 1)} thread{'s' if o.get('threads', 1) > 1 else ''}) "
+            f"| {reached(o, 'steps', o['steps'])} | {o['seconds']:.2f} |",
         ]
         if nb:
             lines.append(
@@ -706,7 +915,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=None,
-        help="BLAS (and PyTorch) threads; default: what NumPy's BLAS uses now",
+        help="threads for ours (each with one BLAS thread) and PyTorch alike; default: ours on what "
+        "'lstm-tui train' would choose (measured) and PyTorch on its default, both also on one thread, "
+        "and a scaling table up to the machine's cores",
     )
 
 
@@ -738,7 +949,8 @@ def run(args: argparse.Namespace) -> int:
         torch_mod, reason = load_torch()
         if torch_mod is None:
             log(reason or "PyTorch is unavailable")
-    threads = args.threads or blas_info().get("num_threads")
+    torch_default = torch_mod.DEFAULT_THREADS if torch_mod is not None else 1
+    counts = Threads(args.threads, threads_policy.available_cores(), torch_default)
     report: dict[str, Any] = {
         "profile": "quick" if args.quick else "full",
         "repeats": profile.repeats,
@@ -748,18 +960,18 @@ def run(args: argparse.Namespace) -> int:
             "available": torch_mod is not None,
             "version": torch_mod.version() if torch_mod is not None else None,
             "reason": reason,
+            "default_threads": torch_default if torch_mod is not None else None,
         },
     }
-    with blas_threads(threads):
-        if torch_mod is not None and threads:
-            torch_mod.set_threads(threads)
-        report["machine"] = machine_info(threads)
+    with blas_threads(1):  # ours: one BLAS thread per call, whatever the count of its own threads
+        report["machine"] = machine_info(args.threads)
         if "training" in sections:
-            report["training"] = bench_training(profile, torch_mod, notebook, args.case, log, cells)
+            report["training"] = bench_training(profile, torch_mod, notebook, args.case, log, cells, counts)
+        gen_threads = args.threads or torch_default
         if "generation" in sections:
-            report["generation"] = [bench_generation(profile, torch_mod, log, cell) for cell in cells]
+            report["generation"] = [bench_generation(profile, torch_mod, log, cell, gen_threads) for cell in cells]
         if "learn" in sections:
-            report["learn"] = [bench_learn(profile, notebook, log, cell) for cell in cells]
+            report["learn"] = [bench_learn(profile, notebook, log, cell, args.threads) for cell in cells]
     if "memory" in sections:
         report["memory"] = [bench_memory(profile, log, cell) for cell in cells]
     if args.json:

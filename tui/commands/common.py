@@ -26,8 +26,9 @@ from core import corpus as corpus_io
 from core import recipe
 from core.checkpoint import load as load_checkpoint
 from core.config import TrainConfig
-from core.engine import EngineFactory
+from core.engine import EngineFactory, NumpyEngineFactory
 
+from ..plain import threads
 from . import COMMANDS, opens_a_model
 from .options import PROG
 
@@ -102,9 +103,11 @@ def default_checkpoint(corpus_name: str, cell: str) -> Path:
 
 def choose_recipe(text: corpus_io.Corpus, given: dict[str, Any], measure: bool = True) -> recipe.Recipe:
     """The settings for this text (core.recipe), around those given on the command line. The
-    machine's speed is measured with the threads training uses (tui.plain.threads). With `measure`
-    False (the torch engine, whose speed is not this CPU's, and whose torchrun processes must all
-    choose the same model) the reference speed is used instead."""
+    machine's speed is measured on one thread with one BLAS thread (tui.plain.threads), as the
+    recipe's defaults were fitted; more threads, when the measurement at the start chooses them,
+    only make the chosen model train faster. With `measure` False (the torch engine, whose speed
+    is not this CPU's, and whose torchrun processes must all choose the same model) the reference
+    speed is used instead."""
     from ..plain.threads import limit_threads
 
     flops = None if measure else recipe.REFERENCE_FLOPS
@@ -119,8 +122,9 @@ def distributed_rank() -> int | None:
     return None
 
 
-def engine(args: argparse.Namespace) -> EngineFactory | None:
-    """The engine factory of --engine (None: core's NumPy engine); PyTorch is imported only when asked for."""
+def engine(args: argparse.Namespace) -> EngineFactory:
+    """The engine factory of --engine (core's NumPy engine, on the threads chosen once the trainer
+    exists: choose_threads); PyTorch is imported only when asked for."""
     name = getattr(args, "engine", None) or "numpy"
     device = getattr(args, "device", None)
     if name != "torch":
@@ -128,7 +132,7 @@ def engine(args: argparse.Namespace) -> EngineFactory | None:
             raise core.LstmTuiError(f"--device {device} needs --engine torch (the numpy engine runs on the CPU)")
         if distributed_rank() is not None:
             raise core.LstmTuiError("under torchrun, train with --engine torch (the numpy engine is one process)")
-        return None
+        return NumpyEngineFactory(1)
     if distributed_rank() is not None and args.command != "train":
         raise core.LstmTuiError(f"under torchrun, use '{PROG} train --engine torch' (the interface is one process)")
     try:
@@ -148,8 +152,10 @@ def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple
     and every file the run will write or replace that held something before."""
     factory = engine(args)
     overrides = config_overrides(args)
+    saved_threads = None
     if args.resume is not None:
         ck = load_checkpoint(args.resume)  # a clear CheckpointError if missing or corrupt
+        saved_threads = {"threads": ck.meta.get("threads"), "wavefront": ck.meta.get("wavefront")}
         trained_on = (ck.meta.get("corpus") or {}).get("name")
         if args.corpus is None and trained_on and trained_on != corpus_io.bundled_path().name:
             raise core.CheckpointError(
@@ -175,12 +181,13 @@ def build_trainer(args: argparse.Namespace, say: Callable[[str], None]) -> tuple
         )
         notes = resume_notes(trainer)
     else:
-        chosen = choose_recipe(text, overrides, measure=factory is None)
+        chosen = choose_recipe(text, overrides, measure=isinstance(factory, NumpyEngineFactory))
         config = TrainConfig(steps=steps, seconds=seconds, **chosen.settings)  # checked before anything is said
         checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint(text.name, config.cell)
         missing = check_writable(checkpoint)
         trainer = core.Trainer(text, config, checkpoint=checkpoint, controls=controls, engine=factory)
         notes = [chosen.reason]
+    choose_threads(trainer, args, notes.append, saved_threads, factory=factory)  # measured now, said in turn
     notes += [n for n in (folder_note(checkpoint, missing), *file_notes(trainer, args.resume)) if n]
     for note in notes:  # said once everything has been checked: bad input stays one line
         say(note)
@@ -269,6 +276,31 @@ def score(ev: core.EvalReport | None) -> str:
         return ""
     sample = f" ({ev.chars // 1000}k sample)" if ev.sample and ev.chars >= 1000 else " (sample)" if ev.sample else ""
     return f"val {ev.val_loss:.3f} @{ev.step:,}{sample}"
+
+
+def choose_threads(
+    trainer: core.Trainer,
+    args: argparse.Namespace,
+    say: Callable[[str], None],
+    saved: Any = None,
+    budget_s: float = threads.CALIBRATE_S,
+    who: str = "",
+    factory: EngineFactory | None = None,
+) -> threads.Choice:
+    """The thread count `trainer` trains with (--threads, or measured now: tui.plain.threads), set
+    on its engine together with the BLAS limit it needs, and said in one line (after `who`). `saved`:
+    the count a resumed checkpoint trained on (the line says how to repeat it exactly, if it differs)."""
+    choice = threads.choose(trainer, getattr(args, "threads", None), budget_s, bool(getattr(args, "wavefront", False)))
+    threads.apply(trainer, choice, factory)
+    line = who + choice.line()
+    if isinstance(saved, dict) and isinstance(trainer.engine, core.NumpyEngine):
+        n, wave = saved.get("threads"), bool(saved.get("wavefront"))
+        if isinstance(n, int) and (n, wave) != (choice.threads, choice.wavefront):
+            again = f"--threads {n}" + (" --wavefront" if wave else "")
+            how = f"{n}{' as a wavefront' if wave else ''}"
+            line += f"; the checkpoint trained on {how}: {again} would continue it bit for bit"
+    say(line)
+    return choice
 
 
 def eval_record(r: core.EvalReport, trainer: core.Trainer, chars_per_s: float) -> dict[str, Any]:

@@ -15,8 +15,9 @@ from core.checkpoint import Checkpoint
 from core.checkpoint import load as load_checkpoint
 from core.evaluate import evaluate
 
+from ..plain import threads
 from .common import EXIT_OK, emit
-from .options import PROG, Parser, add_version, eval_chars, new_parser
+from .options import PROG, Parser, add_version, eval_chars, new_parser, positive_int
 
 
 def build_parser() -> Parser:
@@ -39,6 +40,13 @@ def build_parser() -> Parser:
     p.add_argument("--encoding", default="utf-8", help="TEXT's encoding (default: utf-8)")
     p.add_argument(
         "--chars", type=eval_chars, default=0, metavar="N", help="score only the first N characters (default: all)"
+    )
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help="split the text's streams over N threads, one BLAS thread each (default: one per core; "
+        "a text read as one stream uses one)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     return p
@@ -77,7 +85,10 @@ def run(args: argparse.Namespace) -> int:
     total = len(ids) - 1
     if args.chars:
         ids = ids[: args.chars + 1]
-    ev = evaluate(ck.model, ids, ck.vocab)
+    n = args.threads or threads.available_cores()
+    if n > 1:
+        threads.limit_threads()  # one BLAS thread per call: the threads are the parallelism
+    ev = evaluate(ck.model, ids, ck.vocab, threads=n)
     record = {
         "checkpoint": str(path),
         "text": label,

@@ -374,8 +374,27 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         "pip install 'lstm-tui[torch]'; data-parallel when launched by torchrun); checkpoints are the "
         "same, so a run resumes with either",
     )
+    add_thread_options(engine)
     engine.add_argument(
         "--device",
         choices=("cpu", "cuda", "mps"),
         help="with --engine torch: where to train (default: cuda when PyTorch sees a GPU, else cpu)",
+    )
+
+
+def add_thread_options(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--threads and --wavefront (train, the interface and race): the NumPy engine's threads."""
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help="split each training step's streams over N threads, each running NumPy's BLAS on one "
+        "thread (default: measured at the start, about a second: the fewest threads within 5%% of "
+        "the fastest; the choice is printed); a run repeats exactly for a given N",
+    )
+    p.add_argument(
+        "--wavefront",
+        action="store_true",
+        help="with --threads N and a model of L >= 2 layers: run the layers as a wavefront, one thread "
+        "per layer on N // L slices of the streams (without --threads the measurement decides)",
     )

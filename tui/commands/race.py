@@ -16,10 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import core
+from core.engine import NumpyEngineFactory
 from core.models import MODELS
 from core.race import Race, race_checkpoint
 from core.trainer import TrainConfig
 
+from ..plain import threads
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -27,6 +29,7 @@ from .common import (
     Progress,
     check_writable,
     choose_recipe,
+    choose_threads,
     clock,
     config_overrides,
     emit,
@@ -41,7 +44,7 @@ from .common import (
     run_interface,
     score,
 )
-from .options import PROG, Parser, UsageError, add_training_options, add_version, new_parser
+from .options import PROG, Parser, UsageError, add_thread_options, add_training_options, add_version, new_parser
 
 DEFAULT_CELLS = tuple(MODELS)
 
@@ -81,6 +84,7 @@ def build_parser() -> Parser:
     )
     add_version(p)
     add_training_options(p, race=True)
+    add_thread_options(p.add_argument_group("threads"))
     p.set_defaults(command="race")
     p.add_argument(
         "--cells",
@@ -127,7 +131,7 @@ def build_race(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Ra
     base = Path(args.checkpoint) if args.checkpoint else Path(f"{Path(text.name).stem or 'model'}.npz")
     if base.is_dir() or not base.name:
         raise core.CheckpointError(f"--checkpoint {base} is a directory; give a file name such as {base}/race.npz")
-    trainers, notes = [], []
+    trainers, factories, notes = [], [], []
     folder = None
     for cell in cells:  # each model sized and trained as `train --cell CELL` would choose, for a fair race
         chosen = choose_recipe(text, {**overrides, "cell": cell})
@@ -137,11 +141,16 @@ def build_race(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Ra
         if path.exists():
             notes.append(f"note: {path} exists and will be replaced when the race saves")
         config = TrainConfig(steps=args.steps or 0, seconds=args.seconds or 0.0, **{**chosen.settings, "cell": cell})
-        trainer = core.Trainer(text, config, checkpoint=path, controls=core.Controls())
+        factory = NumpyEngineFactory(1)
+        trainer = core.Trainer(text, config, checkpoint=path, controls=core.Controls(), engine=factory)
         notes += file_notes(trainer, checkpoint=False)  # its best file (its checkpoint's note is above)
         trainers.append(trainer)
+        factories.append(factory)
     if folder:
         notes.append(folder)
+    budget = threads.CALIBRATE_S / len(cells)
+    for cell, trainer, factory in zip(cells, trainers, factories, strict=True):  # each cell measures its own
+        choose_threads(trainer, args, notes.append, budget_s=budget, who=f"{cell} ", factory=factory)
     for note in notes:  # said once every setting has been checked: bad input stays one line
         say(note)
     return Race(cells, trainers), label

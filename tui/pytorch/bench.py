@@ -29,9 +29,14 @@ def version() -> str:
     return torch.__version__
 
 
+# PyTorch's own choice of intra-op threads, read before anything changes it.
+DEFAULT_THREADS = torch.get_num_threads()
+
+
 def set_threads(n: int) -> None:
-    """Use `n` intra-op threads, the same count the NumPy side's BLAS gets."""
-    torch.set_num_threads(n)
+    """Use `n` intra-op threads (no-op when already so: changing the count restarts its pool)."""
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
 
 
 RECURRENT = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # our cell -> PyTorch's module

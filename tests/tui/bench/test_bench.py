@@ -33,7 +33,13 @@ def test_quick_json_has_every_section_and_field(capsys):
     assert code == 0
     report = json.loads(out)
     assert report["profile"] == "quick"
-    assert report["torch"] == {"requested": False, "available": False, "version": None, "reason": None}
+    assert report["torch"] == {
+        "requested": False,
+        "available": False,
+        "version": None,
+        "reason": None,
+        "default_threads": None,
+    }
     machine = report["machine"]
     assert machine["cpus"] >= 1
     assert "architecture" in machine["blas"] or not machine["blas"]["available"]
@@ -44,6 +50,11 @@ def test_quick_json_has_every_section_and_field(capsys):
     for r in rows.values():
         assert positive(r["ours_chars_per_s"])
         assert r["torch_chars_per_s"] is None and r["ours_over_torch"] is None
+        # ours on the count `train` would choose, which the scaling table also holds
+        assert 1 <= r["ours_threads"] <= min(machine["cpus"], r["batch"]) and r["ours_threads_why"]
+        assert r["scaling"]["ours"][str(r["ours_threads"])] == r["ours_chars_per_s"]
+        assert r["one_thread"]["ours_chars_per_s"] == r["scaling"]["ours"]["1"]
+        assert all(int(n) <= r["batch"] for n in r["scaling"]["ours"])  # never more threads than streams
     nb_row = rows["tiny-notebook"]
     assert nb_row["batch"] == 1 and nb_row["seq_len"] == 865  # the whole soliloquy in one window
     assert positive(nb_row["notebook_chars_per_s"])
@@ -128,9 +139,19 @@ def test_other_cells_run_every_section(capsys):
 def test_markdown_table_renders_every_row(capsys):
     code, out = run_bench(capsys, "--quick", "--only", "training", "--no-notebook")
     assert code == 0
-    assert "| training (chars/s, median) | ours | PyTorch | notebook |" in out
-    assert out.count("| lstm H=") == len(bench.QUICK.cases)
+    assert "| training (chars/s, median) | ours | PyTorch | ours / PyTorch | ours, 1 thread |" in out
+    training, scaling = out.split("| scaling (chars/s; speed-up over 1 thread) |")
+    assert training.count("| lstm H=") == len(bench.QUICK.cases)
+    assert scaling.count("| lstm H=") == 1  # tiny-b4: the notebook's one stream cannot be split
     assert "kernel" in out or "threadpoolctl" in out
+
+
+def test_threads_fix_both_sides_to_one_count(capsys):
+    code, out = run_bench(capsys, "--quick", "--only", "training", "--case", "tiny-b4", "--threads", "2", "--json")
+    assert code == 0
+    (row,) = json.loads(out)["training"]
+    assert row["ours_threads"] == 2 and row["ours_threads_why"] == "--threads 2"
+    assert row["one_thread"] is None and list(row["scaling"]["ours"]) == ["2"]
 
 
 @pytest.mark.parametrize(
