@@ -185,6 +185,12 @@ class SplitScorer:
     def initial_state(self, batch: int = 1) -> State:
         return self.model.initial_state(batch)
 
+    def score_windows(self, n: int) -> Any:
+        """The windows a model with a bounded context reads a text of `n` positions in (the GPT), or
+        None: the same as the model's own."""
+        read_as = getattr(self.model, "score_windows", None)
+        return read_as(n) if read_as is not None else None
+
     def forward(
         self, x: NDArray, state: State, resets: Resets | None = None, masks: Any = None
     ) -> tuple[NDArray, State, None]:

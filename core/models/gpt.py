@@ -606,6 +606,23 @@ class CharGPT(CharModel):
             mlp_out=[draw((N, C)) for _ in range(L)],
         )
 
+    def stream_masks(self, masks: Masks | None, streams: slice) -> Masks | None:
+        """The masks of streams `streams` (a slice of the B): rows t * B + b of the (N, C) arrays,
+        and the B axis of the attention's."""
+        if masks is None:
+            return None
+        B = masks.attention[0].shape[0]
+
+        def rows(a: NDArray) -> NDArray:  # (N, C) -> (T * b, C), still time-major
+            return np.ascontiguousarray(a.reshape(-1, B, a.shape[-1])[:, streams].reshape(-1, a.shape[-1]))
+
+        return Masks(
+            embedding=rows(masks.embedding),
+            attention=[np.ascontiguousarray(a[streams]) for a in masks.attention],
+            attn_out=[rows(a) for a in masks.attn_out],
+            mlp_out=[rows(a) for a in masks.mlp_out],
+        )
+
     # ----------------------------------------------------------------------- forward
     def forward(
         self, x: NDArray, state: State = (), resets: Resets | None = None, masks: Any = None
