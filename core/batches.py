@@ -1,9 +1,16 @@
-"""B parallel streams over a text, read in windows of T steps with the hidden state carried.
+"""B parallel streams over a text, read in windows of T steps: carried or random windows.
 
-Stream b starts at phase b * P / B of the text's P = N - 1 (input, target) pairs and reads on
-through the whole text, wrapping at its end. Every stream therefore sees the text from its
-beginning with a fresh state, exactly as evaluation and generation read it; a stream's state
-is zeroed only when it wraps (the end of the text does not lead into its start).
+"carried" (WINDOWS[0]): stream b starts at phase b * P / B of the text's P = N - 1 (input, target)
+pairs and reads on through the whole text, wrapping at its end, its state carried from window to
+window. That is what gives a recurrent model context longer than a window. A stream starts from a
+blank state at its first window, when it wraps (the end of the text does not lead into its start)
+and, with `reset_prob` p > 0, at the start of any window with probability p: a model that never
+starts blank in the middle of a text cannot read a seed typed from nothing.
+
+"random": every window starts at a random place of the text, read from a blank state, as nanoGPT's
+get_batch draws its batches. Each window teaches the model to start anywhere; the context it
+learns is at most T characters. core/recipe.py chooses between them (benchmarks/blank_start.py
+measured both).
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from numpy.typing import NDArray
 
 from .errors import ConfigError
 from .models import Resets
+
+WINDOWS = ("carried", "random")  # TrainConfig.windows
 
 
 @dataclass(frozen=True)
@@ -43,10 +52,29 @@ def fit_shape(n_chars: int, batch: int, seq_len: int) -> tuple[int, int]:
 
 
 class Batches:
-    """The stream/window iterator. `positions` (B,) is the data position, saved in checkpoints."""
+    """The stream/window iterator. `positions` (B,) is the data position, saved in checkpoints.
 
-    def __init__(self, ids: NDArray, batch: int, seq_len: int, positions: NDArray | None = None):
+    Random windows and random resets are drawn from `rng` (the run's generator, which its
+    checkpoint keeps, so a resumed run draws what the straight one would have)."""
+
+    def __init__(
+        self,
+        ids: NDArray,
+        batch: int,
+        seq_len: int,
+        positions: NDArray | None = None,
+        windows: str = "carried",
+        reset_prob: float = 0.0,
+        rng: np.random.Generator | None = None,
+    ):
+        if windows not in WINDOWS:
+            raise ConfigError(f"unknown windows {windows!r}; choose {' or '.join(WINDOWS)}")
+        if not 0 <= reset_prob <= 1:
+            raise ConfigError(f"reset-prob must be in [0, 1], got {reset_prob}")
+        if (windows == "random" or reset_prob > 0) and rng is None:
+            raise ValueError("random windows and resets need a generator")
         self.ids = ids
+        self.windows, self.reset_prob, self.rng = windows, reset_prob, rng
         self.batch, self.seq_len = fit_shape(len(ids), batch, seq_len)
         self.pairs = len(ids) - 1  # P: (input, target) pairs in one pass over the text
         B, P = self.batch, self.pairs
@@ -65,6 +93,8 @@ class Batches:
 
     def next(self) -> Window:
         """The next window for every stream; advances the positions."""
+        if self.windows == "random":
+            return self._random()
         B, T, P = self.batch, self.seq_len, self.pairs
         idx = (self.positions[None, :] + np.arange(T)[:, None]) % P  # (T, B) input positions
         x = self.ids[idx]  # (T, B)
@@ -73,6 +103,20 @@ class Batches:
         zeros = np.argwhere(idx == 0)  # (k, 2) (t, b): a stream arriving at the start of the text
         for t in np.unique(zeros[:, 0]):
             resets[int(t)] = zeros[zeros[:, 0] == t, 1]
+        if self.reset_prob > 0 and self.rng is not None:
+            drawn = np.flatnonzero(self.rng.random(B) < self.reset_prob)  # streams starting blank now
+            if len(drawn):
+                resets[0] = np.union1d(resets.get(0, np.zeros(0, np.int64)), drawn).astype(np.int64)
         self.positions = (self.positions + T) % P
         self.chars_seen += B * T
         return Window(x=x, y=y, resets=resets)
+
+    def _random(self) -> Window:
+        """B windows at random places of the text, each read from a blank state."""
+        B, T, P = self.batch, self.seq_len, self.pairs
+        assert self.rng is not None
+        starts = self.rng.integers(0, P - T + 1, size=B)  # (B,) a window never wraps
+        idx = starts[None, :] + np.arange(T)[:, None]  # (T, B)
+        self.positions = (starts + T) % P  # (where each window ended: kept, but not read on from)
+        self.chars_seen += B * T
+        return Window(x=self.ids[idx], y=self.ids[idx + 1], resets={0: np.arange(B, dtype=np.int64)})

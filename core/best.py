@@ -6,6 +6,13 @@ The rule:
 - The file records whose it is and what it scored: the run (an identifier a resumed run keeps),
   the validation loss and step, and a fingerprint of the text it was scored on (the vocabulary and
   every character of the evaluation text, so a different text, split or --eval-chars differs).
+- Two scores are taken at each evaluation (core.evaluate): the one-pass score, which reads the
+  validation text as one sequence, and the cold-start score, which reads it in 64-character blocks
+  each from a blank state. The one-pass score chooses: it scores every character with all the
+  context the model can use, which is what generating a long text asks. The file records the
+  cold-start score of the same weights beside it, and every screen shows both. The defaults train
+  in a way that makes the two fall together (core/recipe.py), so the weights with the best one-pass
+  score are within a few thousandths of the best cold-start score too.
 - A run replaces a best file only with a lower loss on the same evaluation text, whoever wrote it:
   a new run starting on `run.npz` never makes `run.best.npz` worse.
 - A best file scored on another text (or with another vocabulary, or one that cannot be read) is
@@ -85,12 +92,16 @@ def stamp_of(path: Path) -> tuple[int, int, int] | None:
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-def record(identity: Identity, val_loss: float, step: int, chars: int, text: str) -> dict[str, Any]:
-    """What a best file records about itself (its meta's "best")."""
+def record(
+    identity: Identity, val_loss: float, step: int, chars: int, text: str, cold_loss: float | None = None
+) -> dict[str, Any]:
+    """What a best file records about itself (its meta's "best"): the one-pass score that chose it
+    and, beside it, its cold-start score."""
     return {
         "run": identity.run,
         "eval_text": identity.eval_text,
         "val_loss": val_loss,
+        "val_cold_loss": cold_loss,
         "step": step,
         "chars": chars,
         "text": text,

@@ -11,6 +11,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from .batches import WINDOWS
 from .errors import ConfigError
 from .models import ModelConfig, model_class
 
@@ -79,6 +80,12 @@ class TrainConfig:
     # over the run's length (its steps, or its seconds); "constant": no decay
     min_lr: float = 0.1  # where the cosine ends, as a fraction of lr
     seconds: float = 0.0  # training time to take in this run, seconds (0 = no limit; with steps, whichever comes first)
+    # How training reads the text (core/batches.py): "carried" streams read on with their state
+    # carried from window to window; "random" windows start at random places from a blank state.
+    windows: str = "carried"
+    # carried streams: the chance that a stream starts a window blank (core/recipe.py: RESET_PROB);
+    # random windows always start blank and ignore it
+    reset_prob: float = 0.1
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -133,6 +140,11 @@ class TrainConfig:
         )
         need(0 <= self.min_lr <= 1, f"min-lr must be in [0, 1] (a fraction of lr), got {self.min_lr}")
         need(math.isfinite(self.seconds) and self.seconds >= 0, f"seconds must be >= 0, got {self.seconds}")
+        need(self.windows in WINDOWS, f"unknown windows {self.windows!r}; choose {' or '.join(WINDOWS)}")
+        need(
+            isinstance(self.reset_prob, (int, float)) and 0 <= self.reset_prob <= 1,
+            f"reset-prob must be in [0, 1], got {self.reset_prob}",
+        )
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         """The model these settings train on a text of `vocab_size` characters (checked)."""

@@ -1,10 +1,22 @@
 """Evaluation: mean loss on a text read from a fresh state, and the teacher-forced comparison of
-ground truth against the model's predictions that the original notebook printed."""
+ground truth against the model's predictions that the original notebook printed.
+
+Two scores of the same text:
+
+- one pass: the text read as one sequence from a fresh state at its beginning (a model with a
+  bounded context, the GPT, slides its context over it), each character predicted with all the
+  context before it. The loss of generating a long text.
+- cold start: the text cut into consecutive blocks of COLD_BLOCK (64) characters, each read from a
+  blank state (nanoGPT's estimate_loss, over every block instead of a random sample). The loss of
+  a model asked to go on from a few typed characters, which a one-pass score hides: a model that
+  never learned to start in the middle of a text scores well in one pass and badly here.
+  `Evaluation.by_position` is its loss at each position of a block, the warm-up from blank.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -39,6 +51,10 @@ class Evaluation:
     p_true: NDArray  # (len(truth),) probability the model gave the true character
     sampled: str | None  # one draw from the model's distribution per position, when asked
     chars: int = -1  # n: positions scored (-1: as many as truth holds)
+    # A cold-start score (read in blocks from a blank state): the mean loss at each position of a
+    # block, (block,); None for a one-pass score
+    by_position: NDArray | None = None
+    cold: Evaluation | None = None  # the cold-start score of the same text, when it was asked for
 
     @property
     def n(self) -> int:
@@ -69,6 +85,21 @@ WARMUP = 256
 # Per-character detail (truth, prediction, probability) is kept for at most this many positions
 # from the start: what a screen or a summary shows, without a long text's worth of arrays.
 DETAIL_CHARS = 20_000
+# The cold-start score reads the text in consecutive blocks of this many characters, each from a
+# blank state: nanoGPT's shakespeare_char block.
+COLD_BLOCK = 64
+
+
+def cold_windows(n: int, block: int = COLD_BLOCK, read_as: Any = None) -> list[tuple[int, int, int]]:
+    """The windows (start, stop, first) of a cold-start reading of n positions: consecutive blocks
+    of `block` (the last may be shorter), each a fresh context. A model whose context is shorter
+    than a block (`read_as`, its score_windows) reads each block as it reads a text that long."""
+    windows = []
+    for a in range(0, n, block):
+        m = min(block, n - a)
+        inner = read_as(m) if read_as is not None else None
+        windows += [(a + s, a + e, a + f) for s, e, f in inner] if inner else [(a, a + m, a)]
+    return windows
 
 
 def stream_count(n: int, warmup: int = WARMUP) -> int:
@@ -111,16 +142,22 @@ class Evaluator:
         chunk: int = 128,
         streams: int | None = None,
         warmup: int = WARMUP,
+        cold: int = 0,
     ):
+        """`cold` > 0: the cold-start score instead, in blocks of that many characters."""
         n = len(ids) - 1
         if n < 1:
             raise ValueError("evaluation needs at least 2 characters")
         self.model, self.ids, self.vocab, self.rng = model, np.asarray(ids), vocab, rng
-        self.n, self.chunk = n, chunk
+        self.n, self.chunk, self.cold = n, chunk, cold
         self._t = 0  # steps taken so far (windowed: batches of windows read)
         self._batches: list[list[tuple[int, int, int]]] | None = None  # windowed: the windows of each step
         read_as = getattr(model, "score_windows", None)  # (an engine's scorer may have no windows)
-        windows = read_as(n) if read_as is not None else None
+        if cold:
+            windows = cold_windows(n, cold, read_as)
+            self._at = np.zeros(cold)  # (block,) sum of the loss at each position of a block
+        else:
+            windows = read_as(n) if read_as is not None else None
         if windows is not None:
             self._plan_windows(windows)
         else:
@@ -200,6 +237,8 @@ class Evaluator:
         lp_true = logp[np.arange(len(p)), y]  # (m,)
         pred = logp.argmax(axis=1)  # (m,)
         self._total -= float(lp_true.sum())
+        if self.cold:
+            self._at -= np.bincount(p % self.cold, weights=lp_true, minlength=self.cold)
         self._right += int(np.count_nonzero(pred == y))
         keep = p < self._detail  # (m,) positions whose detail is kept
         if keep.any():
@@ -226,7 +265,56 @@ class Evaluator:
                 p_true=self._p_true,
                 sampled=self.vocab.decode(self._sampled) if self._sampled is not None else None,
                 chars=n,
+                by_position=self._at / np.bincount(np.arange(n) % self.cold, minlength=self.cold).clip(1)
+                if self.cold
+                else None,
             )
+        return self._result
+
+
+class Scoring:
+    """The one-pass score of a text and then (with `cold`) its cold-start score, read a piece at a
+    time like an Evaluator: `result()` is the one-pass Evaluation with the cold one as its `cold`."""
+
+    def __init__(
+        self, model: Scorer, ids: NDArray, vocab: Vocab, rng: np.random.Generator | None = None, cold: bool = True
+    ):
+        self.parts = [Evaluator(model, ids, vocab, rng=rng)]
+        if cold:
+            self.parts.append(Evaluator(model, ids, vocab, cold=COLD_BLOCK))
+        self.n = self.parts[0].n
+        self._result: Evaluation | None = None
+
+    @property
+    def _current(self) -> Evaluator:
+        return next((p for p in self.parts if not p.done), self.parts[-1])
+
+    @property
+    def chunk(self) -> int:
+        return self._current.chunk
+
+    @property
+    def streams(self) -> int:
+        return self._current.streams
+
+    @property
+    def done(self) -> bool:
+        return all(p.done for p in self.parts)
+
+    @property
+    def progress(self) -> float:
+        return sum(p.progress for p in self.parts) / len(self.parts)
+
+    def advance(self) -> bool:
+        """Read the next chunk of whichever score is under way; True once both are done."""
+        if not self.done:
+            self._current.advance()
+        return self.done
+
+    def result(self) -> Evaluation:
+        if self._result is None:
+            one = self.parts[0].result()
+            self._result = replace(one, cold=self.parts[1].result()) if len(self.parts) > 1 else one
         return self._result
 
 
@@ -238,13 +326,14 @@ def evaluate(
     chunk: int = 128,
     streams: int | None = None,
     threads: int = 1,
+    cold: bool = False,
 ) -> Evaluation:
     """Teacher-forced evaluation of `ids` (n+1,) from a fresh state, all at once (see Evaluator).
 
     Input ids[t] predicts ids[t+1]. With `rng`, one character is also sampled per position.
     `streams=1` reads the text strictly as one sequence, however long. `threads` > 1 splits the
     streams over that many threads (core.parallel; run NumPy's BLAS on one thread per call then):
-    the same scores, to rounding.
+    the same scores, to rounding. With `cold`, the result's `cold` is the cold-start score too.
     """
     scorer: Scorer = model
     workers = None
@@ -252,7 +341,8 @@ def evaluate(
         workers = Workers(threads)
         scorer = SplitScorer(model, workers)  # type: ignore[arg-type]
     try:
-        return Evaluator(scorer, ids, vocab, rng=rng, chunk=chunk, streams=streams).result()
+        one = Evaluator(scorer, ids, vocab, rng=rng, chunk=chunk, streams=streams).result()
+        return replace(one, cold=Evaluator(scorer, ids, vocab, cold=COLD_BLOCK).result()) if cold else one
     finally:
         if workers is not None:
             workers.close()

@@ -15,6 +15,12 @@ The rule, and why (the measurements behind it are in benchmarks/recipe_study.py 
   at Adam 1e-2 for up to 128 units and 5e-3 above, halving the rate whenever an evaluation of
   the whole validation text sets no new best, and the model is a moving average of the weights
   (keeping 0.998 per step), which anneals without a schedule: the run need not know its length.
+- How training reads the text (core/batches.py), so that the model can start from a blank state
+  anywhere, as it must when a user types a seed (benchmarks/blank_start.py measured the choices
+  on tinyshakespeare, one-pass and cold-start): on a text of TINY_CHARS or more, random windows
+  each read from a blank state (the recurrent models and the GPT); on a short text, streams that
+  carry their state, one window in ten (RESET_PROB) starting blank, which learns it as fast as
+  carried state alone.
 - Anything the user sets explicitly is kept, and the rest is chosen around it (the learning
   rate follows an explicit --hidden, for example).
 
@@ -36,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from .config import TrainConfig
+from .errors import ConfigError
 from .models import ModelConfig, model_class
 
 TINY_CHARS = 20_000  # below this, the soliloquy's settings
@@ -53,8 +60,10 @@ STEP_EFFICIENCY = 0.7
 # measurement of this CPU would not say how fast training will go (the PyTorch engine).
 REFERENCE_FLOPS = 85e9
 
-TINY = {"hidden": 128, "layers": 1, "batch": 8, "seq_len": 48, "lr": 1e-2}
-LARGE_SHAPE = {"batch": 32, "seq_len": 64, "average": 0.998}
+RESET_PROB = 0.1  # a short text's carried streams: the chance a window starts blank
+TINY = {"hidden": 128, "layers": 1, "batch": 8, "seq_len": 48, "lr": 1e-2, "reset_prob": RESET_PROB}
+# (a GPT's windows carry no state: a reset changes nothing, so it has none)
+LARGE_SHAPE = {"batch": 32, "seq_len": 64, "average": 0.998, "windows": "random"}
 
 
 # The GPT's ladder: (layers, width, heads, block), smallest first. The second rung is nanoGPT's
@@ -73,10 +82,20 @@ GPT_TRAINING = {
     "schedule": "cosine",
     "min_lr": 0.1,
     "average": 0.998,
+    "windows": "random",
 }
 # The soliloquy's GPT: two layers of 64, a whole block of the text per stream; reaches 99% greedy
 # accuracy in 340-510 steps (3-5 s of CPU) with seeds 0-2 here.
-GPT_TINY = {"layers": 2, "hidden": 64, "heads": 4, "block": 64, "seq_len": 64, "batch": 8, "lr": 3e-3}
+GPT_TINY = {
+    "layers": 2,
+    "hidden": 64,
+    "heads": 4,
+    "block": 64,
+    "seq_len": 64,
+    "batch": 8,
+    "lr": 3e-3,
+    "reset_prob": 0.0,
+}
 GPT_HEAD_SIZE = 32  # with the width given and the heads not: the head count nearest width / 32 that divides it
 
 
@@ -148,6 +167,7 @@ def choose(n_chars: int, vocab: int, given: dict[str, Any] | None = None, flops:
             why = f"the short-text settings ({n_chars:,} characters) around those given"
         else:
             why = f"a short text ({n_chars:,} characters): the settings that learn it in seconds"
+        settings = reading(settings, given)
         return Recipe(settings, _describe(settings, given, why))
     cell = given.get("cell", "lstm")
     speed = (flops if flops is not None else machine_flops()) * STEP_EFFICIENCY
@@ -214,7 +234,21 @@ def choose(n_chars: int, vocab: int, given: dict[str, Any] | None = None, flops:
                 why = f"the smallest model{which}: no fitted size{which} is within both limits"
     settings = {"layers": layers, "hidden": hidden, **LARGE_SHAPE, "lr": lr_for(given.get("hidden", hidden))}
     settings.update(given)
+    settings = reading(settings, given)
     return Recipe(settings, _describe(settings, given, why))
+
+
+def reading(settings: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """`settings` with a way of reading the text that agrees with what the user gave: --reset-prob
+    means carried windows, and --windows random drops a default --reset-prob."""
+    out = dict(settings)
+    if given.get("windows") == "random" and given.get("reset_prob"):
+        raise ConfigError("--reset-prob applies to carried windows: random windows always start from a blank state")
+    if "reset_prob" in given and "windows" not in given:
+        out["windows"] = "carried"
+    if out.get("windows") == "random" and "reset_prob" not in given:
+        out["reset_prob"] = 0.0  # (random windows always start blank)
+    return out
 
 
 def training_for(cell: str) -> dict[str, Any]:
@@ -277,6 +311,7 @@ def choose_gpt(n_chars: int, vocab: int, given: dict[str, Any], flops: float | N
         settings["block"] = max(settings["block"], given["seq_len"])
     if "seq_len" not in given:
         settings["seq_len"] = settings["block"]  # every window a whole context
+    settings = reading(settings, given)
     return Recipe(settings, _describe_gpt(settings, why))
 
 
@@ -291,6 +326,7 @@ def _describe_gpt(s: dict[str, Any], why: str) -> str:
         schedule += f", then a cosine to {floor:g} over the run's --steps or --seconds"
     if s.get("average"):
         schedule += f", the model a moving average of the weights ({s['average']:g})"
+    schedule += _describe_reading(s)
     return (
         f"chose a GPT of {s['layers']} layers x width {s['hidden']}, {s['heads']} heads, block {s['block']}, "
         f"batch {s['batch']} x seq-len {s['seq_len']}, {optimizer}{schedule}: {why}"
@@ -313,4 +349,21 @@ def _describe(s: dict[str, Any], given: dict[str, Any], why: str) -> str:
     elif "hidden" in given or "layers" in given:
         size += f" ({'--hidden' if 'hidden' in given else '--layers'} given)"
     lr = f"lr {s['lr']:g}" + (mark("lr") or f" (for {s['hidden']} units)")
-    return f"chose {size}, batch {s['batch']}{mark('batch')} x seq-len {s['seq_len']}{mark('seq_len')}, {lr}: {why}"
+    return (
+        f"chose {size}, batch {s['batch']}{mark('batch')} x seq-len {s['seq_len']}{mark('seq_len')}, {lr}"
+        f"{_describe_reading(s)}: {why}"
+    )
+
+
+def _describe_reading(s: dict[str, Any]) -> str:
+    """', random windows' / ', 1 window in 10 from a blank state' / ''."""
+    if s.get("windows") == "random":
+        return ", random windows"
+    p = s.get("reset_prob", 0.0)
+    if p:
+        return (
+            f", 1 window in {1 / p:.0f} from a blank state"
+            if abs(1 / p - round(1 / p)) < 1e-9
+            else f", reset-prob {p:g}"
+        )
+    return ""

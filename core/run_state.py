@@ -50,6 +50,7 @@ class Run(Protocol):
     best_val: float
     loss_history: list[float]
     val_history: list[tuple[int, float]]
+    cold_history: list[float]
     _stale_evals: int
     _eval_started_at: int
     _speed: float
@@ -93,6 +94,7 @@ def checkpoint_of(trainer: Run) -> ckpt_io.Checkpoint:
     vh = np.asarray(t.val_history, dtype=np.float64).reshape(-1, 2)
     arrays["history/val_step"] = vh[:, 0].astype(np.int64)
     arrays["history/val_loss"] = vh[:, 1]
+    arrays["history/val_cold_loss"] = np.asarray(t.cold_history, dtype=np.float64)
     meta = {
         "train": t.config.to_dict(),
         "run": t.run_id,
@@ -212,7 +214,8 @@ def restore(trainer: Run, ck: ckpt_io.Checkpoint, path: str = "") -> Resumed:
     positions = ck.arrays.get("data/positions", np.zeros(0, np.int64))
     same_shape = (int(meta.get("batch_used", 0)), int(meta.get("seq_len_used", 0))) == (t.batch, t.seq_len)
     if same and same_shape:
-        t.batches = Batches(t.corpus.train_ids, t.batch, t.seq_len, positions)
+        b = t.batches
+        t.batches = Batches(t.corpus.train_ids, t.batch, t.seq_len, positions, b.windows, b.reset_prob, b.rng)
         st = ck.group("state")
         names = t.model.state_names
         t.state = tuple(tuple(st[f"{name}{layer}"] for name in names) for layer in range(len(t.state)))
@@ -229,6 +232,8 @@ def restore(trainer: Run, ck: ckpt_io.Checkpoint, path: str = "") -> Resumed:
     losses = ck.arrays.get("history/val_loss", np.zeros(0))
     if same:  # scores on this text: the record to beat, and the curve
         t.val_history = [(int(s), float(v)) for s, v in zip(steps, losses, strict=True)]
+        cold = ck.arrays.get("history/val_cold_loss", np.zeros(0))
+        t.cold_history = [float(v) for v in cold] if len(cold) == len(losses) else [math.nan] * len(losses)
         t.best_val = float(meta["best_val"]) if meta.get("best_val") is not None else math.inf
         t._stale_evals = int(meta.get("stale_evals", 0))
     if t.loss_history or t.val_history:

@@ -10,11 +10,26 @@ from numpy.typing import NDArray
 
 from .errors import ConfigError
 from .models import CharModel, StepperLike
+from .vocab import Vocab
 
 # The temperature `lstm-tui sample` and the interface start at: 1 draws from the model's own
 # distribution, the one its loss is measured on, so the text and the next-character table show
 # what the model learned; lower is safer, higher wilder, and the user chooses.
 TEMPERATURE = 1.0
+# A text begun from nothing is read as if it followed one of these (the first the vocabulary has):
+# a newline, as nanoGPT starts unprimed generation, so that it begins as a line of the text does.
+STARTS = ("\n", " ")
+
+
+def prime_for(vocab: Vocab, ids: NDArray) -> NDArray:
+    """What generation reads before it draws: the seed's ids, or for an empty seed the id of a
+    newline (STARTS), read but not part of the text. (A vocabulary with neither: nothing, and the
+    first character is drawn uniformly.)"""
+    ids = np.asarray(ids, dtype=np.int64)
+    if len(ids):
+        return ids
+    start = next((ch for ch in STARTS if ch in vocab), None)
+    return vocab.encode(start).astype(np.int64) if start is not None else ids
 
 
 def check_settings(temperature: float, top_k: int | None = None, top_p: float | None = None) -> None:
@@ -99,8 +114,9 @@ def generate(
 ) -> Iterator[int]:
     """Yield `length` character ids, one at a time, continuing the text `prime_ids`.
 
-    The state is primed by reading `prime_ids` from a fresh state. With an empty prime the first
-    character is drawn uniformly from the vocabulary and yielded as part of the text.
+    The state is primed by reading `prime_ids` from a fresh state (`prime_for` gives the prime of a
+    text begun from nothing: a newline). With an empty prime the first character is drawn
+    uniformly from the vocabulary and yielded as part of the text.
     """
     check_settings(temperature, top_k, top_p)
     if length < 0:

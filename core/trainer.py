@@ -26,7 +26,7 @@ from .config import EVAL_INTERVAL, EVAL_MIN_CHARS, MIN_LR_FRACTION, TrainConfig
 from .corpus import Corpus, fingerprint
 from .engine import Engine, EngineFactory, numpy_engine
 from .errors import CheckpointError, ConfigError, LstmTuiError
-from .evaluate import Evaluation, Evaluator
+from .evaluate import Evaluation, Scoring
 from .memory import check_memory
 from .models import CharModel, State, create_model
 from .optim import Optimizer, make_optimizer
@@ -54,7 +54,8 @@ class StepReport:
 
 @dataclass(frozen=True)
 class EvalReport:
-    """After an evaluation on the evaluation text, read as one sequence from a fresh state."""
+    """After an evaluation on the evaluation text: read as one sequence from a fresh state (the
+    one-pass score, val_loss), and in blocks each from a blank state (the cold-start score)."""
 
     step: int
     epoch: float
@@ -70,6 +71,9 @@ class EvalReport:
     sample: bool = False
     lr_cut: float | None = None  # the learning rate was cut to this after this evaluation
     final: bool = False  # the evaluation of the weights the run ended with
+    # the cold-start score of the same text (core.evaluate: 64-character blocks, each from a blank
+    # state); its loss by position in a block is evaluation.cold.by_position
+    cold_loss: float | None = None
 
 
 @dataclass(frozen=True)
@@ -200,7 +204,9 @@ class Trainer:
             weight_decay=config.weight_decay,
             decayed=self.model.decayed(self.model.config),
         )
-        self.batches = Batches(corpus.train_ids, config.batch, config.seq_len)
+        self.batches = Batches(
+            corpus.train_ids, config.batch, config.seq_len, None, config.windows, config.reset_prob, self.rng
+        )
         check_memory(self.batches.batch, self.batches.seq_len, self.model.config)
         self.state: State = self.model.initial_state(self.batches.batch)
         self.step_count = 0
@@ -210,6 +216,7 @@ class Trainer:
         self.session_s = 0.0  # their training time
         self.loss_history: list[float] = []  # per step
         self.val_history: list[tuple[int, float]] = []  # (step, evaluation loss)
+        self.cold_history: list[float] = []  # the cold-start score of each of them (nan: not taken)
         self.best_val = math.inf
         self.snapshot: CharModel = self.model.copy()  # read-only for other threads
         self.last_eval: EvalReport | None = None
@@ -449,7 +456,7 @@ class Trainer:
         full = len(ids) == len(self.eval_ids)
         keep = full and self._trained  # only such an evaluation can earn the best-model file
         return _PendingEval(
-            evaluator=Evaluator(scorer, ids, self.corpus.vocab, rng=sample_rng),
+            evaluator=Scoring(scorer, ids, self.corpus.vocab, rng=sample_rng),
             step=self.step_count,
             epoch=self.epoch,
             train_loss=self.smooth_loss,
@@ -484,6 +491,7 @@ class Trainer:
                 self.optimizer.lr = max(floor, self.optimizer.lr * self.config.lr_decay)
                 lr_cut = self.optimizer.lr
         self.val_history.append((pending.step, ev.loss))
+        self.cold_history.append(ev.cold.loss if ev.cold is not None else math.nan)
         report = EvalReport(
             step=pending.step,
             epoch=pending.epoch,
@@ -497,6 +505,7 @@ class Trainer:
             sample=ev.n < len(self.corpus.val_ids) - 1,
             lr_cut=lr_cut,
             final=pending.final,
+            cold_loss=ev.cold.loss if ev.cold is not None else None,
         )
         self.last_eval = report
         return report
@@ -623,7 +632,9 @@ class Trainer:
         if not report.val_loss < plan.threshold:
             return
         ck.meta["best_val"] = report.val_loss
-        ck.meta["best"] = best_io.record(self._identity(), report.val_loss, report.step, report.chars, self.corpus.name)
+        ck.meta["best"] = best_io.record(
+            self._identity(), report.val_loss, report.step, report.chars, self.corpus.name, report.cold_loss
+        )
         for r in self._save_reports(str(plan.path), kind="best", ck=ck):
             if r.error is None:
                 held = best_io.Held(val_loss=report.val_loss, step=report.step, own=True)
@@ -768,7 +779,7 @@ class Trainer:
 class _PendingEval:
     """An evaluation being read: what it scores, and the run as it was when it began."""
 
-    evaluator: Evaluator
+    evaluator: Scoring
     step: int
     epoch: float
     train_loss: float

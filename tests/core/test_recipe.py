@@ -13,7 +13,7 @@ SLOW = 6e9
 
 def test_a_short_text_keeps_the_settings_that_learn_it_in_seconds():
     r = recipe.choose(866, 32, flops=FAST)
-    assert r.settings == {"hidden": 128, "layers": 1, "batch": 8, "seq_len": 48, "lr": 1e-2}
+    assert r.settings == {"hidden": 128, "layers": 1, "batch": 8, "seq_len": 48, "lr": 1e-2, "reset_prob": 0.1}
     assert TrainConfig(**r.settings) == TrainConfig()  # and they are TrainConfig's own defaults
     assert "866 characters" in r.reason and "\n" not in r.reason
 
@@ -78,7 +78,7 @@ def test_machine_speed_is_measured():
         # a size the user chose is checked against the limits, never called the largest or smallest
         (
             {"hidden": 128, "layers": 1},
-            "1 x 128 units (given), batch 32 x seq-len 64, lr 0.01 (for 128 units): the size given",
+            "1 x 128 units (given), batch 32 x seq-len 64, lr 0.01 (for 128 units), random windows: the size given",
             ("largest", "smallest", "chars/s"),
         ),  # fmt: skip
         (
@@ -155,3 +155,22 @@ def test_a_gpts_given_settings_win_and_the_rest_fits_around_them():
     assert (r.settings["block"], r.settings["seq_len"], r.settings["lr"]) == (32, 32, 3e-4)
     assert r.settings["schedule"] == "constant" and "cosine" not in r.reason
     assert recipe.heads_for(128) == 4 and recipe.heads_for(100) == 4 and recipe.heads_for(7) == 1
+
+
+def test_how_the_text_is_read_follows_its_length_and_what_the_user_gave():
+    """A long text trains on random windows from a blank state (RNNs and the GPT), a short one on
+    carried streams that start blank one window in ten; --reset-prob means carried windows, and
+    --windows random drops the default reset."""
+    long_rnn = recipe.choose(1_000_000, 65, flops=FAST).settings
+    assert (long_rnn["windows"], long_rnn["reset_prob"]) == ("random", 0.0)
+    assert recipe.choose(1_000_000, 65, {"cell": "gpt"}, flops=FAST).settings["windows"] == "random"
+    short = recipe.choose(866, 32, flops=FAST).settings
+    assert short.get("windows", "carried") == "carried" and short["reset_prob"] == recipe.RESET_PROB
+    given = recipe.choose(1_000_000, 65, {"reset_prob": 0.25}, flops=FAST).settings
+    assert (given["windows"], given["reset_prob"]) == ("carried", 0.25)
+    random_short = recipe.choose(866, 32, {"windows": "random"}, flops=FAST).settings
+    assert (random_short["windows"], random_short["reset_prob"]) == ("random", 0.0)
+    for settings in (long_rnn, short, given, random_short):
+        TrainConfig(**settings)  # each is a valid run
+    assert "random windows" in recipe.choose(1_000_000, 65, flops=FAST).reason
+    assert "1 window in 10 from a blank state" in recipe.choose(866, 32, flops=FAST).reason

@@ -27,6 +27,7 @@ from core import (
 )
 from core.models import StepperLike
 from core.race import race_checkpoint, save_report
+from core.sampling import prime_for
 from core.trainer import Report
 
 from ..plain.curve import LossCurve
@@ -158,7 +159,7 @@ def generate(
     to the rest of the stream; a message is posted whenever they change, so that each carries the
     settings all of its characters were drawn with.
     """
-    logits, state = stepper.prime(prime_ids)
+    logits, state = stepper.prime(prime_for(vocab, prime_ids))  # (an empty seed: after a newline)
     stream = stepper.stream(state)
     pending: list[int] = []
     last_post = time.monotonic()
@@ -173,7 +174,7 @@ def generate(
             post(Generated(run_id, vocab.decode(pending), s))
             pending = []
         s = now_settings
-        if logits is None:  # no seed: the first character is drawn uniformly
+        if logits is None:  # no seed and no newline in the text: the first character is drawn uniformly
             nxt = int(rng.integers(stepper.config.vocab_size))
         else:
             nxt = sample(logits, rng, s.temperature, s.top_k, s.top_p)
@@ -196,8 +197,8 @@ def next_chars(
     probability it is drawn with once top-k and top-p have cut (0 and `cut` for those they
     removed), and the seed characters skipped."""
     ids, skipped = vocab.encode_known(seed)
-    logits, _ = stepper.prime(ids)
-    if logits is None:  # nothing read yet: the first character is drawn uniformly (as generate does)
+    logits, _ = stepper.prime(prime_for(vocab, ids))  # (an empty seed: after a newline)
+    if logits is None:  # nothing read at all: the first character is drawn uniformly (as generate does)
         p = kept = np.full(vocab.size, 1.0 / vocab.size)
     else:
         p = probabilities(logits, sampling.temperature)  # (V,) the ranking, before any cut

@@ -27,6 +27,7 @@ from core import recipe
 from core.checkpoint import load as load_checkpoint
 from core.config import TrainConfig
 from core.engine import EngineFactory, NumpyEngineFactory
+from core.evaluate import COLD_BLOCK
 
 from ..plain import threads
 from . import COMMANDS, opens_a_model
@@ -51,6 +52,7 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     names += " save_every"
     names += " dtype"
     names += " heads block bias weight_decay beta2 warmup schedule min_lr"
+    names += " windows reset_prob"
     return {n: getattr(args, n) for n in names.split() if getattr(args, n) is not None}
 
 
@@ -271,11 +273,13 @@ def files_line(trainer: core.Trainer) -> str:
 
 
 def score(ev: core.EvalReport | None) -> str:
-    """An evaluation as the progress lines show it, with the step it belongs to: 'val 1.970 @436'."""
+    """An evaluation as the progress lines show it, one-pass and cold-start, with the step it belongs
+    to: 'val 1.970 cold 2.012 @436'."""
     if ev is None:
         return ""
     sample = f" ({ev.chars // 1000}k sample)" if ev.sample and ev.chars >= 1000 else " (sample)" if ev.sample else ""
-    return f"val {ev.val_loss:.3f} @{ev.step:,}{sample}"
+    cold = f" cold {ev.cold_loss:.3f}" if ev.cold_loss is not None else ""
+    return f"val {ev.val_loss:.3f}{cold} @{ev.step:,}{sample}"
 
 
 def choose_threads(
@@ -311,6 +315,7 @@ def eval_record(r: core.EvalReport, trainer: core.Trainer, chars_per_s: float) -
         "elapsed_s": round(trainer.elapsed_s, 3),
         "train_loss": finite(r.train_loss),
         "val_loss": finite(r.val_loss),
+        "val_cold_loss": finite(r.cold_loss) if r.cold_loss is not None else None,
         "val_chars": r.chars,
         "val_sample": r.sample,
         "accuracy": r.accuracy,
@@ -360,6 +365,12 @@ def describe(trainer: core.Trainer, label: str) -> list[str]:
             f" (asked for batch {cfg.batch} x seq-len {cfg.seq_len}; "
             f"the training text has only {len(text.train_ids):,} characters)"
         )
+    if cfg.windows == "random":
+        shape += ", each at a random place, read from a blank state"
+    elif cfg.reset_prob:
+        shape += f", state carried; each starts blank with chance {cfg.reset_prob:g}"
+    else:
+        shape += ", state carried"
     lines.append(f"windows: {shape}")
     engine_line = trainer.engine.describe()
     if engine_line is not None:
@@ -472,7 +483,22 @@ def summary_lines(ev: core.Evaluation, on_validation: bool, step: int | None = N
         f"Accuracy: {ev.accuracy:.1%} ({round(ev.accuracy * ev.n):,} of {ev.n:,} characters); "
         f"loss {ev.loss:.4f} nats/char ({ev.bits_per_char:.3f} bits/char, perplexity {ev.perplexity:.2f})"
     )
+    if ev.cold is not None:
+        lines.append(cold_line(ev.cold))
     return lines
+
+
+def cold_line(cold: core.Evaluation) -> str:
+    """The cold-start score in a line: the loss read in blocks from a blank state, and its warm-up."""
+    at = cold.by_position
+    warm = ""
+    if at is not None and len(at) >= 16:
+        warm = f"; {at[:8].mean():.3f} over a block's first 8 characters, {at[-1]:.3f} at its last"
+    block = len(at) if at is not None else COLD_BLOCK
+    return (
+        f"Cold start (each {block}-character block read from a blank state): loss {cold.loss:.4f} nats/char "
+        f"({cold.bits_per_char:.3f} bits/char){warm}"
+    )
 
 
 # ------------------------------------------------------------------- signals

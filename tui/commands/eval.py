@@ -13,7 +13,7 @@ import core
 from core import corpus as corpus_io
 from core.checkpoint import Checkpoint
 from core.checkpoint import load as load_checkpoint
-from core.evaluate import evaluate
+from core.evaluate import COLD_BLOCK, evaluate
 
 from ..plain import threads
 from .common import EXIT_OK, emit
@@ -24,8 +24,11 @@ def build_parser() -> Parser:
     p = new_parser(
         f"{PROG} eval",
         usage=f"{PROG} eval CHECKPOINT [TEXT] [options]",
-        description="Score a saved model on a text, read from a fresh state, each character predicting\n"
-        "the next: loss in nats and bits per character, perplexity, greedy accuracy and the number\n"
+        description="Score a saved model on a text, each character predicting the next, two ways:\n"
+        "one pass (the text read as one sequence from a fresh state) and cold start (the text cut\n"
+        "into 64-character blocks, each read from a blank state, as a typed seed is read; nanoGPT's\n"
+        "shakespeare_char score). Loss in nats and bits per character, perplexity, greedy accuracy,\n"
+        "the cold-start loss by position in a block (the warm-up from a blank state) and the number\n"
         "of characters scored. Without TEXT, the validation part of the text the model was trained\n"
         "on (found where the run read it, beside the checkpoint or here). Characters the model\n"
         "never saw are left out and counted, not an error.",
@@ -64,6 +67,15 @@ def _training_validation_text(path: Path, ck: Checkpoint) -> tuple[np.ndarray, s
     return text.val_ids, f"{where}, {part}"
 
 
+def by_position_lines(at: np.ndarray, per_line: int = 8) -> list[str]:
+    """The cold-start loss at each position of a block, `per_line` to a line: '   0-7   2.512 ...'."""
+    lines = []
+    for a in range(0, len(at), per_line):
+        b = min(len(at), a + per_line)
+        lines.append(f"  {a:>4}-{b - 1:<4}" + " ".join(f"{v:6.3f}" for v in at[a:b]))
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     path = Path(args.checkpoint)
     ck = load_checkpoint(path)  # a clear CheckpointError if missing or corrupt
@@ -88,7 +100,10 @@ def run(args: argparse.Namespace) -> int:
     n = args.threads or threads.available_cores()
     if n > 1:
         threads.limit_threads()  # one BLAS thread per call: the threads are the parallelism
-    ev = evaluate(ck.model, ids, ck.vocab, threads=n)
+    ev = evaluate(ck.model, ids, ck.vocab, threads=n, cold=True)
+    cold = ev.cold
+    assert cold is not None and cold.by_position is not None
+    at = cold.by_position
     record = {
         "checkpoint": str(path),
         "text": label,
@@ -96,6 +111,11 @@ def run(args: argparse.Namespace) -> int:
         "bits_per_char": ev.bits_per_char,
         "perplexity": ev.perplexity,
         "accuracy": ev.accuracy,
+        "cold_loss": cold.loss,
+        "cold_bits_per_char": cold.bits_per_char,
+        "cold_accuracy": cold.accuracy,
+        "cold_block": COLD_BLOCK,
+        "cold_by_position": [round(float(v), 6) for v in at],
         "chars": ev.n,
         "sample": ev.n < total,
         "skipped": skipped,
@@ -111,6 +131,11 @@ def run(args: argparse.Namespace) -> int:
         f"  bits/char   {ev.bits_per_char:.4f}",
         f"  perplexity  {ev.perplexity:.3f}",
         f"  accuracy    {ev.accuracy:.2%} (greedy, teacher-forced)",
+        f"cold start: each {COLD_BLOCK}-character block read from a blank state",
+        f"  loss        {cold.loss:.4f} nats/char ({cold.bits_per_char:.4f} bits/char, "
+        f"perplexity {cold.perplexity:.3f}, accuracy {cold.accuracy:.2%})",
+        "  by position since the blank state (nats/char):",
+        *by_position_lines(at),
     ]
     if skipped:
         shown = "".join(unknown[:10]) + ("…" if len(unknown) > 10 else "")

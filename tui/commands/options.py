@@ -16,6 +16,7 @@ import numpy as np
 import core
 from core import corpus as corpus_io
 from core import recipe
+from core.batches import WINDOWS
 from core.config import EVAL_INTERVAL, EVAL_MIN_CHARS, SCHEDULES, TrainConfig
 from core.models import MODELS
 
@@ -292,6 +293,20 @@ def add_training_options(p: argparse.ArgumentParser, race: bool = False) -> None
         type=_unit_interval,
         metavar="F",
         help=f"where the cosine ends, as a fraction of --lr (default: {d.min_lr:g})",
+    )
+    train.add_argument(
+        "--windows",
+        choices=WINDOWS,
+        help="how training reads the text: 'carried' streams read on, carrying their state from window to "
+        "window (the longest context); 'random' windows start anywhere from a blank state, as a typed seed "
+        "does (default: random for a text of 20,000 characters or more, else carried)",
+    )
+    train.add_argument(
+        "--reset-prob",
+        type=_unit_interval,
+        metavar="P",
+        help="with carried windows, the chance that a stream starts a window from a blank state "
+        f"(default: {recipe.RESET_PROB:g} for a short text; implies --windows carried)",
     )
     train.add_argument(
         "--clip", type=nonneg_float, metavar="C", help=f"max global gradient norm, 0 = off (default: {d.clip:g})"

@@ -10,7 +10,7 @@ import numpy as np
 
 import core
 from core.checkpoint import load as load_checkpoint
-from core.sampling import TEMPERATURE, check_settings
+from core.sampling import TEMPERATURE, check_settings, prime_for
 
 from .common import EXIT_OK
 from .options import PROG, Parser, add_version, new_parser, nonneg_float, nonneg_int, positive_int, probability
@@ -74,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
         )
     rng = np.random.default_rng(args.seed)
     out = sys.stdout
-    stream = core.generate(ck.model, ids, args.length, rng, args.temperature, args.top_k, args.top_p)
+    stream = core.generate(
+        ck.model, prime_for(ck.vocab, ids), args.length, rng, args.temperature, args.top_k, args.top_p
+    )
     last = ""
     try:
         if len(ids):

@@ -13,6 +13,7 @@ of the file, and the caller keeps the last good model.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from core import corpus as corpus_io
 from core.checkpoint import Checkpoint, read
 from core.config import TrainConfig
 from core.errors import CheckpointError, LstmTuiError
+from core.sampling import prime_for
 from core.trainer import StepReport
 
 from .curve import CurveFrame, LossCurve
@@ -95,6 +97,11 @@ class Loaded:
         steps = self.checkpoint.arrays.get("history/val_step", np.zeros(0, np.int64))
         losses = self.checkpoint.arrays.get("history/val_loss", np.zeros(0))
         return [(int(s), float(v)) for s, v in zip(steps, losses, strict=False)]
+
+    @property
+    def cold_history(self) -> list[float]:
+        """The cold-start score of each evaluation in val_history (nan where it was not taken)."""
+        return [float(v) for v in self.checkpoint.arrays.get("history/val_cold_loss", np.zeros(0))]
 
     def step_report(self, chars_per_s: float) -> StepReport:
         """The run as it was at this save, in the form the stats panel shows."""
@@ -297,6 +304,7 @@ class RunScore:
     accuracy: float  # nan when only the checkpoint's history is at hand (it keeps losses only)
     on_validation: bool
     sample: bool = False  # scored on the start of the evaluation text only (--eval-chars)
+    cold_loss: float | None = None  # the cold-start score, when the log or checkpoint has it
 
 
 def run_score(loaded: Loaded, records: list[dict[str, Any]]) -> RunScore | None:
@@ -318,10 +326,18 @@ def run_score(loaded: Loaded, records: list[dict[str, Any]]) -> RunScore | None:
             accuracy=accuracy if accuracy is not None else float("nan"),
             on_validation=bool(r.get("on_validation", split)),
             sample=bool(r.get("val_sample", False)),
+            cold_loss=_number(r, "val_cold_loss"),
         )
     if best is None:
         return None
-    return RunScore(step=best[0], val_loss=best[1], accuracy=float("nan"), on_validation=split)
+    cold = loaded.cold_history[len(history) - 1] if len(loaded.cold_history) == len(history) else math.nan
+    return RunScore(
+        step=best[0],
+        val_loss=best[1],
+        accuracy=float("nan"),
+        on_validation=split,
+        cold_loss=cold if math.isfinite(cold) else None,
+    )
 
 
 def speed(new: Loaded, old: Loaded | None) -> float:
@@ -409,7 +425,8 @@ def generated_corpus(loaded: Loaded | Checkpoint, length: int = GENERATED_CHARS)
     """Text the model writes itself (temperature 0.8, a fixed seed), for the inside view to read
     when the training text is not at hand. Not evaluated against: it has no ground truth."""
     rng = np.random.default_rng(0)
-    ids = np.fromiter(generate(loaded.model, np.zeros(0, np.int64), length, rng, 0.8), dtype=np.int64)
+    start = prime_for(loaded.vocab, np.zeros(0, np.int64))  # a newline
+    ids = np.fromiter(generate(loaded.model, start, length, rng, 0.8), dtype=np.int64)
     return corpus_io.Corpus(
         name="text the model wrote",
         vocab=loaded.vocab,

@@ -11,14 +11,14 @@ from core import EvalReport, StepReport
 
 from ..plain.format import duration, si
 
-WIDE = 66  # below this width the bits/char and speed columns are left out
+WIDE = 66  # below this width the cold-start and speed columns are left out
 NARROW = 45  # and below this one, the time column too
 
 
 class RaceStats(Widget):
-    """One line per model: cell, step, smoothed training loss, validation loss with the step it
-    was scored at and its bits/char, chars/s and the time it has had. The leading model on
-    validation loss is marked ▶."""
+    """One line per model: cell, step, smoothed training loss, validation loss (one pass) with the
+    step it was scored at, its cold-start score (64-character blocks each from a blank state),
+    chars/s and the time it has had. The leading model on validation loss is marked ▶."""
 
     DEFAULT_CSS = """
     RaceStats { height: auto; }
@@ -62,9 +62,9 @@ class RaceStats(Widget):
         val = f"{ev.val_loss:6.3f} @{ev.step:<6,}" if ev else "     -" + " " * 8
         row = f"{name:<5}{s} {loss} {val}"
         if width >= WIDE:
-            bits = f"{ev.evaluation.bits_per_char:7.3f}" if ev else "      -"
+            cold = f"{ev.cold_loss:7.3f}" if ev and ev.cold_loss is not None else "      -"
             speed = f"{si(step.chars_per_s):>7}" if step else "      -"
-            row += f" {bits} {speed}"
+            row += f" {cold} {speed}"
         if width >= NARROW:
             row += f" {duration(self.seconds.get(name, 0.0)):>6}"
         if name in self.out:
@@ -75,7 +75,7 @@ class RaceStats(Widget):
         width = self.size.width
         head = f"{'cell':<5}{'step':>7} {'loss':>6} {'val':>6} {'@step':<7}"
         if width >= WIDE:
-            head += f" {'bits/ch':>7} {'chars/s':>7}"
+            head += f" {'cold':>7} {'chars/s':>7}"
         if width >= NARROW:
             head += f" {'time':>6}"
         out = Text(head, style="dim", no_wrap=True, overflow="crop")

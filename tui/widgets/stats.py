@@ -1,4 +1,5 @@
-"""The numbers: step, epoch, loss three ways, validation, speed, learning rate, time, progress."""
+"""The numbers: step, epoch, loss three ways, validation (one-pass and cold-start), speed,
+learning rate, time, progress."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class Score(Protocol):
     accuracy: float  # nan: not known
     on_validation: bool
     sample: bool
+    cold_loss: float | None  # the cold-start score (core.evaluate), when known
 
 
 class StatsPanel(Static):
@@ -81,9 +83,15 @@ class StatsPanel(Static):
         if ev:
             # the step it was scored at, always (the step row moves on between evaluations); a *
             # marks a score of only the start of the text (--eval-chars)
+            # beside the one-pass score, the cold-start one (the accuracy is in the truth panel's
+            # title then)
             label = ("val" if ev.on_validation else "eval") + ("*" if ev.sample else "")
-            accuracy = f" · acc {ev.accuracy:.0%}" if math.isfinite(ev.accuracy) else ""
-            rows.append((label, f"{ev.val_loss:.3f}{accuracy} @{ev.step:,}"))
+            cold = getattr(ev, "cold_loss", None)
+            if cold is not None and math.isfinite(cold):
+                beside = f" · cold {cold:.3f}"
+            else:
+                beside = f" · acc {ev.accuracy:.0%}" if math.isfinite(ev.accuracy) else ""
+            rows.append((label, f"{ev.val_loss:.3f}{beside} @{ev.step:,}"))
         elif self.last_val is not None:
             rows.append(("val", f"{self.last_val[1]:.3f} @{self.last_val[0]:,}"))
         else:

@@ -131,8 +131,10 @@ def test_every_score_on_the_progress_line_names_its_step_and_the_last_is_the_fin
     assert res.returncode == 0, res.stderr
     progress = [line for line in res.stderr.splitlines() if line.startswith("[")]
     scored = [line for line in progress if " val " in line]
-    assert scored and all(re.search(r" val \d\.\d{3} @\d+( \(\d+k sample\))?  acc \d+%", s) for s in scored)
-    assert re.search(r" val \d\.\d{3} @30  acc", progress[-1]), progress[-1]  # in full, not a sample
+    assert scored and all(
+        re.search(r" val \d\.\d{3} cold \d\.\d{3} @\d+( \(\d+k sample\))?  acc \d+%", s) for s in scored
+    )
+    assert re.search(r" val \d\.\d{3} cold \d\.\d{3} @30  acc", progress[-1]), progress[-1]  # in full, not a sample
     assert any("sample)" in line for line in scored)  # the early ones, labelled
 
 
