@@ -9,6 +9,7 @@ model writes itself (as the watcher does).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from textual.app import ComposeResult
@@ -91,7 +92,8 @@ class SavedModelApp(PlayApp):
             line += f", trained on {info['name']}"
         latest = _latest_val(ck)
         if latest is not None:
-            line += f"; val {latest[1]:.3f} @{latest[0]:,}"
+            cold = f" cold {latest[2]:.3f}" if latest[2] is not None else ""
+            line += f"; val {latest[1]:.3f}{cold} @{latest[0]:,}"
         if self.has_text:
             reads = f"the inside view (f4) reads {text_note}, the text it was trained on"
         else:
@@ -149,12 +151,15 @@ class SavedModelApp(PlayApp):
         return self.checkpoint.vocab
 
 
-def _latest_val(ck: Checkpoint) -> tuple[int, float] | None:
-    """(step, loss) of the run's latest validation score, from the checkpoint's history."""
+def _latest_val(ck: Checkpoint) -> tuple[int, float, float | None] | None:
+    """(step, one-pass loss, cold-start loss or None) of the run's latest validation score, from the
+    checkpoint's history."""
     steps, losses = ck.arrays.get("history/val_step"), ck.arrays.get("history/val_loss")
     if steps is None or losses is None or not len(steps) or len(steps) != len(losses):
         return None
-    return int(steps[-1]), float(losses[-1])
+    cold = ck.arrays.get("history/val_cold_loss")
+    last_cold = float(cold[-1]) if cold is not None and len(cold) == len(losses) else math.nan
+    return int(steps[-1]), float(losses[-1]), last_cold if math.isfinite(last_cold) else None
 
 
 def make_app(

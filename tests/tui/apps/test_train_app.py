@@ -50,7 +50,7 @@ async def test_starts_trains_and_fills_every_panel():
         lines = str(stats.render()).split("\n")  # label, then value, a line each
         assert [line[:6] for line in lines] == ["step  ", "loss  ", "ppl   ", "eval  ", "speed ", "lr    ", "steps "]
         assert lines[0].startswith("step  ") and " · epoch " in lines[0]
-        assert " · acc " in lines[3] and lines[3].endswith(f"@{stats.evaluation.step:,}")  # the score's own step
+        assert " · cold " in lines[3] and lines[3].endswith(f"@{stats.evaluation.step:,}")  # the score's own step
         await wait_for(pilot, lambda: compare.evaluation is not None, "an evaluation in the comparison")
         ev = compare.evaluation
         assert ev.n > 0 and len(ev.predicted) == len(ev.truth)
