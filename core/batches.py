@@ -3,7 +3,8 @@
 Stream b starts at phase b * P / B of the text's P = N - 1 (input, target) pairs and reads on
 through the whole text, wrapping at its end. Every stream therefore sees the text from its
 beginning with a fresh state, exactly as evaluation and generation read it; a stream's state
-is zeroed only when it wraps (the end of the text does not lead into its start).
+is blank at its first window and when it wraps (the end of the text does not lead into its start).
+Both are marked as resets, so a model that learns its blank state learns it from both.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class Window:
 
     x: NDArray  # (T, B) input ids
     y: NDArray  # (T, B) target ids: the character after each input
-    resets: Resets  # t -> streams whose state is zeroed before step t (maybe empty)
+    resets: Resets  # t -> streams whose state is blank before step t (maybe empty)
 
 
 def fit_shape(n_chars: int, batch: int, seq_len: int) -> tuple[int, int]:
@@ -57,6 +58,9 @@ class Batches:
             raise ConfigError("saved data positions do not fit this text and batch size")
         self.positions = positions.copy()
         self.chars_seen = 0  # (input, target) pairs read so far
+        # The streams' state is blank: the next window resets every stream at step 0 (a run resumed
+        # from a state saved mid-text sets this False)
+        self.blank = True
 
     @property
     def epoch(self) -> float:
@@ -73,6 +77,9 @@ class Batches:
         zeros = np.argwhere(idx == 0)  # (k, 2) (t, b): a stream arriving at the start of the text
         for t in np.unique(zeros[:, 0]):
             resets[int(t)] = zeros[zeros[:, 0] == t, 1]
+        if self.blank:
+            resets[0] = np.arange(B, dtype=np.int64)
+            self.blank = False
         self.positions = (self.positions + T) % P
         self.chars_seen += B * T
         return Window(x=x, y=y, resets=resets)
