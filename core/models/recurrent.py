@@ -78,6 +78,12 @@ class RecurrentModel(CharModel):
         return shapes
 
     @classmethod
+    def shape_text(cls, config: ModelConfig) -> str:
+        """The size in a few words ("2 layers x 256 hidden"), and whether the initial state is learned."""
+        learned = ", learned initial state" if config.init_state == "learned" else ""
+        return super().shape_text(config) + learned
+
+    @classmethod
     def init_params(cls, config: ModelConfig, rng: np.random.Generator) -> Params:
         """Uniform(-1/sqrt(H), 1/sqrt(H)) weights as PyTorch's LSTM, GRU and RNN start, and zero
         biases (PyTorch draws its biases from the same uniform; zero is the usual choice); a

@@ -50,6 +50,7 @@ def test_each_layer_has_its_initial_state_as_parameters_starting_at_zero(cell):
     for k, v in zeros.params.items():  # the same draws: a learned start begins exactly as a zero one
         assert np.array_equal(model.params[k], v), k
     assert model.num_params(model.config) == zeros.num_params(zeros.config) + len(names) * 4
+    assert model.shape_text(model.config) == zeros.shape_text(zeros.config) + ", learned initial state"
 
 
 @pytest.mark.parametrize("cell", RECURRENT)
