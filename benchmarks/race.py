@@ -42,7 +42,8 @@ def main(argv: list[str]) -> None:
             args.checkpoint = os.path.join(tmp, "race.npz")
         notes: list[str] = []
         race, label = build_race(args, notes.append)
-        evals: dict[str, list[tuple[int, float, float, float]]] = defaultdict(list)  # step, s, val, acc
+        # step, s, val (one pass), acc, cold (64-character blocks each from a blank state)
+        evals: dict[str, list[tuple[int, float, float, float, float]]] = defaultdict(list)
         train: dict[str, list[tuple[int, float, float]]] = defaultdict(list)  # step, s, smoothed loss
         for rr in race.run():
             r = rr.report
@@ -51,7 +52,8 @@ def main(argv: list[str]) -> None:
                 if budget.seconds and min(race.seconds.values()) >= budget.seconds:
                     race.controls.stop()  # an equal time for every model
             elif isinstance(r, core.EvalReport):
-                evals[rr.name].append((r.step, rr.race_s, r.val_loss, r.accuracy))
+                cold = r.cold_loss if r.cold_loss is not None else math.nan
+                evals[rr.name].append((r.step, rr.race_s, r.val_loss, r.accuracy, cold))
     first = next(iter(race.trainers.values()))
     mc = first.model.config
     print("$ python benchmarks/race.py " + " ".join(argv))
@@ -70,14 +72,16 @@ def main(argv: list[str]) -> None:
     print("time: each model's own share of the machine (training and evaluation), the clock the race schedules by\n")
     names = race.names
     print("## per model")
-    print(f"{'cell':<5} {'params':>8} {'steps':>6} {'seconds':>8} {'ms/step':>8} {'final val':>9} {'acc':>5}")
+    print(
+        f"{'cell':<5} {'params':>8} {'steps':>6} {'seconds':>8} {'ms/step':>8} {'final val':>9} {'cold':>6} {'acc':>5}"
+    )
     for n in names:
         t = race.trainers[n]
         last = evals[n][-1]
         ms = 1000 * race.seconds[n] / max(1, t.step_count)
         print(
             f"{n:<5} {t.model.num_params(t.model.config):>8,} {t.step_count:>6,} {race.seconds[n]:>8.1f} {ms:>8.1f} "
-            f"{last[2]:>9.3f} {last[3]:>5.0%}"
+            f"{last[2]:>9.3f} {last[4]:>6.3f} {last[3]:>5.0%}"
         )
     print("\n## validation loss (nats/char) against steps")
     steps = sorted({s for n in names for s, *_ in evals[n]})
@@ -88,25 +92,31 @@ def main(argv: list[str]) -> None:
     for s in steps:
         cells = []
         for n in names:
-            at = [v for st, _, v, _ in evals[n] if st == s]
+            at = [v for st, _, v, *_ in evals[n] if st == s]
             cells.append(f"{at[0]:>7.3f}" if at else f"{'':>7}")
         print(f"{s:>6} " + " ".join(cells))
     horizon = min(race.seconds[n] for n in names)  # every model was still racing until then
     print(f"\n## against seconds (up to {horizon:.1f} s, while every model still raced)")
-    print("at each time: each model's step, smoothed training loss, and its latest validation loss")
-    print(f"{'seconds':>7} " + " ".join(f"{n + ' step':>10} {'train':>6} {'val':>6}" for n in names))
+    print(
+        "at each time: each model's step, smoothed training loss, and its latest validation loss "
+        "(one pass, and cold start)"
+    )
+    print(f"{'seconds':>7} " + " ".join(f"{n + ' step':>10} {'train':>6} {'val':>6} {'cold':>6}" for n in names))
     for frac in (0.1, 0.25, 0.5, 0.75, 1.0):
         t = frac * horizon
         row = []
         for n in names:
             done = [x for x in train[n] if x[1] <= t]
             step, _, loss = done[-1] if done else (0, 0.0, math.log(first.corpus.vocab.size))
-            vals = [v for _, s, v, _ in evals[n] if s <= t]
-            row.append(f"{step:>10,} {loss:>6.3f} " + (f"{vals[-1]:>6.3f}" if vals else f"{'-':>6}"))
+            vals = [(v, c) for _, s, v, _, c in evals[n] if s <= t]
+            row.append(
+                f"{step:>10,} {loss:>6.3f} "
+                + (f"{vals[-1][0]:>6.3f} {vals[-1][1]:>6.3f}" if vals else f"{'-':>6} {'-':>6}")
+            )
         print(f"{t:>7.1f} " + " ".join(row))
     keys = ", ".join(f"{MARKS.get(n, n[0])} {n}" for n in names)
     print(f"\n## validation loss against seconds, while every model raced ({keys})")
-    points = {n: [(s, v) for _, s, v, _ in evals[n]] for n in names}
+    points = {n: [(s, v) for _, s, v, *_ in evals[n]] for n in names}
     print("\n".join(figure(points, math.log(mc.vocab_size), horizon)))
 
 

@@ -5,7 +5,8 @@ pairs and reads on through the whole text, wrapping at its end, its state carrie
 window. That is what gives a recurrent model context longer than a window. A stream starts from a
 blank state at its first window, when it wraps (the end of the text does not lead into its start)
 and, with `reset_prob` p > 0, at the start of any window with probability p: a model that never
-starts blank in the middle of a text cannot read a seed typed from nothing.
+starts blank in the middle of a text cannot read a seed typed from nothing. Each blank start is
+marked as a reset, so a model that learns its blank state (--init-state learned) learns it from all.
 
 "random": every window starts at a random place of the text, read from a blank state, as nanoGPT's
 get_batch draws its batches. Each window teaches the model to start anywhere; the context it
@@ -32,7 +33,7 @@ class Window:
 
     x: NDArray  # (T, B) input ids
     y: NDArray  # (T, B) target ids: the character after each input
-    resets: Resets  # t -> streams whose state is zeroed before step t (maybe empty)
+    resets: Resets  # t -> streams whose state is blank before step t (maybe empty)
 
 
 def fit_shape(n_chars: int, batch: int, seq_len: int) -> tuple[int, int]:
@@ -85,6 +86,9 @@ class Batches:
             raise ConfigError("saved data positions do not fit this text and batch size")
         self.positions = positions.copy()
         self.chars_seen = 0  # (input, target) pairs read so far
+        # The streams' state is blank: the next window resets every stream at step 0 (a run resumed
+        # from a state saved mid-text sets this False)
+        self.blank = True
 
     @property
     def epoch(self) -> float:
@@ -107,6 +111,9 @@ class Batches:
             drawn = np.flatnonzero(self.rng.random(B) < self.reset_prob)  # streams starting blank now
             if len(drawn):
                 resets[0] = np.union1d(resets.get(0, np.zeros(0, np.int64)), drawn).astype(np.int64)
+        if self.blank:
+            resets[0] = np.arange(B, dtype=np.int64)
+            self.blank = False
         self.positions = (self.positions + T) % P
         self.chars_seen += B * T
         return Window(x=x, y=y, resets=resets)
@@ -119,4 +126,5 @@ class Batches:
         idx = starts[None, :] + np.arange(T)[:, None]  # (T, B)
         self.positions = (starts + T) % P  # (where each window ended: kept, but not read on from)
         self.chars_seen += B * T
+        self.blank = False
         return Window(x=self.ids[idx], y=self.ids[idx + 1], resets={0: np.arange(B, dtype=np.int64)})

@@ -72,6 +72,8 @@ class TrainConfig:
     heads: int = 1  # attention heads per layer; they divide the width `hidden` between them
     block: int = 64  # the longest context in characters; seq_len may not exceed it
     bias: bool = False  # biases in the linear maps and LayerNorms
+    # A recurrent cell's blank state (ModelConfig.init_state): "zeros", or "learned" (trained)
+    init_state: str = "zeros"
     # The optimizer and the rate's schedule (core/schedule.py), for any model:
     beta2: float = 0.999  # Adam's decay of its second moment (nanoGPT's small runs: 0.99)
     weight_decay: float = 0.0  # decoupled (AdamW): each step shrinks the model's `decayed` parameters by lr x this
@@ -149,7 +151,16 @@ class TrainConfig:
     def model_config(self, vocab_size: int) -> ModelConfig:
         """The model these settings train on a text of `vocab_size` characters (checked)."""
         config = ModelConfig(
-            vocab_size, self.hidden, self.layers, self.dropout, self.dtype, self.cell, self.heads, self.block, self.bias
+            vocab_size,
+            self.hidden,
+            self.layers,
+            self.dropout,
+            self.dtype,
+            self.cell,
+            self.heads,
+            self.block,
+            self.bias,
+            init_state=self.init_state,
         )
         model_class(self.cell).check_config(config)
         return config

@@ -75,7 +75,7 @@ class Run(Protocol):
 
 
 # The settings a resumed run cannot change: they are the model's shape.
-SHAPE_KEYS = ("hidden", "layers", "dtype", "cell", "heads", "block", "bias")
+SHAPE_KEYS = ("hidden", "layers", "dtype", "cell", "heads", "block", "bias", "init_state")
 
 
 def checkpoint_of(trainer: Run) -> ckpt_io.Checkpoint:
@@ -141,7 +141,9 @@ def resumed_config(
         raise CheckpointError(f"{path} has an unreadable training configuration ({e})") from None
     for k, v in overrides.items():
         if k in SHAPE_KEYS and v != getattr(saved, k):
-            raise CheckpointError(f"--{k} {v} does not match the checkpoint's {k} {getattr(saved, k)}")
+            raise CheckpointError(
+                f"--{k.replace('_', '-')} {v} does not match the checkpoint's {k.replace('_', '-')} {getattr(saved, k)}"
+            )
     return replace(saved, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -216,6 +218,7 @@ def restore(trainer: Run, ck: ckpt_io.Checkpoint, path: str = "") -> Resumed:
     if same and same_shape:
         b = t.batches
         t.batches = Batches(t.corpus.train_ids, t.batch, t.seq_len, positions, b.windows, b.reset_prob, b.rng)
+        t.batches.blank = meta.get("chars_seen", -1) == 0  # saved before the first window: the state is blank
         st = ck.group("state")
         names = t.model.state_names
         t.state = tuple(tuple(st[f"{name}{layer}"] for name in names) for layer in range(len(t.state)))

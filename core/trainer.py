@@ -367,6 +367,9 @@ class Trainer:
     def _diverged(self, loss: float) -> DivergedReport:
         """Roll back to the last published (finite) weights, reset the carried state, pause."""
         self.engine.roll_back()
+        self.batches.blank = (
+            True  # the state starts blank again: the next window says so (a learned one learns from it)
+        )
         self.publish()
         self.controls.pause()
         self._diverged_last = True

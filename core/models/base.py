@@ -31,9 +31,13 @@ Params = dict[str, NDArray]
 # Per layer a tuple of (B, H) arrays named by the model's state_names: (h, c) for the LSTM,
 # (h,) for the GRU and the RNN.
 State = tuple[tuple[NDArray, ...], ...]
-# Steps at which some streams start afresh: t -> indices of the streams whose state is zeroed
-# before step t (a stream that wrapped around the end of the text).
+# Steps at which some streams start afresh: t -> indices of the streams whose state is set to the
+# blank one before step t (a stream that wrapped around the end of the text, or that reads its
+# first window): zeros, or the model's learned initial state (ModelConfig.init_state).
 Resets = dict[int, NDArray]
+# ModelConfig.init_state: what a stream starts from when it starts blank. "zeros": a zero state;
+# "learned": a state per layer that is trained with the other parameters (the recurrent cells).
+INIT_STATES = ("zeros", "learned")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,9 @@ class ModelConfig:
     heads: int = 1  # attention heads per layer; they split the width `hidden` between them
     block: int = 64  # the longest context, in characters: windows of at most `block` steps
     bias: bool = False  # biases in the linear maps and LayerNorms
+    # The recurrent cells' blank state: "zeros", or "learned" (parameters h0{l}, and c0{l} for the
+    # LSTM, trained like the others; see INIT_STATES)
+    init_state: str = "zeros"
 
     def __post_init__(self) -> None:
         def whole(name: str, low: int, high: int) -> None:
@@ -70,6 +77,8 @@ class ModelConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.init_state not in INIT_STATES:
+            raise ConfigError(f"unknown init-state {self.init_state!r}; choose {' or '.join(INIT_STATES)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -211,7 +220,13 @@ class CharModel:
     # -------------------------------------------------------------- facts
     @classmethod
     def check_config(cls, config: ModelConfig) -> None:
-        """Raise ConfigError for a configuration this model cannot take (beyond ModelConfig's limits)."""
+        """Raise ConfigError for a configuration this model cannot take (beyond ModelConfig's limits).
+        A subclass that adds its own checks calls this one too."""
+        if config.init_state == "learned" and not cls.state_names:
+            raise ConfigError(
+                f"--init-state learned is for the recurrent cells: the {cls.title or cls.name} carries no "
+                "state from one character to the next"
+            )
 
     @classmethod
     def param_shapes(cls, config: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -306,7 +321,8 @@ class CharModel:
         return twin
 
     def initial_state(self, batch: int = 1) -> State:
-        """The blank state for `batch` streams (by default none: a model that carries nothing)."""
+        """The blank state for `batch` streams, fresh arrays (by default none: a model that carries
+        nothing); what a stream in `resets` starts from too."""
         return ()
 
     def dropout_masks(self, T: int, B: int, rng: np.random.Generator) -> Any:

@@ -403,6 +403,7 @@ class CharGPT(CharModel):
     @classmethod
     def check_config(cls, config: ModelConfig) -> None:
         """The heads split the width evenly."""
+        super().check_config(config)
         if config.hidden % config.heads:
             raise ConfigError(
                 f"--heads {config.heads} must divide the width --hidden {config.hidden} "

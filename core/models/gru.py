@@ -37,6 +37,7 @@ from .recurrent import (
     CHUNK_FLOATS,
     RecurrentModel,
     StreamBuffers,
+    accumulate_blank,
     repeat_state,
     sigmoid,
 )
@@ -61,6 +62,7 @@ def _recurrence(
     resets: Resets | None,
     t0: int = 0,
     t1: int | None = None,
+    blank: tuple[NDArray, ...] | None = None,
 ) -> None:
     """The time loop of one layer, in place: the only part that must run step by step.
 
@@ -68,6 +70,7 @@ def _recurrence(
     Hs (T+1, B, H) holds the initial state at [0] and receives h_t at [t+1];
     HN (T, B, H) receives h_{t-1} Wh_n + bhn, which r multiplies (backward needs it).
     Wh_s (H, 3H) is the gate-scaled recurrent weight. Steps t0 to t1 - 1 (default: all).
+    Reset streams start from `blank` (h0,), (H,), or from zeros when it is None.
     """
     T, B, H = HN.shape
     u = np.empty((B, 3 * H), A.dtype)  # (B, 3H) h_{t-1} Wh_s
@@ -80,7 +83,7 @@ def _recurrence(
         h_prev = Hs[t]
         if resets and t in resets:  # these streams start afresh at step t
             h_prev = h_prev.copy()
-            h_prev[resets[t]] = 0.0
+            h_prev[resets[t]] = 0.0 if blank is None else blank[0]
         dot(h_prev, Wh_s, out=u)
         rz = RZ[t]  # (B, 2H) halved pre-activations, then r, z
         add(rz, u_rz, out=rz)
@@ -126,8 +129,8 @@ class LayerCache:
     backward pass carries from one span of steps to the next."""
 
     __slots__ = (
-        "layer", "x", "A", "Hs", "Hprev", "HN", "mask", "Y", "Wx_s", "b_s", "Wh_s",
-        "WhT", "K", "M", "S", "dh", "dzh", "dh_next",
+        "layer", "x", "A", "Hs", "Hprev", "HN", "mask", "Y", "Wx_s", "b_s", "Wh_s", "blank",
+        "WhT", "K", "M", "S", "dh", "dzh", "dh_next", "dblank",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -142,6 +145,7 @@ class LayerCache:
         self.Wx_s: NDArray  # (V or H, 3H) gate-scaled input weight (layer 0: the lookup table)
         self.b_s: NDArray  # (3H,) gate-scaled bias
         self.Wh_s: NDArray  # (H, 3H) gate-scaled recurrent weight
+        self.blank: tuple[NDArray, ...] | None  # (H,) h0 that reset streams start from (None: zeros)
         # backward
         self.WhT: NDArray  # (3H, H)
         self.K: int  # steps whose local derivatives are computed at once
@@ -150,6 +154,7 @@ class LayerCache:
         self.dh: NDArray  # (B, H) d loss / d h_t
         self.dzh: NDArray  # (B, H) dh z: straight through to h_{t-1}
         self.dh_next: NDArray  # (B, H) d loss / d h_{t-1}, carried to the step before
+        self.dblank: tuple[NDArray, ...] | None  # (H,) d loss / d h0, summed over reset streams
 
 
 class CharGRU(RecurrentModel):
@@ -206,7 +211,7 @@ class CharGRU(RecurrentModel):
         return lc
 
     def _run_steps(self, lc: LayerCache, t0: int, t1: int, resets: Resets | None) -> None:
-        _recurrence(lc.A, lc.Hs, lc.HN, lc.Wh_s, self.params[f"bhn{lc.layer}"], resets, t0, t1)
+        _recurrence(lc.A, lc.Hs, lc.HN, lc.Wh_s, self.params[f"bhn{lc.layer}"], resets, t0, t1, lc.blank)
 
     def _final_state(self, lc: LayerCache) -> tuple[NDArray, ...]:
         return (lc.Hs[lc.HN.shape[0]].copy(),)
@@ -257,8 +262,8 @@ class CharGRU(RecurrentModel):
                 mul(dh, Mz[j], out=Z[t])  # dz
                 dot(A[t], WhT, out=dh_next)  # [dr, dz, dhn] Wh^T
                 add(dh_next, dzh, out=dh_next)
-                if resets and t in resets:  # these streams did not see h_{t-1}
-                    dh_next[resets[t]] = 0.0
+                if resets and t in resets:  # these streams saw h0, not h_{t-1}
+                    accumulate_blank(lc.dblank[0] if lc.dblank else None, dh_next, resets[t])
         n = (t1 - t0) * B
         dU = A[t0:t1].reshape(n, 3 * H)  # (n, 3H) d loss / d (h_{t-1} Wh + [0, 0, bhn]) for these steps
         gWh = Hprev[t0:t1].reshape(n, H).T @ dU  # (H, 3H)

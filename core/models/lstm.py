@@ -34,6 +34,7 @@ from .recurrent import (
     CHUNK_FLOATS,
     RecurrentModel,
     StreamBuffers,
+    accumulate_blank,
     repeat_state,
     sigmoid,
 )
@@ -77,6 +78,7 @@ def _recurrence(
     resets: Resets | None,
     t0: int = 0,
     t1: int | None = None,
+    blank: tuple[NDArray, ...] | None = None,
 ) -> None:
     """The time loop of one layer, in place: the only part that must run step by step.
 
@@ -84,6 +86,7 @@ def _recurrence(
     Hs, C (T+1, B, H) hold the initial state at [0] and receive h_t, c_t at [t+1];
     TC (T, B, H) receives tanh(c_t). Wh_s (H, 4H) is the gate-scaled recurrent weight.
     Steps t0 to t1 - 1 (default: all), Hs[t0], C[t0] holding the state they start from.
+    Reset streams start from `blank` (h0, c0), each (H,), or from zeros when it is None.
     """
     T, B, H = TC.shape
     ig = np.empty((B, H), A.dtype)  # (B, H) scratch for i * g
@@ -97,8 +100,8 @@ def _recurrence(
         h_prev = Hs[t]
         if resets and t in resets:  # these streams start afresh at step t
             h_prev = h_prev.copy()
-            h_prev[resets[t]] = 0.0
-            C[t, resets[t]] = 0.0
+            h_prev[resets[t]] = 0.0 if blank is None else blank[0]
+            C[t, resets[t]] = 0.0 if blank is None else blank[1]
         a = A[t]  # (B, 4H) preactivations, then activations in place
         dot(h_prev, Wh_s, out=hz)
         add(a, hz, out=a)
@@ -120,8 +123,8 @@ class LayerCache:
     backward pass carries from one span of steps to the next."""
 
     __slots__ = (
-        "layer", "x", "A", "Hs", "Hprev", "C", "TC", "mask", "Y", "Wx_s", "b_s", "Wh_s",
-        "WhT", "K", "M", "oD", "dh", "dc", "dh_next", "dc_next",
+        "layer", "x", "A", "Hs", "Hprev", "C", "TC", "mask", "Y", "Wx_s", "b_s", "Wh_s", "blank",
+        "WhT", "K", "M", "oD", "dh", "dc", "dh_next", "dc_next", "dblank",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -137,6 +140,7 @@ class LayerCache:
         self.Wx_s: NDArray  # (V or H, 4H) gate-scaled input weight (layer 0: the lookup table)
         self.b_s: NDArray  # (4H,) gate-scaled bias
         self.Wh_s: NDArray  # (H, 4H) gate-scaled recurrent weight
+        self.blank: tuple[NDArray, ...] | None  # (H,) h0, c0 that reset streams start from (None: zeros)
         # backward
         self.WhT: NDArray  # (4H, H)
         self.K: int  # steps whose gate derivatives are computed at once
@@ -146,6 +150,7 @@ class LayerCache:
         self.dc: NDArray  # (B, H)
         self.dh_next: NDArray  # (B, H) d loss / d h_{t-1}, carried to the step before
         self.dc_next: NDArray  # (B, H) d loss / d c_{t-1}
+        self.dblank: tuple[NDArray, ...] | None  # (H,) d loss / d h0, c0, summed over reset streams
 
 
 class CharLSTM(RecurrentModel):
@@ -189,7 +194,7 @@ class CharLSTM(RecurrentModel):
         return lc
 
     def _run_steps(self, lc: LayerCache, t0: int, t1: int, resets: Resets | None) -> None:
-        _recurrence(lc.A, lc.Hs, lc.C, lc.TC, lc.Wh_s, resets, t0, t1)
+        _recurrence(lc.A, lc.Hs, lc.C, lc.TC, lc.Wh_s, resets, t0, t1, lc.blank)
 
     def _final_state(self, lc: LayerCache) -> tuple[NDArray, ...]:
         T = lc.TC.shape[0]
@@ -217,7 +222,8 @@ class CharLSTM(RecurrentModel):
             dc = dh o (1 - tanh(c)^2) + dc_{t+1} f_{t+1}     d loss / d c_t
             dz_i, dz_f, dz_g = dc M_i, dc M_f, dc M_g         dz_o = dh M_o   (M: _gate_derivatives)
             dh_{t-1} = dz Wh^T,  dc_{t-1} = dc f_t
-        d loss / d z is written over the gate activations, which it no longer needs."""
+        d loss / d z is written over the gate activations, which it no longer needs. For a stream
+        reset at step t, dh_{t-1} and dc_{t-1} go to the learned h0, c0 (or nowhere)."""
         A, C, TC, K, H = lc.A, lc.C, lc.TC, lc.K, lc.TC.shape[2]
         B = A.shape[1]
         M, oD, WhT, dh, dc, dh_next, dc_next = lc.M, lc.oD, lc.WhT, lc.dh, lc.dc, lc.dh_next, lc.dc_next
@@ -238,9 +244,10 @@ class CharLSTM(RecurrentModel):
                 mul(M4[j], dc[:, None, :], out=dz.reshape(B, 4, H))  # i, f, g blocks use dc
                 mul(Mo[j], dh, out=Dzo[t])  # o uses dh
                 dot(dz, WhT, out=dh_next)
-                if resets and t in resets:  # these streams did not see h_{t-1}, c_{t-1}
-                    dh_next[resets[t]] = 0.0
-                    dc_next[resets[t]] = 0.0
+                if resets and t in resets:  # these streams saw h0, c0, not h_{t-1}, c_{t-1}
+                    dblank = lc.dblank or (None, None)
+                    accumulate_blank(dblank[0], dh_next, resets[t])
+                    accumulate_blank(dblank[1], dc_next, resets[t])
 
     def _close_backward(self, lc: LayerCache, grads: Params) -> tuple[NDArray, ...]:
         T, B, H = lc.TC.shape

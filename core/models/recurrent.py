@@ -15,6 +15,12 @@ where P reorders our gate blocks into PyTorch's (`torch_gates`). PyTorch has a s
 per layer; ours have one, so an export writes bias_hh = 0 and an import folds it into b, except
 where a cell keeps part of it apart (`torch_hh_bias`: the GRU's candidate third, our bhn).
 
+With ModelConfig.init_state "learned", every layer also has its blank state as parameters, one
+(H,) vector per state array named after it: h0{l} (and c0{l} for the LSTM), starting at zero. A
+stream that starts blank (the first window, a reset) starts from them, and the gradient that
+reaches the state such a stream started from is summed over those streams into theirs. PyTorch's
+modules take an initial state as an input, not a parameter, so such a model has no export.
+
 Speed notes. Arrays are time-major (T, B, ...). Only the recurrence h_{t-1} Wh runs per step:
 input projections are one large product before the time loop (a row lookup for layer 0) and
 weight gradients one large product after it (`project_inputs`, `input_gradients`).
@@ -64,14 +70,24 @@ class RecurrentModel(CharModel):
             shapes[f"Wh{layer}"] = (H, G * H)
             shapes[f"b{layer}"] = (G * H,)
             shapes.update(cls.extra_layer_params(config, layer))
+            if config.init_state == "learned":
+                for name in cls.state_names:
+                    shapes[initial_param(name, layer)] = (H,)
         shapes["Wy"] = (H, V)
         shapes["by"] = (V,)
         return shapes
 
     @classmethod
+    def shape_text(cls, config: ModelConfig) -> str:
+        """The size in a few words ("2 layers x 256 hidden"), and whether the initial state is learned."""
+        learned = ", learned initial state" if config.init_state == "learned" else ""
+        return super().shape_text(config) + learned
+
+    @classmethod
     def init_params(cls, config: ModelConfig, rng: np.random.Generator) -> Params:
         """Uniform(-1/sqrt(H), 1/sqrt(H)) weights as PyTorch's LSTM, GRU and RNN start, and zero
-        biases (PyTorch draws its biases from the same uniform; zero is the usual choice)."""
+        biases (PyTorch draws its biases from the same uniform; zero is the usual choice); a
+        learned initial state starts at zero, so the model starts as one without it."""
         k = 1.0 / np.sqrt(config.hidden)
         params: Params = {}
         for name, shape in cls.param_shapes(config).items():
@@ -153,7 +169,18 @@ class RecurrentModel(CharModel):
         return {}
 
     @classmethod
+    def check_exportable(cls, config: ModelConfig) -> None:
+        """ConfigError when the model's parameters do not all fit in its PyTorch module."""
+        if config.init_state == "learned":
+            raise ConfigError(
+                f"this {cls.title} learned its initial state (--init-state learned), which {cls.torch_class} "
+                "has no parameter for (it takes the initial state as an input); export a model trained "
+                "with --init-state zeros"
+            )
+
+    @classmethod
     def torch_shapes(cls, config: ModelConfig) -> dict[str, tuple[int, ...]]:
+        cls.check_exportable(config)
         m, H, GH = cls.torch_module, config.hidden, len(cls.gates) * config.hidden
         shapes: dict[str, tuple[int, ...]] = {}
         for k in range(config.layers):
@@ -173,6 +200,7 @@ class RecurrentModel(CharModel):
 
     @classmethod
     def to_torch(cls, params: Params, config: ModelConfig) -> dict[str, NDArray]:
+        cls.check_exportable(config)
         out: dict[str, NDArray] = {}
         m = cls.torch_module
         for k in range(config.layers):
@@ -217,7 +245,21 @@ class RecurrentModel(CharModel):
 
     # ----------------------------------------------------------- instances
     def initial_state(self, batch: int = 1) -> State:
-        return zero_state(self.config, len(self.state_names), batch)
+        """The blank state for `batch` streams (fresh arrays): zeros, or the learned initial state."""
+        if self.config.init_state != "learned":
+            return zero_state(self.config, len(self.state_names), batch)
+        P, names = self.params, self.state_names
+        return tuple(
+            tuple(np.repeat(P[initial_param(name, layer)][None], batch, axis=0) for name in names)  # (B, H)
+            for layer in range(self.config.layers)
+        )
+
+    def _blank(self, layer: int) -> tuple[NDArray, ...] | None:
+        """The layer's learned initial state, an (H,) array per state array (the parameters
+        themselves); None when the blank state is zeros."""
+        if self.config.init_state != "learned":
+            return None
+        return tuple(self.params[initial_param(name, layer)] for name in self.state_names)
 
     def dropout_masks(self, T: int, B: int, rng: np.random.Generator) -> list[NDArray] | None:
         """Inverted-dropout masks (T, B, H) for each layer's output, or None when dropout is 0."""
@@ -273,6 +315,12 @@ class RecurrentModel(CharModel):
         """Give the layer's window arrays back to the pool (its input, the layer below's, stays)."""
         raise NotImplementedError
 
+    def _blank_gradients(self, lc: Any, grads: Params) -> None:
+        """The learned initial state's gradients (summed by `_back_steps` into lc.dblank) into `grads`."""
+        if lc.dblank is not None:
+            for name, g in zip(self.state_names, lc.dblank, strict=True):
+                grads[initial_param(name, lc.layer)] = g
+
     def _scaled_inputs(self, layer: int) -> tuple[NDArray, NDArray]:
         """The layer's gate-scaled input weight and bias; for layer 0 the (V, G*H) lookup table
         Wx0 + b0 (scaled) and a zero bias."""
@@ -302,6 +350,9 @@ class RecurrentModel(CharModel):
         lc.x = x if layer == 0 else below
         lc.Wx_s, lc.b_s = self._scaled_inputs(layer)
         lc.mask = masks[layer] if masks is not None else None
+        lc.blank = self._blank(layer)  # what reset streams start from (None: zeros)
+        # d loss / d the learned initial state, summed over the streams that started from it
+        lc.dblank = None if lc.blank is None else tuple(np.zeros_like(v) for v in lc.blank)
         lc.Y = np.empty_like(lc.Hs[1:]) if lc.mask is not None else lc.Hs[1:]  # (T, B, H)
         return lc
 
@@ -320,7 +371,7 @@ class RecurrentModel(CharModel):
             self._project(lc, 0, T)
             self._run_steps(lc, 0, T, resets)
             self._output(lc, 0, T)
-            lc.Hprev = reset_prev(lc.Hs, resets)  # (T, B, H) h_{t-1} as each step saw it
+            lc.Hprev = reset_prev(lc.Hs, resets, lc.blank)  # (T, B, H) h_{t-1} as each step saw it
             caches.append(lc)
             new_state.append(self._final_state(lc))
             below = lc.Y
@@ -369,6 +420,7 @@ class RecurrentModel(CharModel):
             self._open_backward(lc, B)
             self._back_steps(lc, dHout, 0, T, cache.resets, grads)
             dstate[layer] = self._close_backward(lc, grads)
+            self._blank_gradients(lc, grads)
             dZ = lc.A.reshape(T * B, -1)  # (T*B, G*H) d loss / d (x_t Wx + b) for the whole window
             dY = input_gradients(layer, lc.x, dZ, P, pool, grads)  # None after layer 0
             self._release(lc)  # this layer is done; lc.x (the layer below's Hs) is not yet
@@ -451,7 +503,7 @@ class Wavefront:
             m._run_steps(lc, t0, t1, resets)
             m._output(lc, t0, t1)
             self.forward_done[layer][k].set()
-        lc.Hprev = reset_prev(lc.Hs, resets)
+        lc.Hprev = reset_prev(lc.Hs, resets, lc.blank)
         self.new_state[layer] = m._final_state(lc)
         grads = self.grads[layer]
         if layer == L - 1:
@@ -472,6 +524,7 @@ class Wavefront:
                 np.matmul(dZ, m.params[f"Wx{layer}"].T, out=self.dY[layer - 1][t0:t1].reshape(n, -1))
             self.backward_done[layer][k].set()
         self.dstate[layer] = m._close_backward(lc, grads)
+        m._blank_gradients(lc, grads)
         input_weight_gradients(layer, lc.x, lc.A.reshape(T * B, -1), m.params, m._pool, grads)
 
     def _read_out(self, lc: Any) -> NDArray:
@@ -594,14 +647,29 @@ def input_weight_gradients(layer: int, x: NDArray, dZ: NDArray, P: Params, pool:
     grads[f"Wx{layer}"] = x.reshape(T * B, H).T @ dZ  # (H, G*H)
 
 
-def reset_prev(Hs: NDArray, resets: Resets | None) -> NDArray:
-    """(T, B, H) h_{t-1} as each step saw it: Hs[:-1] with the reset streams zeroed."""
+def reset_prev(Hs: NDArray, resets: Resets | None, blank: tuple[NDArray, ...] | None = None) -> NDArray:
+    """(T, B, H) h_{t-1} as each step saw it: Hs[:-1] with the reset streams' h set to the blank
+    one (`blank`[0], the learned h0 (H,); zero when None)."""
     Hprev = Hs[:-1]
     if resets:
         Hprev = Hprev.copy()
         for t, streams in resets.items():
-            Hprev[t, streams] = 0.0
+            Hprev[t, streams] = 0.0 if blank is None else blank[0]
     return Hprev
+
+
+def initial_param(state_name: str, layer: int) -> str:
+    """The name of layer `layer`'s learned initial value of the state array `state_name`: h0{l}, c0{l}."""
+    return f"{state_name}0{layer}"
+
+
+def accumulate_blank(dblank: NDArray | None, dnext: NDArray, streams: NDArray) -> None:
+    """At a reset: add d loss / d the state the reset `streams` started from (rows of `dnext`
+    (B, H)) into the learned initial state's gradient `dblank` (H,) (None: a zero start, nothing
+    to learn), then drop it from `dnext`: those streams never saw the state carried before."""
+    if dblank is not None:
+        dblank += dnext[streams].sum(axis=0)
+    dnext[streams] = 0.0
 
 
 class StreamBuffers:

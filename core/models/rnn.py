@@ -29,17 +29,24 @@ from .base import ModelConfig, Params, Resets, State
 from .recurrent import (
     RecurrentModel,
     StreamBuffers,
+    accumulate_blank,
     project_inputs,
     repeat_state,
 )
 
 
 def _recurrence(
-    A: NDArray, Hs: NDArray, Wh: NDArray, resets: Resets | None, t0: int = 0, t1: int | None = None
+    A: NDArray,
+    Hs: NDArray,
+    Wh: NDArray,
+    resets: Resets | None,
+    t0: int = 0,
+    t1: int | None = None,
+    blank: tuple[NDArray, ...] | None = None,
 ) -> None:
     """The time loop of one layer: A (T, B, H) holds x_t Wx + b and receives x_t Wx + b + h_{t-1} Wh;
     Hs (T+1, B, H) holds the initial state at [0] and receives h_t at [t+1]. Steps t0 to t1 - 1
-    (default: all)."""
+    (default: all). Reset streams start from `blank` (h0,), (H,), or from zeros when it is None."""
     T, B, H = A.shape
     u = np.empty((B, H), A.dtype)  # (B, H) h_{t-1} Wh
     dot, add, tanh = np.dot, np.add, np.tanh  # locals: no attribute lookups in the loop
@@ -47,7 +54,7 @@ def _recurrence(
         h_prev = Hs[t]
         if resets and t in resets:  # these streams start afresh at step t
             h_prev = h_prev.copy()
-            h_prev[resets[t]] = 0.0
+            h_prev[resets[t]] = 0.0 if blank is None else blank[0]
         a = A[t]  # (B, H)
         dot(h_prev, Wh, out=u)
         add(a, u, out=a)
@@ -64,7 +71,9 @@ class LayerCache:
     """One layer's window: what its backward pass needs from its forward pass, and what the
     backward pass carries from one span of steps to the next."""
 
-    __slots__ = ("layer", "x", "A", "Hs", "Hprev", "mask", "Y", "Wx_s", "b_s", "WhT", "dh", "dh_next")
+    __slots__ = (
+        "layer", "x", "A", "Hs", "Hprev", "mask", "Y", "Wx_s", "b_s", "blank", "WhT", "dh", "dh_next", "dblank",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.layer: int
@@ -76,10 +85,12 @@ class LayerCache:
         self.Y: NDArray  # (T, B, H) the layer's output after dropout
         self.Wx_s: NDArray  # (V or H, H) input weight (layer 0: the lookup table Wx0 + b0)
         self.b_s: NDArray  # (H,) bias
+        self.blank: tuple[NDArray, ...] | None  # (H,) h0 that reset streams start from (None: zeros)
         # backward
         self.WhT: NDArray  # (H, H)
         self.dh: NDArray  # (B, H) d loss / d h_t
         self.dh_next: NDArray  # (B, H) d loss / d h_{t-1}, carried to the step before
+        self.dblank: tuple[NDArray, ...] | None  # (H,) d loss / d h0, summed over reset streams
 
 
 class CharRNN(RecurrentModel):
@@ -114,7 +125,7 @@ class CharRNN(RecurrentModel):
         return lc
 
     def _run_steps(self, lc: LayerCache, t0: int, t1: int, resets: Resets | None) -> None:
-        _recurrence(lc.A, lc.Hs, self.params[f"Wh{lc.layer}"], resets, t0, t1)
+        _recurrence(lc.A, lc.Hs, self.params[f"Wh{lc.layer}"], resets, t0, t1, lc.blank)
 
     def _final_state(self, lc: LayerCache) -> tuple[NDArray, ...]:
         return (lc.Hs[lc.A.shape[0]].copy(),)
@@ -140,8 +151,8 @@ class CharRNN(RecurrentModel):
             da = A[t]  # (B, H) d loss / d a_t, written over tanh'
             mul(dh, da, out=da)
             dot(da, WhT, out=dh_next)
-            if resets and t in resets:  # these streams did not see h_{t-1}
-                dh_next[resets[t]] = 0.0
+            if resets and t in resets:  # these streams saw h0, not h_{t-1}
+                accumulate_blank(lc.dblank[0] if lc.dblank else None, dh_next, resets[t])
 
     def _close_backward(self, lc: LayerCache, grads: Params) -> tuple[NDArray, ...]:
         T, B, H = lc.A.shape

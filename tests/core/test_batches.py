@@ -33,9 +33,10 @@ def test_batches_cover_the_text_and_reset_on_wrap():
         w = b.next()
         assert np.array_equal(w.y, w.x + 1)  # targets are the next character
         seen.append(w)
-    # Stream 0 starts at 0, stream 1 at 10; after 2 windows stream 1 wraps to 0 and resets.
+    # Stream 0 starts at 0, stream 1 at 10, both blank; after 2 windows stream 1 wraps to 0 and resets.
     assert seen[0].x[0].tolist() == [0, 10]
-    assert 0 in seen[0].resets and seen[0].resets[0].tolist() == [0]
+    assert 0 in seen[0].resets and seen[0].resets[0].tolist() == [0, 1]
+    assert seen[1].resets == {}
     assert seen[2].x[0].tolist() == [10, 0]
     assert seen[2].resets[0].tolist() == [1]
     assert b.epoch == pytest.approx(40 / 20)

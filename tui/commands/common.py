@@ -50,7 +50,7 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig fields the user gave on the command line (steps handled by the caller)."""
     names = "cell hidden layers seq_len batch lr lr_decay average optimizer clip dropout seed eval_every eval_chars"
     names += " save_every"
-    names += " dtype"
+    names += " dtype init_state"
     names += " heads block bias weight_decay beta2 warmup schedule min_lr"
     names += " windows reset_prob"
     return {n: getattr(args, n) for n in names.split() if getattr(args, n) is not None}

@@ -19,6 +19,7 @@ from core import recipe
 from core.batches import WINDOWS
 from core.config import EVAL_INTERVAL, EVAL_MIN_CHARS, SCHEDULES, TrainConfig
 from core.models import MODELS
+from core.models.base import INIT_STATES
 
 PROG = "lstm-tui"
 DEFAULTS = TrainConfig()
@@ -230,6 +231,14 @@ def add_training_options(p: argparse.ArgumentParser, race: bool = False) -> None
         action=argparse.BooleanOptionalAction,
         default=None,
         help="a GPT with biases in its linear maps and LayerNorms (default: none, as nanoGPT's small recipes)",
+    )
+    model.add_argument(
+        "--init-state",
+        choices=INIT_STATES,
+        help="what a recurrent cell's stream starts from when it starts blank (at the start of the text, "
+        "after a wrap, in evaluation and generation): zeros, or a state per layer learned with the other "
+        f"weights (not for a GPT{', which the race leaves at zeros' if race else ''}; no PyTorch export) "
+        f"(default: {d.init_state})",
     )
     model.add_argument("--dtype", choices=("float32", "float64"), help=f"floating-point precision (default: {d.dtype})")
     train = p.add_argument_group("training")

@@ -134,7 +134,10 @@ def build_race(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Ra
     trainers, factories, notes = [], [], []
     folder = None
     for cell in cells:  # each model sized and trained as `train --cell CELL` would choose, for a fair race
-        chosen = choose_recipe(text, {**overrides, "cell": cell})
+        given = {**overrides, "cell": cell}
+        if not MODELS[cell].state_names:  # --init-state is for the recurrent cells (a GPT carries no state)
+            given.pop("init_state", None)
+        chosen = choose_recipe(text, given)
         notes.append(f"{cell}: {chosen.reason}")
         path = Path(race_checkpoint(str(base), cell))
         folder = folder or folder_note(path, check_writable(path))

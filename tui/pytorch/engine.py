@@ -215,6 +215,11 @@ class TorchEngine:
         self.trainer = t = trainer
         cfg, mc = t.config, t.model.config
         self.cls = recurrent_class(mc.cell)
+        if mc.init_state != "zeros":
+            raise ConfigError(
+                f"--engine torch trains {self.cls.torch_class}, whose initial state is an input, not a weight: "
+                f"--init-state {mc.init_state} trains with the numpy engine"
+            )
         self.device = dev = pick_device(device)
         if dev.type == "mps" and mc.dtype == "float64":
             raise ConfigError("--device mps works in float32 only (--dtype float32)")

@@ -90,6 +90,16 @@ def test_eval_scores_the_validation_part_by_default(model):
     assert rec["bits_per_char"] == pytest.approx(expected.loss / np.log(2))
     assert rec["perplexity"] == pytest.approx(np.exp(expected.loss))
     assert "validation part" in rec["text"]
+    # and from a cold start: every 64-character block from a blank state, its loss by position
+    cold = evaluate(ck.model, c.val_ids, ck.vocab, cold=True).cold
+    assert rec["cold_loss"] == pytest.approx(cold.loss, rel=1e-9) and rec["cold_block"] == 64
+    assert rec["cold_by_position"] == pytest.approx(list(cold.by_position), abs=1e-6)
+    assert rec["cold_by_position"][0] > rec["cold_by_position"][-1]  # a blank state knows least at first
+    text = run("eval", str(model), cwd=model.parent).stdout
+    assert "cold start: each 64-character block read from a blank state" in text
+    assert f"loss        {cold.loss:.4f} nats/char" in text
+    rows = [line for line in text.splitlines() if line.strip()[:1].isdigit() and "-" in line.split()[0]]
+    assert [line.split()[0] for line in rows] == [f"{a}-{a + 7}" for a in range(0, 64, 8)]
 
 
 def test_eval_any_text_skips_and_counts_unknown_characters(model, tmp_path):

@@ -173,6 +173,7 @@ def test_train_engine_torch_from_the_command_line_then_sample(tmp_path: Path):
         (("--engine", "jax"), "--engine"),
         (("--engine", "torch", "--device", "cuda"), "no CUDA device"),
         (("--engine", "torch", "--cell", "gpt"), "trains the recurrent models"),
+        (("--engine", "torch", "--init-state", "learned"), "initial state is an input, not a weight"),
     ],
 )
 def test_bad_engine_or_device_is_a_one_line_error(tmp_path: Path, args: tuple[str, ...], needle: str):
