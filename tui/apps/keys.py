@@ -111,7 +111,7 @@ RACE = (
         "Save"),
     *GENERATE,
     Key("f6", "x_axis", "the graph against steps or against the seconds each model has had (what it bought with "
-        "the same share of the machine)", "x: steps/s"),
+        "the same share of the machine)", "x axis"),
     TAB,
 )  # fmt: skip
 

@@ -11,17 +11,22 @@ from core import EvalReport, StepReport
 
 from ..plain.format import duration, si
 
-WIDE = 66  # below this width the bits/char and speed columns are left out
+# Columns kept free beside `val` for a second validation score (the cold-start score, each window
+# read from a blank state): the widest line, and these, fit 80 columns.
+SPARE = 8
+WIDE = 58 + SPARE  # below this width the bits/char and speed columns are left out
 NARROW = 45  # and below this one, the time column too
 
 
 class RaceStats(Widget):
     """One line per model: cell, step, smoothed training loss, validation loss with the step it
     was scored at and its bits/char, chars/s and the time it has had. The leading model on
-    validation loss is marked ▶."""
+    validation loss is marked ▶. The first line names the columns, on a band: it heads the panel."""
 
+    COMPONENT_CLASSES = {"race-stats--head"}
     DEFAULT_CSS = """
     RaceStats { height: auto; }
+    RaceStats > .race-stats--head { background: $panel; color: $text-muted; }
     """
 
     def __init__(self, names: Sequence[str], styles: Sequence[str], **kwargs) -> None:
@@ -78,7 +83,8 @@ class RaceStats(Widget):
             head += f" {'bits/ch':>7} {'chars/s':>7}"
         if width >= NARROW:
             head += f" {'time':>6}"
-        out = Text(head, style="dim", no_wrap=True, overflow="crop")
+        out = Text(no_wrap=True, overflow="crop")
+        out.append(f" {head:<{max(0, width - 1)}}", self.get_component_rich_style("race-stats--head"))
         scored = {n: e.val_loss for n, e in self.evaluations.items()}
         leader = min(scored, key=scored.__getitem__) if len(scored) > 1 else None
         for name in self.names:

@@ -101,9 +101,7 @@ def test_the_training_app(snap_compare, ticking_clock, view):
     assert snap_compare(training_app(), terminal_size=SIZE, run_before=run_before)
 
 
-# The race screen pinned with the three cells: its 80x24 layout holds three racers (the layout for
-# four, the GPT beside them, is the screens' work).
-RACERS = ("lstm", "gru", "rnn")
+RACERS = ("lstm", "gru", "rnn", "gpt")  # four racers at 80x24
 
 
 def test_the_race(snap_compare, ticking_clock, tmp_path):
