@@ -6,6 +6,10 @@ pass on a copy of the weights that reads like its equations, so it never touches
 declares what they are (`inside_quantities`): the LSTM its input, forget and output gates,
 candidate, cell and hidden state; the GRU its reset (r) and update (z) gates, candidate (n) and
 hidden state; the RNN its hidden state.
+
+A model with attention heads (the GPT: `inside_attention`) shows instead which earlier characters
+each head attends to (`attention`): at every position of a text, each head's weights over the
+characters the model read for it, in the context generation and evaluation give that position.
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ GATE_QUANTITIES = tuple(dict.fromkeys(q for m in MODELS.values() for q in m.gate
 def quantities(cell: str) -> tuple[str, ...]:
     """What the inside view can show for the model `cell`, in display order."""
     return model_class(cell).inside_quantities
+
+
+def has_attention(cell: str) -> bool:
+    """True when the inside view of the model `cell` shows attention heads rather than units."""
+    return model_class(cell).inside_attention
 
 
 def default_quantity(cell: str) -> str:
@@ -57,6 +66,64 @@ class Activations:
 def activations(model: CharModel, ids: NDArray, text: str | None = None) -> Activations:
     """Run `model` over `ids` (n,) from a blank state and record every quantity it shows."""
     return Activations(text=text if text is not None else "", values=model.activations(np.asarray(ids)))
+
+
+@dataclass(frozen=True, eq=False)
+class Attention:
+    """Every head's attention at every position of a text. Position p was read in the context
+    generation gives it (the characters context(p) = start..p, at most a block of them): its
+    weights are row p - start of the window that starts there."""
+
+    text: str  # the characters read
+    windows: list[tuple[int, NDArray]]  # (start, (L, heads, m, m) weights of text[start:start+m])
+    where: NDArray  # (n,) for each position, the index of the window its row is read from
+
+    @property
+    def layers(self) -> int:
+        return self.windows[0][1].shape[0]
+
+    @property
+    def heads(self) -> int:
+        return self.windows[0][1].shape[1]
+
+    def __len__(self) -> int:
+        return len(self.where)
+
+    def context(self, p: int) -> int:
+        """The first position of the characters position p attends over."""
+        return self.windows[int(self.where[p])][0]
+
+    def row(self, layer: int, head: int, p: int) -> NDArray:
+        """(p - context(p) + 1,) how head `head` of layer `layer` at position p spreads its
+        attention over positions context(p)..p (they sum to 1)."""
+        start, A = self.windows[int(self.where[p])]
+        return A[layer, head, p - start, : p - start + 1]
+
+    def top(self, layer: int, head: int, p: int, k: int) -> list[tuple[int, float]]:
+        """The k positions (of the text) position p attends to most, with their weights, largest first
+        (ties: the nearer first)."""
+        w = self.row(layer, head, p)
+        order = np.argsort(-w[::-1], kind="stable")[:k]  # reversed: a tie goes to the later position
+        start = self.context(p)
+        return [(start + len(w) - 1 - int(i), float(w[len(w) - 1 - i])) for i in order]
+
+
+def attention(model: CharModel, ids: NDArray, text: str | None = None) -> Attention:
+    """Every head's attention at each character of `ids` (n,), n >= 1, each position read in the
+    context generation gives it: the windows of `score_windows` (all of a text of up to a block is
+    one context), each read afresh with `model.attention`."""
+    ids = np.asarray(ids)
+    if not model.inside_attention:
+        raise ValueError(f"the {model.title} model has no attention heads")
+    if len(ids) == 0:
+        raise ValueError("attention needs at least one character")
+    windows = model.score_windows(len(ids)) or [(0, len(ids), 0)]
+    where = np.empty(len(ids), np.int64)  # (n,)
+    kept = []
+    for w, (start, stop, first) in enumerate(windows):
+        kept.append((start, model.attention(ids[start:stop])))
+        where[first:stop] = w
+    return Attention(text=text if text is not None else "", windows=kept, where=where)
 
 
 # ------------------------------------------------------------------------ features

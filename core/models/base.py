@@ -7,6 +7,8 @@ core/models/__init__.py. It declares its own facts once, as class attributes and
     name, title            "lstm", "LSTM": the registry key and how screens print it
     state_names            the arrays of one layer's carried state, in State order (() for none)
     inside_quantities      what the inside view can show, in display order; `inside_default`
+    inside_attention       True for a model with attention heads: the inside view shows what each
+                           head attends to (`attention(ids)`) instead of its units
     param_shapes(config)   every parameter's name and shape, in a fixed order
     init_params(config, rng)
     train_flops_per_char(config), activation_bytes(config, B, T)   sizing and memory planning
@@ -201,6 +203,7 @@ class CharModel:
     inside_quantities: ClassVar[tuple[str, ...]] = ()  # what the inside view can show
     inside_default: ClassVar[str] = ""  # the quantity it shows first
     gate_quantities: ClassVar[tuple[str, ...]] = ()  # those of them in (0, 1): sequential colours
+    inside_attention: ClassVar[bool] = False  # the inside view shows attention heads (attention(ids))
     torch_class: ClassVar[str] = ""  # the PyTorch module its export loads into: "nn.LSTM"
 
     def __init__(self, config: ModelConfig, params: Params):
@@ -405,6 +408,12 @@ class CharModel:
         quantity -> (L, n, H), row t the value after reading ids[t]. For the inside view; a model
         with nothing to show there (no `inside_quantities`) returns nothing."""
         return {}
+
+    def attention(self, ids: NDArray) -> NDArray:
+        """(L, heads, n, n): every head's attention weights over `ids` (n,) read as one context, row
+        t how position t spreads its attention over positions 0..t. Only a model that declares
+        `inside_attention` has them."""
+        raise NotImplementedError(f"the {self.title} model has no attention heads")
 
 
 class ForwardStepper:

@@ -386,9 +386,10 @@ class CharGPT(CharModel):
     title: ClassVar[str] = "GPT"
     summary: ClassVar[str] = "transformer (nanoGPT's architecture): causal self-attention over a block"
     state_names: ClassVar[tuple[str, ...]] = ()  # nothing carried between windows
-    inside_quantities: ClassVar[tuple[str, ...]] = ("residual",)  # plus attention(): per head
+    inside_quantities: ClassVar[tuple[str, ...]] = ("residual",)  # for `inspect --unit`
     inside_default: ClassVar[str] = "residual"
     gate_quantities: ClassVar[tuple[str, ...]] = ()
+    inside_attention: ClassVar[bool] = True  # the inside view shows each head's attention
     torch_class: ClassVar[str] = "nanoGPT's GPT"
 
     def __init__(self, config: ModelConfig, params: Params):

@@ -236,6 +236,52 @@ def test_attention_maps_for_the_inside_view():
         model.attention(np.zeros(17, np.int64))
 
 
+def attention_by_hand(model: CharGPT, ids: np.ndarray) -> np.ndarray:
+    """(L, heads, n, n) from the weights, as the module docstring writes the model: LayerNorm with
+    its gain and bias, one fused projection, a masked softmax with the max subtracted, the exact
+    GELU through math.erf. Nothing folded, no pool, no cache: an independent reference."""
+    P, cfg = model.params, model.config
+    n, C, H = len(ids), cfg.hidden, cfg.heads
+    D = C // H
+
+    def ln(X, g, b):
+        mu = X.mean(axis=1, keepdims=True)
+        var = ((X - mu) ** 2).mean(axis=1, keepdims=True)
+        return (X - mu) / np.sqrt(var + 1e-5) * g + b
+
+    erf = np.vectorize(math.erf)
+    X = P["wte"][ids] + P["wpe"][:n]  # (n, C)
+    maps = []
+    for i in range(cfg.layers):
+        qkv = ln(X, P[f"ln1_g{i}"], P[f"ln1_b{i}"]) @ P[f"Wqkv{i}"] + P[f"bqkv{i}"]  # (n, 3C)
+        A = np.zeros((H, n, n))
+        Y = np.zeros((n, C))
+        for h in range(H):
+            q, k, v = (qkv[:, part * C + h * D : part * C + (h + 1) * D] for part in range(3))
+            s = q @ k.T / math.sqrt(D)
+            s[np.triu_indices(n, 1)] = -np.inf
+            e = np.exp(s - s.max(axis=1, keepdims=True))
+            A[h] = e / e.sum(axis=1, keepdims=True)
+            Y[:, h * D : (h + 1) * D] = A[h] @ v
+        maps.append(A)
+        X = X + Y @ P[f"Wo{i}"] + P[f"bo{i}"]
+        u = ln(X, P[f"ln2_g{i}"], P[f"ln2_b{i}"]) @ P[f"Wfc{i}"] + P[f"bfc{i}"]
+        X = X + (u * 0.5 * (1 + erf(u / math.sqrt(2)))) @ P[f"Wproj{i}"] + P[f"bproj{i}"]
+    return np.stack(maps)
+
+
+def test_attention_is_what_the_weights_say_causal_and_sums_to_one():
+    model = small_model()  # float64, with biases, moved away from the start
+    ids = np.random.default_rng(23).integers(0, 20, 16)  # a whole block
+    maps = model.attention(ids)
+    assert maps.shape == (2, 4, 16, 16)
+    np.testing.assert_allclose(maps.sum(axis=-1), 1.0, rtol=0, atol=1e-12)
+    assert np.all(np.triu(maps, k=1) == 0)  # no position attends to a later one
+    assert np.all(maps[..., np.tril_indices(16)[0], np.tril_indices(16)[1]] > 0)  # nor ignores an earlier one
+    np.testing.assert_allclose(maps, attention_by_hand(model, ids), rtol=0, atol=1e-12)
+    assert not np.allclose(maps[0], maps[1]) and not np.allclose(maps[0, 0], maps[0, 1])  # the heads differ
+
+
 # ------------------------------------------------------------------------------ details
 def test_softmax_without_max_is_exact_and_falls_back_when_it_must():
     rng = np.random.default_rng(18)

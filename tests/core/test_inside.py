@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 
 from core import CharLSTM, ModelConfig, corpus, create_model
-from core.inside import FEATURES, activations, default_quantity, feature, quantities, rank_units
+from core.inside import (
+    FEATURES,
+    activations,
+    attention,
+    default_quantity,
+    feature,
+    has_attention,
+    quantities,
+    rank_units,
+)
+from core.models import MODELS
 
 
 def sigmoid(z):
@@ -116,3 +126,48 @@ def test_each_cell_shows_its_own_quantities(cell):
                 np.testing.assert_allclose(n, np.tanh(x @ Wx[:, 2 * H :] + b[2 * H :] + r * hn), rtol=1e-12)
                 np.testing.assert_allclose(h, (1 - z) * n + z * prev[layer], rtol=1e-12)
             x = h
+
+
+def test_attention_at_every_position_is_read_in_its_generation_context():
+    """Each position's row is its context (context_length characters ending there, as generation
+    reads them) read afresh: past the block the context restarts, as the key/value cache does."""
+    from core.models.gpt import context_length
+
+    rng = np.random.default_rng(5)
+    config = ModelConfig(12, 16, layers=2, cell="gpt", heads=2, block=8, dtype="float64")
+    model = create_model(config, rng)
+    for p in model.params.values():
+        p += rng.normal(0.0, 0.3, p.shape)
+    ids = rng.integers(0, 12, 30)
+    att = attention(model, ids, "x" * 30)
+    assert (att.layers, att.heads, len(att)) == (2, 2, 30)
+    for p in range(30):
+        c = context_length(p, 8)
+        assert att.context(p) == p - c + 1
+        alone = model.attention(ids[p - c + 1 : p + 1])[:, :, -1]  # (L, heads, c) read afresh
+        for layer in range(2):
+            for head in range(2):
+                np.testing.assert_allclose(att.row(layer, head, p), alone[layer, head], rtol=0, atol=1e-12)
+    w = att.row(1, 0, 29)
+    top = att.top(1, 0, 29, 3)
+    assert [wt for _, wt in top] == sorted(w, reverse=True)[:3]
+    assert all(w[i - att.context(29)] == wt for i, wt in top)
+
+
+def test_ties_in_the_top_list_go_to_the_nearer_character():
+    rng = np.random.default_rng(6)
+    model = create_model(ModelConfig(5, 8, cell="gpt", heads=1, block=8), rng)
+    for name in model.params:
+        if name.startswith("Wqkv"):
+            model.params[name][:] = 0  # every score 0: each position spreads evenly
+    att = attention(model, np.array([1, 2, 3, 4]))
+    assert att.top(0, 0, 3, 4) == [(3, 0.25), (2, 0.25), (1, 0.25), (0, 0.25)]
+
+
+@pytest.mark.parametrize("cell", MODELS)
+def test_only_models_with_heads_show_attention(cell):
+    model = create_model(ModelConfig(5, 8, cell=cell, heads=2, block=8), np.random.default_rng(0))
+    assert has_attention(cell) == (cell == "gpt")
+    if not has_attention(cell):
+        with pytest.raises(ValueError, match="no attention heads"):
+            attention(model, np.array([1, 2]))

@@ -250,6 +250,12 @@ class PlayApp(App[None]):
         """The characters the models read and write."""
         raise NotImplementedError
 
+    def recent_text(self) -> str:
+        """The generation panel's text: the latest run's seed and what it wrote ("" before the
+        first run). A GPT's inside view reads it."""
+        panel = self.screen_stack[0].query_one(GeneratePanel)  # (asked from the inside view's screen)
+        return panel.run_seed + panel.output_text
+
     def _generation_started(self) -> None:
         """A run is starting: forget what the last one wrote."""
         self.generated = ""

@@ -84,10 +84,37 @@ INSIDE = Key(
     "f4",
     "inside",
     "look inside: the text coloured by one unit's gate, cell or hidden value; arrows pick unit and "
-    "layer, q the quantity, f a text feature to rank units by, r the best unit (kept when you come back)",
+    "layer, q the quantity, f a text feature to rank units by, r the best unit (kept when you come back); "
+    "a GPT: which earlier characters one attention head attends to ([ ] head, up / down layer, left / "
+    "right the character)",
     "Inside",
 )
 TAB = Key("tab", None, "next field: seed, temperature, top-k, top-p, generated text")
+
+# ------------------------------------------------------------------ the inside view (f4)
+# A recurrent model's: one unit at a time.
+INSIDE_UNITS = (
+    Key("escape", "close", "back", "Back"),
+    Key("left,left_square_bracket", "unit(-1)", "previous unit", "Unit −"),
+    Key("right,right_square_bracket", "unit(1)", "next unit", "Unit +"),
+    Key("up", "layer(-1)", "previous layer", "Layer −"),
+    Key("down", "layer(1)", "next layer", "Layer +"),
+    Key("q", "quantity", "next quantity of the cell", "Quantity"),
+    Key("f", "feature", "next text feature to rank units by", "Feature"),
+    Key("r", "best", "the best-ranked unit for that feature", "Best unit"),
+)
+# A GPT's: one attention head at a time, at one character. The layer and head move as the unit
+# view's layer and unit do (up / down, [ / ]); left / right move along the text.
+INSIDE_HEADS = (
+    Key("escape", "close", "back", "Back"),
+    Key("left_square_bracket", "head(-1)", "previous head", "Head −", show=False),
+    Key("right_square_bracket", "head(1)", "next head", "Head +"),
+    Key("up", "layer(-1)", "previous layer", "Layer −", show=False),
+    Key("down", "layer(1)", "next layer", "Layer +"),
+    Key("left", "position(-1)", "the character before", "◀"),
+    Key("right", "position(1)", "the character after", "▶"),
+    Key("end", "latest", "the latest character again (the view then follows the text)", "Latest"),
+)
 
 # ------------------------------------------------------------------ the apps
 TRAIN = (
@@ -111,7 +138,7 @@ RACE = (
         "Save"),
     *GENERATE,
     Key("f6", "x_axis", "the graph against steps or against the seconds each model has had (what it bought with "
-        "the same share of the machine)", "x: steps/s"),
+        "the same share of the machine)", "x axis"),
     TAB,
 )  # fmt: skip
 

@@ -22,7 +22,7 @@ from core.sampling import TEMPERATURE
 
 from ..plain import follow
 from ..widgets.generate_panel import GeneratePanel
-from ..widgets.inside_screen import InsideChoice, InsideScreen
+from ..widgets.inside_screen import InsideChoice, InsideView, inside_view
 from ..widgets.next_chars import NextCharView
 from ..widgets.status_line import AGE, Part, StatusLine, describe_corpus, describe_model
 from . import keys
@@ -139,8 +139,8 @@ class SavedModelApp(PlayApp):
 
     def action_inside(self) -> None:
         """Open the inside view on the saved weights."""
-        if not isinstance(self.screen, InsideScreen):
-            self.push_screen(InsideScreen(self.source, lambda: 0, self.inside))
+        if not isinstance(self.screen, InsideView):
+            self.push_screen(inside_view(self.source, lambda: 0, self.inside, self.recent_text))
 
     # ----------------------------------------------------- generation (tui.apps.base)
     def play_model(self) -> CharModel:

@@ -52,10 +52,12 @@ PANELS
   models      a line each: step, smoothed loss, validation loss and the
               step it was made at (@step), bits/char, chars/s and the time
               it has had; ▶ marks the leader on validation loss.
-  truth vs    the start of the evaluation text, and under it each model's
-  predictions guess for every next character; red and underlined is wrong.
-              Each line ends in the model's accuracy @ the step it was
-              scored at. At the budget, the final weights are scored.
+  truth vs    the start of the evaluation text ("val text", or "train
+  predictions text" when the text is too short to hold some back), and under
+              it each model's guess for every next character; red and
+              underlined is wrong. Each line ends in the model's accuracy @
+              the step it was scored at. At the budget, the final weights
+              are scored.
   generate    type a seed, press enter or ctrl+g: every model continues it
               from a snapshot of its weights, drawn the same way.
 """
@@ -88,9 +90,13 @@ class RaceApp(TrainingApp):
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         first = self.race.trainers[self.names[0]]
-        mc = first.model.config
+        shapes = {(t.model.config.layers, t.model.config.hidden) for t in self.race.trainers.values()}
         cells = " · ".join(n.upper() for n in self.names)
-        model = [Part(f"race {cells}"), Part(f"{mc.layers}×{mc.hidden} each"), Part(f"seed {first.config.seed}", SEED)]
+        model = [Part(f"race {cells}")]
+        if len(shapes) == 1:  # (fitted models differ: a GPT gets its own size; the race says each as it starts)
+            layers, hidden = shapes.pop()
+            model.append(Part(f"{layers}×{hidden} each"))
+        model.append(Part(f"seed {first.config.seed}", SEED))
         corpus = describe_corpus(self.corpus_label, self.corpus.size, self.corpus.vocab.size)
         yield StatusLine(corpus, model, id="status")
         yield LossChart(self.corpus.vocab.size, first.config.steps, names=self.names, id="chart")
@@ -114,7 +120,6 @@ class RaceApp(TrainingApp):
         return ((rr.name, rr.report, rr.race_s) for rr in self.race.run())
 
     def prepare(self) -> None:
-        self.query_one("#race-stats").border_title = " models "
         self.show_baselines(self.corpus)
 
     def paint_progress(self, progress: dict[str, Progress], evaluated: dict[str, EvalReport]) -> None:

@@ -22,7 +22,7 @@ from core.trainer import Report
 
 from ..plain.curve import LossCurve
 from ..widgets.comparison import ComparisonView
-from ..widgets.inside_screen import InsideChoice, InsideScreen
+from ..widgets.inside_screen import InsideChoice, InsideView, inside_view
 from ..widgets.loss_chart import LossChart
 from ..widgets.prompt_screen import PromptScreen
 from ..widgets.stats import StatsPanel
@@ -247,8 +247,8 @@ class LstmApp(TrainingApp):
 
     def action_inside(self) -> None:
         """Open the inside view: what each unit responds to, refreshed at every evaluation."""
-        if not isinstance(self.screen, InsideScreen):
-            self.push_screen(InsideScreen(self.trainer, lambda: self.evaluations, self.inside))
+        if not isinstance(self.screen, InsideView):
+            self.push_screen(inside_view(self.trainer, lambda: self.evaluations, self.inside, self.recent_text))
 
     # ----------------------------------------------------- generation (tui.apps.base)
     def play_model(self) -> CharModel:

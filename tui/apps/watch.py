@@ -34,7 +34,7 @@ from core.corpus import Corpus
 from ..plain import follow
 from ..plain.format import duration
 from ..widgets.comparison import ComparisonView
-from ..widgets.inside_screen import InsideChoice, InsideScreen
+from ..widgets.inside_screen import InsideChoice, InsideView, inside_view
 from ..widgets.loss_chart import LossChart
 from ..widgets.stats import StatsPanel
 from ..widgets.status_line import AGE, Part, StatusLine, describe_corpus, describe_model
@@ -315,8 +315,8 @@ class WatchApp(PlayApp):
 
     def action_inside(self) -> None:
         """Open the inside view on the weights on screen, refreshed at every new save."""
-        if not isinstance(self.screen, InsideScreen):
-            self.push_screen(InsideScreen(self.source, lambda: self.loads, self.inside))
+        if not isinstance(self.screen, InsideView):
+            self.push_screen(inside_view(self.source, lambda: self.loads, self.inside, self.recent_text))
 
     # ----------------------------------------------------- generation (tui.apps.base)
     def play_model(self) -> CharModel:

@@ -15,6 +15,8 @@ from numpy.typing import NDArray
 
 from core.inside import GATE_QUANTITIES
 
+from .format import char_label
+
 SHADES = " ░▒▓█"  # five levels from the bottom of the range to the top
 UNREAD = "×"  # under a character the model did not read
 
@@ -67,8 +69,12 @@ def visible(ch: str) -> str:
 def render_ansi(text: str, values: NDArray, quantity: str, width: int = 80) -> str:
     """The text with each character's background coloured by its value (24-bit ANSI)."""
     lo, hi = value_range(quantity, values)
-    frac = unit_fraction(values, lo, hi)
-    diverging = quantity not in GATE_QUANTITIES
+    return ansi_fractions(text, unit_fraction(values, lo, hi), quantity not in GATE_QUANTITIES, width)
+
+
+def ansi_fractions(text: str, frac: NDArray, diverging: bool, width: int = 80) -> str:
+    """The text with each character's background at its place (in [0, 1], NaN: not read) on the
+    scale, 24-bit ANSI, wrapped at `width`."""
     lines, line, col = [], [], 0
     for ch, f in zip(text, frac, strict=True):
         if np.isnan(f):  # not read: the terminal's own colours
@@ -89,7 +95,12 @@ def render_ansi(text: str, values: NDArray, quantity: str, width: int = 80) -> s
 def render_shades(text: str, values: NDArray, quantity: str, width: int = 80) -> str:
     """Without colour: each line of text, and under it a line of shade characters."""
     lo, hi = value_range(quantity, values)
-    frac = unit_fraction(values, lo, hi)
+    return shades_fractions(text, unit_fraction(values, lo, hi), width)
+
+
+def shades_fractions(text: str, frac: NDArray, width: int = 80) -> str:
+    """Each line of text (wrapped at `width`) over a line of shades, one per character's place (in
+    [0, 1], NaN: not read) on the scale."""
     out, chars, shades = [], [], []
     for ch, f in zip(text, frac, strict=True):
         chars.append(visible(ch))
@@ -116,3 +127,41 @@ def legend(quantity: str, values: NDArray) -> str:
     lo, hi = value_range(quantity, values)
     kind = "sequential" if quantity in GATE_QUANTITIES else "diverging"
     return f"{quantity}: {kind} scale from {lo:+.2f} to {hi:+.2f}; shades {SHADES!r} low to high"
+
+
+# ------------------------------------------------------------------ attention heads
+def shade(fraction: float) -> str:
+    """The shade character for a fraction in [0, 1] of the scale."""
+    return SHADES[min(len(SHADES) - 1, max(0, int(fraction * len(SHADES))))]
+
+
+def relative_weights(weights: NDArray) -> NDArray:
+    """Attention weights scaled so that the largest is 1: what the shades and colours show (a head
+    spreading over 60 characters would otherwise leave them all blank)."""
+    w = np.asarray(weights, dtype=np.float64)
+    top = float(w.max()) if len(w) else 0.0
+    return w / top if top > 0 else np.zeros_like(w)
+
+
+def attention_shades(context: str, weights: NDArray, width: int = 80) -> str:
+    """Without colour: the characters a head reads, each line with a line of shades under it
+    (SHADES, by weight relative to the largest)."""
+    return shades_fractions(context, relative_weights(weights), width)
+
+
+def attention_ansi(context: str, weights: NDArray, width: int = 80) -> str:
+    """The characters a head reads, each on a background as bright as its weight (relative to the
+    largest)."""
+    return ansi_fractions(context, relative_weights(weights), False, width)
+
+
+def attention_top(text: str, top: list[tuple[int, float]], at: int, bar_width: int = 20) -> list[str]:
+    """A line per attended character, largest weight first: the weight, a bar, the character and
+    how far back it is from position `at` (positions of `text`, counted from 0)."""
+    heaviest = top[0][1] if top else 1.0
+    lines = []
+    for i, w in top:
+        n = int(round(bar_width * w / heaviest)) if heaviest > 0 else 0
+        back = "itself" if i == at else f"{at - i} back"
+        lines.append(f"{w:6.1%}  {'█' * n:<{bar_width}}  {char_label(text[i]):<9} {back}")
+    return lines

@@ -11,13 +11,13 @@ Keys (all single letters are safe here: the screen has no text input):
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
@@ -31,10 +31,12 @@ from core.inside import (
     activations,
     default_quantity,
     feature,
+    has_attention,
     quantities,
     rank_units,
 )
 
+from ..apps import keys
 from ..plain.render import GATE_QUANTITIES, SHADES, colour, foreground_for, unit_fraction, value_range, visible
 
 WINDOW_CHARS = 480  # characters of the evaluation text shown and analysed
@@ -47,8 +49,27 @@ class InsideChoice:
 
     layer: int = 0
     unit: int = 0
+    head: int = 0  # a GPT's attention head
+    position: int | None = None  # a GPT's character to show the attention at; None: the latest
     quantity: str = ""  # "": the model's default (so is a quantity the model's cell lacks)
     feature: str = ""  # "": the default for the text
+
+
+def inside_view(
+    trainer, evaluations_seen: Callable[[], int], choice: InsideChoice, recent: Callable[[], str]
+) -> InsideView:
+    """The inside view for the model `trainer.snapshot`: its units (InsideScreen), or for a model with
+    attention heads what each head attends to over `recent()`, the generation panel's text
+    (AttentionScreen)."""
+    if has_attention(trainer.snapshot.config.cell):
+        from .attention_screen import AttentionScreen
+
+        return AttentionScreen(trainer, evaluations_seen, choice, recent)
+    return InsideScreen(trainer, evaluations_seen, choice)
+
+
+class InsideView(Screen[None]):
+    """Either inside view (the units', the heads'): what the apps push on f4, at most once."""
 
 
 @dataclass
@@ -94,19 +115,10 @@ def coloured_text(text: str, values: np.ndarray, quantity: str, width: int) -> T
     return out
 
 
-class InsideScreen(Screen[None]):
+class InsideScreen(InsideView):
     """What one unit of the model (LSTM, GRU or RNN) responds to, refreshed at every evaluation."""
 
-    BINDINGS = [
-        Binding("escape", "close", "Back"),
-        Binding("left,left_square_bracket", "unit(-1)", "Unit −"),
-        Binding("right,right_square_bracket", "unit(1)", "Unit +"),
-        Binding("up", "layer(-1)", "Layer −"),
-        Binding("down", "layer(1)", "Layer +"),
-        Binding("q", "quantity", "Quantity"),
-        Binding("f", "feature", "Feature"),
-        Binding("r", "best", "Best unit"),
-    ]
+    BINDINGS = keys.bindings(keys.INSIDE_UNITS)
 
     DEFAULT_CSS = """
     InsideScreen { layout: vertical; }
@@ -170,7 +182,12 @@ class InsideScreen(Screen[None]):
             self.post_message(InsideComputed(acts, step, snapshot.config.cell))
 
     def on_inside_computed(self, message: InsideComputed) -> None:
-        """New activations arrived from the worker: show them."""
+        """New activations arrived from the worker: show them (a model with heads gets their view)."""
+        if has_attention(message.cell):
+            from .attention_screen import AttentionScreen
+
+            self.app.switch_screen(AttentionScreen(self.trainer, self._evaluations_seen, self.choice))
+            return
         self.acts, self.shown_step = message.acts, message.step
         if message.cell != self.cell:
             self.cell, self.quantities = message.cell, quantities(message.cell)

@@ -176,7 +176,7 @@ class LossChart(Vertical):
         if self.names:
             if self.app.no_color:
                 keys = "  ".join(f"{SERIES_MARKERS[i % 4]} {n}" for i, n in enumerate(self.names))
-                curves = [f"{keys}  {''.join(n[:1].upper() for n in self.names)} val"]
+                curves = [f"{keys}  {''.join(val_letters(self.names).values())} val"]
             else:
                 keys = "  ".join(f"[{SERIES_STYLES[i % 4]}]▀ {n}[/]" for i, n in enumerate(self.names))
                 curves = [f"{keys}  ◆ val"]
@@ -275,6 +275,7 @@ class LossChart(Vertical):
         """Each named series: its smoothed loss as a line of its colour (or a trail of its marker,
         without colour) and its validation points."""
         no_color = self.app.no_color
+        letters = val_letters(self.names)
         for i, name in enumerate(self.names):
             frame = frames.get(name)
             if frame is None:
@@ -288,8 +289,18 @@ class LossChart(Vertical):
                     steps, smooth = _thin(frame.steps, frame.smooth, cells, mean=False)
                     plot.plot(steps, np.minimum(smooth, y_top), line_style=style, hires_mode=HiResMode.HALFBLOCK)
             if len(frame.val_steps):
-                val_marker = name[:1].upper() if no_color else "◆"
+                val_marker = letters[name] if no_color else "◆"
                 plot.scatter(frame.val_steps, np.minimum(frame.val, y_top), marker=val_marker, marker_style=style)
+
+
+def val_letters(names: Sequence[str]) -> dict[str, str]:
+    """Without colour, each series' validation points are a capital letter: its first one that no
+    series before it took (lstm L, gru G, rnn R, gpt P)."""
+    out: dict[str, str] = {}
+    for name in names:
+        free = [c for c in name.upper() if c.isalnum() and c not in out.values()]
+        out[name] = free[0] if free else "◆"
+    return out
 
 
 def _thin(x: np.ndarray, y: np.ndarray, n: int, mean: bool = True) -> tuple[np.ndarray, np.ndarray]:

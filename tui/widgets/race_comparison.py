@@ -14,6 +14,7 @@ from ..plain.format import visible
 from .comparison import RIGHT, WRONG, shade
 
 LABEL = 7  # "truth  " / "lstm   "
+MARGIN = 1  # a blank cell after the scores, so that no renderer's last column clips them
 
 
 def score(evaluation: Evaluation, step: int) -> str:
@@ -25,10 +26,12 @@ class RaceComparison(Widget):
     """The start of the evaluation text over each model's teacher-forced prediction of it, from
     that model's latest evaluation. A wrong prediction is red and underlined (it reads without
     colour); each model's line ends in its accuracy on the whole evaluation text and the step of
-    the evaluation."""
+    the evaluation. The truth line heads the panel, on a band, and says which text it is."""
 
+    COMPONENT_CLASSES = {"race-compare--truth"}
     DEFAULT_CSS = """
     RaceComparison { height: auto; }
+    RaceComparison > .race-compare--truth { background: $panel; }
     """
 
     def __init__(self, names: Sequence[str], **kwargs) -> None:
@@ -38,39 +41,35 @@ class RaceComparison(Widget):
         self.steps: dict[str, int] = {}  # the step of each model's evaluation
         self.on_validation = True
 
-    def on_mount(self) -> None:
-        """Title the panel."""
-        self._title()
-
     def show(self, name: str, evaluation: Evaluation, on_validation: bool, step: int) -> None:
         """A model's newer evaluation, made at `step`."""
         self.evaluations[name] = evaluation
         self.steps[name] = step
         self.on_validation = on_validation
-        self._title()
         self.refresh()
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return len(self.names) + 1
 
-    def _title(self) -> None:
-        parent = self.parent if self.parent is not None else self
-        where = "validation text" if self.on_validation else "training text"
-        parent.border_title = f" truth vs predictions · {where} · accuracy @step "
-
     def render(self) -> Text:
         """The truth line, then a prediction line per model, column under column, each ending in
         the model's score and its step."""
         scores = {n: score(self.evaluations[n], self.steps[n]) for n in self.evaluations}
-        room = max((len(s) for s in scores.values()), default=0)
-        width = max(2, self.size.width - LABEL - room)
+        which = " val text" if self.on_validation else " train text"  # over the scores: the text scored
+        room = max((len(s) for s in (which, *scores.values())), default=0)
+        width = max(2, self.size.width - LABEL - room - MARGIN)
         truth = next(iter(self.evaluations.values()), None)
+        band = self.get_component_rich_style("race-compare--truth")
         out = Text(no_wrap=True, overflow="crop")
-        out.append("truth  ", "dim")
+        head = Text("truth  ", style="dim")
         if truth is None:
-            out.append("waiting for the first evaluation…", "dim")
+            head.append("waiting for the first evaluation…", "dim")
         else:
-            out.append("".join(visible(c) for c in _fit(truth.truth, width)))
+            head.append("".join(visible(c) for c in _fit(truth.truth, width)))
+            head.append(" " * max(0, LABEL + width - head.cell_len) + which.rjust(room), "dim")
+        head.append(" " * max(0, self.size.width - head.cell_len))
+        head.stylize_before(band)
+        out.append_text(head)
         for name in self.names:
             out.append(f"\n{name[: LABEL - 2]:<{LABEL}}", "dim")
             ev = self.evaluations.get(name)

@@ -18,10 +18,13 @@ NARROW = 45  # and below this one, the time column too
 class RaceStats(Widget):
     """One line per model: cell, step, smoothed training loss, validation loss (one pass) with the
     step it was scored at, its cold-start score (64-character blocks each from a blank state),
-    chars/s and the time it has had. The leading model on validation loss is marked ▶."""
+    chars/s and the time it has had. The leading model on validation loss is marked ▶. The first line
+    names the columns, on a band: it heads the panel."""
 
+    COMPONENT_CLASSES = {"race-stats--head"}
     DEFAULT_CSS = """
     RaceStats { height: auto; }
+    RaceStats > .race-stats--head { background: $panel; color: $text-muted; }
     """
 
     def __init__(self, names: Sequence[str], styles: Sequence[str], **kwargs) -> None:
@@ -78,7 +81,8 @@ class RaceStats(Widget):
             head += f" {'cold':>7} {'chars/s':>7}"
         if width >= NARROW:
             head += f" {'time':>6}"
-        out = Text(head, style="dim", no_wrap=True, overflow="crop")
+        out = Text(no_wrap=True, overflow="crop")
+        out.append(f" {head:<{max(0, width - 1)}}", self.get_component_rich_style("race-stats--head"))
         scored = {n: e.val_loss for n, e in self.evaluations.items()}
         leader = min(scored, key=scored.__getitem__) if len(scored) > 1 else None
         for name in self.names:

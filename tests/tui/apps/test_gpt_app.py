@@ -1,13 +1,14 @@
 """The training screen with a GPT: it trains, evaluates, generates past its block, shows the next
-characters, and the inside view shows its residual stream."""
+characters, and the inside view shows what each attention head attends to."""
 
 from __future__ import annotations
 
+import pytest
 from helpers import tiny_trainer, wait_for
 
 from tui.apps.train import make_app
+from tui.widgets.attention_screen import AttentionScreen
 from tui.widgets.generate_panel import GeneratePanel
-from tui.widgets.inside_screen import InsideScreen
 from tui.widgets.next_chars import NextCharView
 from tui.widgets.stats import StatsPanel
 
@@ -28,14 +29,34 @@ async def test_the_screen_trains_generates_and_looks_inside_a_gpt():
         app.query_one("#seed").value = "the "
         view = app.query_one(NextCharView)
         await wait_for(pilot, lambda: view.seed == "the " and view.candidates, "the next characters")
-        app.trainer.controls.pause()
+        app.trainer.controls.pause()  # (held while the view is checked: no new evaluation redraws it)
         await pilot.press("f4")
-        app.trainer.controls.resume()
-        await wait_for(pilot, lambda: isinstance(app.screen, InsideScreen), "the inside view")
+        await wait_for(pilot, lambda: isinstance(app.screen, AttentionScreen), "the inside view of the heads")
         screen = app.screen
-        await wait_for(pilot, lambda: screen.acts is not None, "activations")
-        assert screen.choice.quantity == "residual" and set(screen.acts.values) == {"residual"}
-        assert screen.acts.hidden == 16 and screen.acts.layers == 2 and len(screen.acts.text) > 16
+        await wait_for(pilot, lambda: screen.att is not None, "the attention weights")
+        att = screen.att
+        assert (att.layers, att.heads) == (2, 2) and att.text == app.recent_text()  # the generated text
+        assert len(att) == len(app.recent_text()) > 16  # past the block: each read in its own context
+        head = str(screen.query_one("#attn-head").render())
+        assert "GPT · 2 layers × 2 heads · width 16 · block 16" in head and "layer 1/2 · head 1/2" in head
+        n = len(att)
+        assert f"char {n}/{n}" in head and screen.position == n - 1  # the latest character
+        await pilot.press("down", "right_square_bracket", "left", "left")
+        assert (app.inside.layer, app.inside.head, screen.position) == (1, 1, n - 3)
+        head = str(screen.query_one("#attn-head").render())
+        assert "layer 2/2 · head 2/2" in head and f"char {n - 2}/{n}" in head
+        side = str(screen.query_one("#attn-top").render()).splitlines()
+        shown = [float(line.split("%")[0]) / 100 for line in side if "%" in line]
+        top = screen.att.top(1, 1, n - 3, len(shown))  # (the weights on screen now)
+        assert shown == pytest.approx([w for _, w in top], abs=0.006)  # the heaviest, as core ranks them
+        assert shown == sorted(shown, reverse=True)
+        await pilot.press("end")
+        assert screen.position == n - 1 and app.inside.position is None
+        await pilot.press("escape")
+        await pilot.press("f4")  # it comes back as it was left
+        await wait_for(pilot, lambda: isinstance(app.screen, AttentionScreen) and app.screen.att is not None, "again")
+        assert (app.screen.choice.layer, app.screen.choice.head) == (1, 1)
+        app.trainer.controls.resume()
         app.trainer.controls.stop()
         await wait_for(pilot, lambda: not any(w.is_running for w in app.workers), "workers to end")
 

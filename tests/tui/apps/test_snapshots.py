@@ -101,9 +101,23 @@ def test_the_training_app(snap_compare, ticking_clock, view):
     assert snap_compare(training_app(), terminal_size=SIZE, run_before=run_before)
 
 
-# The race screen pinned with the three cells: its 80x24 layout holds three racers (the layout for
-# four, the GPT beside them, is the screens' work).
-RACERS = ("lstm", "gru", "rnn")
+def test_the_inside_view_of_a_gpt(snap_compare, ticking_clock):
+    """A GPT's inside view (f4) when its budget is spent: layer 2, head 2, three characters back
+    from the end of the evaluation text."""
+    trainer = tiny_trainer(steps=STEPS, cell="gpt", **SETTINGS, heads=4, layers=2, block=32, seq_len=32)
+    app = make_app(trainer, corpus_label="tiny.txt")
+
+    async def run_before(pilot) -> None:
+        await wait_for(pilot, lambda: app.state == "done", "the step budget")
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: getattr(app.screen, "shown_step", None) == STEPS, "the attention weights")
+        await pilot.press("down", "right_square_bracket", "left", "left", "left")
+        await steady(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+RACERS = ("lstm", "gru", "rnn", "gpt")  # four racers at 80x24
 
 
 def test_the_race(snap_compare, ticking_clock, tmp_path):

@@ -10,6 +10,7 @@ import pytest
 from helpers import assert_usage_error, run_cli
 
 from core import TrainConfig, Trainer, corpus
+from core.models.gpt import context_length
 from tui.plain.render import UNREAD
 
 
@@ -110,3 +111,59 @@ def test_a_missing_or_corrupt_checkpoint_exits_2(tmp_path):
     bad.write_bytes(b"PK\x03\x04 not really")
     for path in (str(tmp_path / "missing.npz"), str(bad)):
         assert_usage_error(run(path))
+
+
+# ------------------------------------------------------------------ a GPT's heads
+@pytest.fixture(scope="module")
+def gpt_model(saved_model) -> str:
+    return str(saved_model(cell="gpt", hidden=16, layers=2, heads=2, block=16, seq_len=16, steps=3))
+
+
+def test_a_head_at_a_character_lists_what_it_attends_to_heaviest_first(gpt_model, tmp_path):
+
+    text = tmp_path / "t.txt"
+    text.write_text("to be, or not to be, that is the question")
+    res = run(gpt_model, "--text", str(text), "--layer", "2", "--head", "2", "--at", "30", "--plain")
+    assert res.returncode == 0, res.stderr
+    rows = [line.split("\t") for line in res.stdout.splitlines()]
+    weights = [float(w) for w, _, _ in rows]
+    c = context_length(29, 16)  # past the block, the characters the cache's rule leaves it
+    assert c == 14 and len(rows) == c
+    assert weights == sorted(weights, reverse=True) and sum(weights) == pytest.approx(1.0, abs=1e-3)
+    assert {int(i) for _, i, _ in rows} == set(range(30 - c + 1, 31))  # counted from 1
+    assert all(ast.literal_eval(ch) == text.read_text()[int(i) - 1] for _, i, ch in rows)
+
+
+def test_a_head_shown_with_shades_and_its_top_list(gpt_model, tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("to be, or not")
+    res = run(gpt_model, "--text", str(text), "--head", "1", "--top", "3")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("layer 1, head 1 of a GPT of 2 layers x 2 heads") and "at character 13 of 13" in lines[0]
+    assert lines[1] == "to be, or not" and len(lines[2]) == 13 and set(lines[2]) <= set(" ░▒▓█")
+    assert "█" in lines[2]  # the heaviest is full
+    top = lines[lines.index(next(x for x in lines if x.startswith("the 3 it attends to most"))) + 1 :]
+    assert len(top) == 3 and all("%" in line for line in top)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--head", "3"], "--head 3 is out of range: each layer has 2 head(s)"),
+        (["--layer", "3", "--head", "1"], "--layer 3 is out of range"),
+        (["--head", "1", "--at", "14"], "--at 14 is past the end of the text"),
+        (["--at", "2"], "give the head too"),
+        (["--head", "1", "--unit", "2"], "--unit is about units"),
+        (["--head", "0"], "--head"),
+    ],
+)
+def test_bad_heads_are_one_line_errors(gpt_model, tmp_path, args, says):
+    text = tmp_path / "t.txt"
+    text.write_text("to be, or not")
+    assert_usage_error(run(gpt_model, "--text", str(text), *args), says)
+
+
+def test_a_recurrent_model_has_no_heads(model):
+    assert_usage_error(run(model, "--head", "1"), "--head: an LSTM has no attention heads")
+    assert_usage_error(run(model, "--at", "3"), "--at: an LSTM has no attention heads")
