@@ -5,17 +5,16 @@ per step, and the race gives each the same share of the machine).
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/race.py tinyshakespeare.txt \\
         --seconds 75 --hidden 128 --eval-every 100 --eval-chars 20000 --lr-decay 1
 
-Takes `--seconds S` (stop once every model has had S seconds of the race's clock, training and
-evaluation: an equal time for each) and `lstm-tui race`'s other options (the race is built by the
-same code, tui.commands.race.build_race, each model with its own fitted settings,
-with one BLAS thread as `race --headless` runs), writes nothing but the report: a table of
-validation loss at the evaluation steps, a table at equal seconds, and a text figure of
-validation loss against seconds. Checkpoints go to a temporary folder.
+Takes `lstm-tui race`'s options and builds the race with the same code (tui.commands.race.build_race,
+each model with its own fitted settings, one BLAS thread as `race --headless` runs). With `--seconds S`
+each model trains for S seconds (a GPT's cosine spans them) and the report stops once every model has
+had S seconds of the race's clock, training and evaluation: an equal time for each. It writes nothing
+but the report: a table of validation loss at the evaluation steps, a table at equal seconds, and a
+text figure of validation loss against seconds. Checkpoints go to a temporary folder.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import platform
@@ -33,10 +32,7 @@ MARKS = {"lstm": "L", "gru": "G", "rnn": "R", "gpt": "T"}
 
 
 def main(argv: list[str]) -> None:
-    extra = argparse.ArgumentParser(add_help=False)
-    extra.add_argument("--seconds", type=float, default=0.0, help="stop once every model has had this long")
-    budget, rest = extra.parse_known_args(argv)
-    args = build_parser().parse_args(rest)
+    args = build_parser().parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(limits=1, user_api="blas"):
         if args.checkpoint is None:
             args.checkpoint = os.path.join(tmp, "race.npz")
@@ -49,7 +45,7 @@ def main(argv: list[str]) -> None:
             r = rr.report
             if isinstance(r, core.StepReport):
                 train[rr.name].append((r.step, rr.race_s, r.smooth_loss))
-                if budget.seconds and min(race.seconds.values()) >= budget.seconds:
+                if args.seconds and min(race.seconds.values()) >= args.seconds:
                     race.controls.stop()  # an equal time for every model
             elif isinstance(r, core.EvalReport):
                 cold = r.cold_loss if r.cold_loss is not None else math.nan

@@ -45,9 +45,11 @@ PANELS
 """
     + LEVELS_HELP
     + """\
-  stats       loss in nats, bits/char and perplexity; validation loss and
-              accuracy, @ the step they were scored at (val*: only the
-              start of the text, --eval-chars); speed; learning rate;
+  stats       loss in nats, bits/char and perplexity; validation loss
+              in one pass and "cold" (64-character blocks, each from a
+              blank state, as a typed seed is read) and accuracy, @ the
+              step they were scored at (val*: only the start of the
+              text, --eval-chars); speed; learning rate;
               time; progress and ETA when a step budget is set. When the
               budget runs out, the final weights are scored.
   truth vs    a window of the evaluation text ("truth") with the model's

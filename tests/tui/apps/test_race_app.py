@@ -13,7 +13,7 @@ from tui.apps.race import RaceApp
 from tui.widgets.generate_panel import RaceGeneratePanel
 from tui.widgets.loss_chart import SERIES_MARKERS, LossChart, val_letters
 from tui.widgets.race_comparison import RaceComparison
-from tui.widgets.race_stats import SPARE, RaceStats
+from tui.widgets.race_stats import WIDE, RaceStats
 
 
 async def finish(app: RaceApp, pilot) -> None:
@@ -174,8 +174,10 @@ async def test_the_header_names_every_model_and_every_score_its_step_at_80_colum
             assert step == 12  # the final weights' scores
             assert line.startswith(cell) and line.endswith(f"% @{step:,}") and cell_len(line) <= 79  # one cell spare
             assert f"@{stats.evaluations[cell].step:<6,}" in stats.line(cell)
-            # room beside val for a second score (cold start): the scoreboard's line leaves SPARE cells
-            assert 1 + cell_len(stats.line(cell)) + SPARE <= 80
+            # the cold-start score beside val at 80 columns, within the line's last cell
+            cold = stats.evaluations[cell].cold_loss
+            assert stats.size.width >= WIDE and cold is not None and f"{cold:7.3f}" in stats.line(cell)
+            assert 1 + cell_len(stats.line(cell)) <= 79
         assert str(compare.render()).split("\n")[0].rstrip().endswith("text")  # which text was scored
         await finish(app, pilot)
 
