@@ -38,9 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from recipe_sweep import cpu_seconds, result, start  # noqa: E402
+from recipe_sweep import result, runs  # noqa: E402
 
 from core import corpus as corpus_io  # noqa: E402
 from core.checkpoint import load as load_checkpoint  # noqa: E402
@@ -149,32 +147,16 @@ def main() -> None:
     ap.add_argument("--out", help="append the JSON lines here too")
     a = ap.parse_args()
     text = corpus_io.load(a.text)
-    todo = [s.partition("=")[::2] for s in a.settings]
-    running: list = []
-    while todo or running:
-        while todo and len(running) < a.parallel:
-            label, options = todo.pop(0)
-            options = f"--threads 1 {options}".strip()
-            running.append((label, options, *start(a.text, options)))
-        time.sleep(1)
-        for run in list(running):
-            label, options, proc, work = run
-            used = cpu_seconds(proc.pid)
-            if proc.poll() is None and used is not None and used < a.seconds:
-                continue
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)  # saves, scores the final weights, exits 130
-            proc.wait()
-            running.remove(run)
-            record = result(label, options, work, a.seconds)
-            best = work / "m.best.npz"
-            if best.exists():
-                record.update(measure(best, text))
-            line = json.dumps(record)
-            print(line, flush=True)
-            if a.out:
-                with open(a.out, "a") as f:
-                    f.write(line + "\n")
+    for label, options, work in runs(a.text, a.settings, a.seconds, a.parallel, prefix="--threads 1"):
+        record = result(label, options, work, a.seconds)
+        best = work / "m.best.npz"
+        if best.exists():
+            record.update(measure(best, text))
+        line = json.dumps(record)
+        print(line, flush=True)
+        if a.out:
+            with open(a.out, "a") as f:
+                f.write(line + "\n")
 
 
 if __name__ == "__main__":

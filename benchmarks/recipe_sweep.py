@@ -72,6 +72,30 @@ def result(label: str, options: str, work: Path, seconds: float) -> dict:
     }
 
 
+def runs(text: str, settings: list[str], seconds: float, parallel: int, prefix: str = ""):
+    """Run each LABEL=OPTIONS setting (OPTIONS after `prefix`), `parallel` at a time, each stopped
+    with SIGINT once its process has used `seconds` of CPU time; yield (label, options, work folder)
+    as each one ends."""
+    todo = [s.partition("=")[::2] for s in settings]
+    running: list[tuple[str, str, subprocess.Popen[bytes], Path]] = []
+    while todo or running:
+        while todo and len(running) < parallel:
+            label, options = todo.pop(0)
+            options = f"{prefix} {options}".strip()
+            running.append((label, options, *start(text, options)))
+        time.sleep(1)
+        for run in list(running):
+            label, options, proc, work = run
+            used = cpu_seconds(proc.pid)
+            if proc.poll() is None and used is not None and used < seconds:
+                continue
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)  # saves, scores the final weights, exits 130
+            proc.wait()
+            running.remove(run)
+            yield label, options, work
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("text")
@@ -80,26 +104,11 @@ def main() -> None:
     ap.add_argument("--parallel", type=int, default=2, help="runs at a time (default: 2, one per core here)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "recipe_sweep.jsonl"))
     a = ap.parse_args()
-    todo = [s.partition("=")[::2] for s in a.settings]
-    running: list[tuple[str, str, subprocess.Popen[bytes], Path]] = []
-    while todo or running:
-        while todo and len(running) < a.parallel:
-            label, options = todo.pop(0)
-            running.append((label, options, *start(a.text, options)))
-        time.sleep(1)
-        for run in list(running):
-            label, options, proc, work = run
-            used = cpu_seconds(proc.pid)
-            if proc.poll() is None and used is not None and used < a.seconds:
-                continue
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)  # saves, scores the final weights, exits 130
-            proc.wait()
-            running.remove(run)
-            line = json.dumps(result(label, options, work, a.seconds))
-            print(line, flush=True)
-            with open(a.out, "a") as f:
-                f.write(line + "\n")
+    for label, options, work in runs(a.text, a.settings, a.seconds, a.parallel):
+        line = json.dumps(result(label, options, work, a.seconds))
+        print(line, flush=True)
+        with open(a.out, "a") as f:
+            f.write(line + "\n")
 
 
 if __name__ == "__main__":
