@@ -55,6 +55,7 @@ def main(argv: list[str]) -> None:
     print("$ python benchmarks/race.py " + " ".join(argv))
     print(f"race on {label}: {first.corpus.size:,} characters, V={first.corpus.vocab.size}")
     print("\n".join(racer_lines(race)))
+    print("\n".join(notes))  # what was chosen for each model and why, threads included
     print(
         f"lr decay {first.config.lr_decay:g}, seed {first.config.seed}; evaluation: "
         + ("held-out validation text" if first.corpus.split else "the whole text (too short to split)")
