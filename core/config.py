@@ -45,7 +45,7 @@ class TrainConfig:
 
     hidden: int = 128  # H: units per layer (a GPT: its width)
     layers: int = 1  # L: stacked layers
-    seq_len: int = 48  # T: steps of backprop through time per window
+    seq_len: int = 32  # T: steps of backprop through time per window
     batch: int = 8  # B: parallel streams per step (8 learns the soliloquy fastest: 0.69 s vs 1.0 s at 16)
     lr: float = 1e-2  # learning rate (Adam's step size)
     optimizer: str = "adam"  # adam, sgd or adagrad

@@ -13,7 +13,7 @@ SLOW = 6e9
 
 def test_a_short_text_keeps_the_settings_that_learn_it_in_seconds():
     r = recipe.choose(866, 32, flops=FAST)
-    assert r.settings == {"hidden": 128, "layers": 1, "batch": 8, "seq_len": 48, "lr": 1e-2, "reset_prob": 0.1}
+    assert r.settings == {"hidden": 128, "layers": 1, "batch": 8, "seq_len": 32, "lr": 1e-2, "reset_prob": 0.1}
     assert TrainConfig(**r.settings) == TrainConfig()  # and they are TrainConfig's own defaults
     assert "866 characters" in r.reason and "\n" not in r.reason
 

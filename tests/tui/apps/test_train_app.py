@@ -457,7 +457,7 @@ async def test_comparison_shows_markup_literally_and_aligns_wide_characters():
 
 
 async def test_what_the_command_line_chose_is_shown_where_it_covers_no_panel():
-    chose = "chose 1 x 128 units, batch 8 x seq-len 48, lr 0.01: a short text"
+    chose = "chose 1 x 128 units, batch 8 x seq-len 32, lr 0.01: a short text"
     app = make_app(tiny(), notes=[chose])
     async with app.run_test(size=(80, 24), notifications=True) as pilot:  # notices shown, as in a terminal
         await wait_for(pilot, lambda: app.trainer.step_count >= 2, "training")

@@ -111,7 +111,7 @@ def test_train_json_lines_have_the_fields(trained: tuple[Path, subprocess.Comple
     assert all(isinstance(r["val_cold_loss"], float) and r["val_cold_loss"] > 0 for r in records)
     assert records[-1]["val_cold_loss"] < records[0]["val_cold_loss"]
     assert "Cold start (each 64-character block read from a blank state): loss " in res.stderr
-    assert "windows: batch 8 x seq-len 48, state carried; each starts blank with chance 0.1" in res.stderr
+    assert "windows: batch 8 x seq-len 32, state carried; each starts blank with chance 0.1" in res.stderr
 
 
 def test_train_summary_compares_truth_and_predictions(tmp_path: Path) -> None:

@@ -246,7 +246,7 @@ def test_help_says_which_defaults_are_fitted_to_the_text(tmp_path):
     res = run("train", "--help", cwd=tmp_path)
     assert res.returncode == 0
     flat = " ".join(res.stdout.split())
-    for option, short, long in (("--hidden H", 128, None), ("--layers L", 1, None), ("--seq-len T", 48, 64),
+    for option, short, long in (("--hidden H", 128, None), ("--layers L", 1, None), ("--seq-len T", 32, 64),
                                 ("--batch B", 8, 32)):  # fmt: skip
         part = flat[flat.index(option) :][:400]
         assert f"(default: {short} for a text under 20,000 characters; longer texts get" in part, part
