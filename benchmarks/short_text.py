@@ -1,8 +1,8 @@
 """The short-text settings: how soon each cell learns the soliloquy, and whether it stays learned.
 
-Each candidate is LABEL=SETTINGS, TrainConfig fields over the short-text recipe's (1 x 128, batch 8
-x 48, Adam 0.01, one window in ten from a blank state, a constant rate). For each cell (lstm, gru,
-rnn) and candidate, five seeds, one BLAS thread, in this process:
+Each candidate is LABEL=SETTINGS, TrainConfig fields over the short-text recipe's (core.recipe.TINY,
+printed first; a constant rate, no evaluations in training). For each cell (lstm, gru, rnn) and
+candidate, five seeds, one BLAS thread, in this process:
 
 - steps: the first step whose whole-text loss (one pass, from a fresh state) is under 0.1, and its
   training time (what `lstm-tui bench --only learn` times against the notebook);
@@ -13,9 +13,10 @@ Then the LSTM for 2,000 steps with each candidate (checks every 25 steps once le
 jump back and both scores at the end.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/short_text.py \\
-        "recipe=" "lr 0.015=lr=0.015" > benchmarks/results/short_text_lr.txt
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/short_text.py \\
-        "recipe=" "seq-len 32=seq_len=32" "seq-len 24=seq_len=24" > benchmarks/results/short_text_seq_len.txt
+        "seq-len 48=seq_len=48" "lr 0.015=seq_len=48,lr=0.015" > benchmarks/results/short_text_lr.txt
+
+A label holds no "=". results/short_text_seq_len.txt was recorded with "recipe=" "seq-len
+32=seq_len=32" "seq-len 24=seq_len=24" when the recipe's windows were 48 steps (its first line).
 """
 
 from __future__ import annotations
