@@ -21,6 +21,7 @@ A label holds no "=". results/short_text_seq_len.txt was recorded with "recipe="
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -73,8 +74,13 @@ def parse(candidate: str) -> tuple[str, dict]:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "candidates", nargs="*", metavar="LABEL=SETTINGS", help='e.g. "lr 0.015=lr=0.015" (default: the recipe)'
+    )
+    a = ap.parse_args()
     text = corpus.load(corpus.bundled_path())
-    candidates = [parse(c) for c in sys.argv[1:]] or [("recipe", {})]
+    candidates = [parse(c) for c in a.candidates] or [("recipe", {})]
     print(f"the short-text recipe: {TINY}")
     print(
         f"{'cell':<5} {'candidate':<12} {'steps to < 0.1 (5 seeds)':<27} {'median':>6}  {'s (median)':>10}  "
